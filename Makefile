@@ -1,0 +1,48 @@
+# roscoe: developer tasks. `make install` once, then `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' src/roscoe/__init__.py)
+FLAVOR ?= core
+IMAGE_REPOSITORY ?= ghcr.io/roscoe-cli/roscoe-runner
+BASE_IMAGE ?= roscoe-base:bookworm
+ENGINE_HOST ?= unix:///var/run/docker.sock
+
+.PHONY: install test unit lint fmt engines-up engines-down base-image build-image run-local test-image push-image bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python ## a local venv with roscoe editable and the test tools
+	$(BIN)/pip install --quiet -e '.[test]'
+
+test: ## the whole suite (integration tests need engines: see `make engines-up`)
+	$(BIN)/pytest
+
+unit: ## only the tests that need no engine
+	$(BIN)/pytest tests/unit
+
+lint:
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+
+fmt:
+	$(BIN)/ruff check --fix src tests bench examples
+	$(BIN)/ruff format src tests bench examples
+
+engines-up: ## install and start Docker, Podman's API service and a loopback registry (Debian)
+	bash scripts/engines.sh install
+	bash scripts/engines.sh start
+
+engines-down:
+	bash scripts/engines.sh stop
+
+base-image: ## a Debian base image built from Debian's packages, for offline builds
+	bash scripts/build-base-image.sh
+
+bench:
+	$(BIN)/python bench/run_overhead.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

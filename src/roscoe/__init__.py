@@ -1,0 +1,3 @@
+"""roscoe: run scripts against exactly one folder, in a scoped container."""
+
+__version__ = "0.1.0"

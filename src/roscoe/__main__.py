@@ -1,0 +1,3 @@
+from roscoe.cli.app import main
+
+main()

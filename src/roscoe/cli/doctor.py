@@ -1,0 +1,40 @@
+"""`roscoe doctor`: a checklist a user can act on."""
+
+from __future__ import annotations
+
+import typer
+
+from roscoe.cli import render
+from roscoe.cli.state import state
+
+_MARK = {"ok": "[green]✔[/]", "warn": "[yellow]![/]", "fail": "[red]✘[/]"}
+
+
+def doctor_command(
+    ctx: typer.Context,
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Check the engine, the runner image, the data dir and the runner.
+
+    Exits 0 when every check passes (warnings included), 1 otherwise.
+
+    Examples:
+      roscoe doctor
+      roscoe --runtime podman doctor --json
+    """
+    from roscoe.about import doctor_report
+    from roscoe.images import choose_image
+
+    st = state(ctx)
+    image = choose_image(st.settings)
+    report = doctor_report(st.engine, image.ref, image.source)
+    if json_output:
+        render.print_json(report.to_json())
+    else:
+        out = render.console()
+        for check in report.checks:
+            out.print(f"{_MARK[check.status]} {check.name}: {render.escape(check.detail)}")
+            if check.hint and check.status != "ok":
+                out.print(f"    [dim]{render.escape(check.hint)}[/]")
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,54 @@
+"""All terminal output in one place: plain text when piped or NO_COLOR, JSON when asked."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from roscoe.errors import RoscoeError
+
+_consoles: dict[str, Console] = {}
+
+
+def console(stderr: bool = False) -> Console:
+    """rich consoles, created on first use (rich costs ~15 ms to import)."""
+    key = "err" if stderr else "out"
+    if key not in _consoles:
+        from rich.console import Console
+
+        # rich already honours NO_COLOR and drops styling when not a terminal.
+        _consoles[key] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return _consoles[key]
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def info(message: str) -> None:
+    """Progress chatter: stderr, so stdout stays clean for a script's own output or JSON."""
+    console(stderr=True).print(message)
+
+
+def warn(message: str, hint: str | None = None) -> None:
+    console(stderr=True).print(f"[yellow]warning:[/] {escape(message)}")
+    if hint:
+        console(stderr=True).print(f"  [dim]hint: {escape(hint)}[/]")
+
+
+def error(exc: RoscoeError) -> None:
+    err = console(stderr=True)
+    err.print(f"[bold red]error:[/] {escape(exc.message)}")
+    if exc.hint:
+        err.print(f"  [dim]hint: {escape(exc.hint)}[/]")
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)

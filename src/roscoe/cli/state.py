@@ -1,0 +1,43 @@
+"""What every command gets from the global options: settings, and the engine on demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import typer
+
+from roscoe.settings import Settings
+
+if TYPE_CHECKING:
+    from roscoe.engine import Engine
+
+
+@dataclass
+class CliState:
+    runtime: str | None = None
+    debug: bool = False
+    quiet: bool = False
+    settings: Settings = field(default_factory=Settings)
+    _engine: Engine | None = None
+
+    def engine(self) -> Engine:
+        """Connect once per invocation (the factory behind the engine seam)."""
+        if self._engine is None:
+            from roscoe.engine import connect
+
+            self._engine = connect(self.settings.get("engine", self.runtime))
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, CliState):  # commands invoked without the root callback (tests)
+        obj = CliState()
+        ctx.find_root().obj = obj
+    return obj

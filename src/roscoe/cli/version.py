@@ -1,0 +1,38 @@
+"""`roscoe version`: the CLI, the runner image it expects, and the engine."""
+
+from __future__ import annotations
+
+import typer
+
+from roscoe.cli import render
+from roscoe.cli.state import state
+
+
+def version_command(
+    ctx: typer.Context,
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show roscoe's version, the pinned runner image, and the engine in use.
+
+    Exits 3 (after printing what it can) when no engine is reachable.
+
+    Examples:
+      roscoe version
+      roscoe version --json | jq .engine.kind
+    """
+    from roscoe.about import version_report
+
+    report = version_report(state(ctx).engine)
+    if json_output:
+        render.print_json(report.to_json())
+    else:
+        out = render.console()
+        out.print(f"roscoe        {report.cli_version}")
+        out.print(f"runner image  {report.runner_image}")
+        out.print(f"python        {report.python}")
+        engine = report.engine
+        if engine.available:
+            out.print(f"engine        {engine.kind} {engine.version} (API {engine.api_version})")
+            out.print(f"endpoint      {engine.endpoint} (from {engine.source})")
+    if report.failure is not None:
+        raise report.failure

@@ -1,0 +1,224 @@
+"""The engine seam: every call roscoe makes to Docker or Podman goes through `Engine`.
+
+Core modules receive an Engine and never import the docker SDK themselves; unit tests hand
+them a fake with the same methods, and integration tests a real Engine on each engine.
+The SDK is imported lazily in `connect()` because importing it costs ~150 ms.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from packaging.version import InvalidVersion, Version
+
+from roscoe.engine.detect import Endpoint, Probe, locate, runtime_choice, socket_error
+from roscoe.errors import EngineError
+
+if TYPE_CHECKING:
+    import docker
+
+log = logging.getLogger("roscoe.engine")
+
+# Docker 19.03 / Podman 3; older engines lack what runs need (memory-swap, cap-drop rules).
+MIN_API_VERSION = "1.40"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the engine says about itself."""
+
+    kind: str  # "docker" or "podman", from the version call, never from the socket path
+    version: str
+    api_version: str
+    os: str
+    arch: str
+
+
+def kind_from_version(payload: Mapping[str, Any]) -> str:
+    """Docker or Podman, from the /version answer (podman-mac-helper serves docker.sock)."""
+    names = [str(c.get("Name", "")) for c in payload.get("Components") or []]
+    platform = str((payload.get("Platform") or {}).get("Name", ""))
+    if any("podman" in n.lower() for n in names) or "podman" in platform.lower():
+        return "podman"
+    return "docker"
+
+
+def engine_version(payload: Mapping[str, Any], kind: str) -> str:
+    for component in payload.get("Components") or []:
+        name = str(component.get("Name", "")).lower()
+        if (kind == "podman" and "podman" in name) or (kind == "docker" and name == "engine"):
+            return str(component.get("Version", payload.get("Version", "")))
+    return str(payload.get("Version", ""))
+
+
+class Engine:
+    """A connected engine. Create one with `connect()`; pass it down; close it at the end."""
+
+    def __init__(self, api: docker.APIClient, endpoint: Endpoint, info: EngineInfo):
+        self.api = api
+        self.endpoint = endpoint
+        self.info = info
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    def describe(self) -> str:
+        return (
+            f"{self.info.kind} {self.info.version} at {self.endpoint.url} ({self.endpoint.source})"
+        )
+
+    def rootless(self) -> bool | None:
+        """True when the engine runs without root (rootless Docker or Podman)."""
+        try:
+            info = self.api.info()
+        except Exception:
+            return None
+        options = " ".join(info.get("SecurityOptions") or [])
+        if "rootless" in options:
+            return True
+        host = info.get("host") or {}
+        if isinstance(host, dict) and "security" in host:
+            return bool(host["security"].get("rootless"))
+        return False
+
+    def close(self) -> None:
+        self.api.close()
+
+    # -- images ---------------------------------------------------------------------------
+    def image_inspect(self, ref: str) -> dict[str, Any] | None:
+        """The image's inspect data, or None when it is not present locally."""
+        import docker.errors
+
+        try:
+            return dict(self.api.inspect_image(ref))
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.NotFound:
+            return None
+
+    # -- containers -----------------------------------------------------------------------
+    def containers(self, labels: Mapping[str, str], all: bool = True) -> list[dict[str, Any]]:
+        """Containers carrying every label given (key=value)."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        return list(self.api.containers(all=all, filters=filters))
+
+    def inspect_container(self, ref: str) -> dict[str, Any] | None:
+        import docker.errors
+
+        try:
+            return dict(self.api.inspect_container(ref))
+        except docker.errors.NotFound:
+            return None
+
+    def remove_container(self, ref: str, force: bool = True) -> bool:
+        """Remove a container; False if it was already gone."""
+        import docker.errors
+
+        try:
+            self.api.remove_container(ref, force=force, v=True)
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as exc:
+            # Removal already under way (e.g. AutoRemove, or a concurrent gc): it will be gone.
+            if exc.status_code == 409 and "in progress" in str(exc.explanation or ""):
+                return False
+            raise
+        return True
+
+    def logs(self, ref: str, **kwargs: Any) -> Iterator[bytes] | bytes:
+        return self.api.logs(ref, **kwargs)  # type: ignore[no-any-return]
+
+
+def connect(runtime: str | None = None, probe: Probe | None = None, timeout: int = 60) -> Engine:
+    """Find the engine, connect, and learn what it is. Raises EngineError (exit 3)."""
+    probe = probe or Probe()
+    family = runtime_choice(runtime, probe.env)
+    endpoint = locate(family, probe)
+    api = _client(endpoint, probe, timeout)
+    payload = _version(api, endpoint)
+    kind = kind_from_version(payload)
+    info = EngineInfo(
+        kind=kind,
+        version=engine_version(payload, kind),
+        api_version=str(payload.get("ApiVersion", "")),
+        os=str(payload.get("Os", "")),
+        arch=str(payload.get("Arch", "")),
+    )
+    log.debug("engine: %s %s, API %s", info.kind, info.version, info.api_version)
+    if family not in ("auto", kind):
+        api.close()
+        raise EngineError(
+            f"{endpoint.source} ({endpoint.url}) is a {kind} engine, but --runtime {family} "
+            "was asked for",
+            hint=f"point {endpoint.source} at a {family} socket, or use --runtime {kind}",
+        )
+    if _older(info.api_version, MIN_API_VERSION):
+        api.close()
+        raise EngineError(
+            f"{kind} {info.version} is too old (API {info.api_version}; roscoe needs "
+            f"{MIN_API_VERSION} or newer)",
+            hint=f"upgrade {kind} to a version from the last few years",
+        )
+    return Engine(api, endpoint, info)
+
+
+def _older(version: str, minimum: str) -> bool:
+    try:
+        return Version(version) < Version(minimum)
+    except InvalidVersion:
+        return False
+
+
+def _client(endpoint: Endpoint, probe: Probe, timeout: int) -> docker.APIClient:
+    import docker
+    import docker.errors
+
+    tls: Any = False
+    if endpoint.source == "DOCKER_HOST" and probe.env.get("DOCKER_TLS_VERIFY"):
+        tls = docker.utils.kwargs_from_env(environment=dict(probe.env)).get("tls", False)
+    try:
+        # version="auto": the SDK negotiates the API version with the engine.
+        api = docker.APIClient(base_url=endpoint.url, version="auto", timeout=timeout, tls=tls)
+    except docker.errors.DockerException as exc:
+        raise _connect_error(endpoint, exc) from exc
+    if log.isEnabledFor(logging.DEBUG):
+        api.hooks["response"].append(_log_call)
+    return api
+
+
+def _log_call(response: Any, *args: Any, **kwargs: Any) -> None:
+    request = response.request
+    log.debug("engine call: %s %s -> %s", request.method, request.path_url, response.status_code)
+
+
+def _version(api: docker.APIClient, endpoint: Endpoint) -> dict[str, Any]:
+    import docker.errors
+
+    try:
+        return dict(api.version(api_version=False))
+    except docker.errors.DockerException as exc:
+        raise _connect_error(endpoint, exc) from exc
+    except Exception as exc:  # requests' own errors: connection reset, timeouts
+        raise _connect_error(endpoint, exc) from exc
+
+
+def _connect_error(endpoint: Endpoint, exc: BaseException) -> EngineError:
+    """Map a failed first contact to a precise error, looking for the OS-level cause."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno is not None and endpoint.socket_path:
+            return socket_error(
+                endpoint.socket_path, cause, endpoint.source if endpoint.explicit else None
+            )
+        cause = cause.__cause__ or cause.__context__
+    reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    named = f"{endpoint.source} ({endpoint.url})" if endpoint.explicit else endpoint.url
+    return EngineError(
+        f"{named} is set but the engine there is unreachable: {reason}",
+        hint="check that the engine is running and the address is right, or unset it",
+    )

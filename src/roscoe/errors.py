@@ -1,0 +1,42 @@
+"""One family of errors. The CLI catches RoscoeError at one point and prints message + hint."""
+
+from __future__ import annotations
+
+from roscoe.constants import ExitCode
+
+
+class RoscoeError(Exception):
+    """An error a user can act on: one line of message, an optional hint, an exit code."""
+
+    exit_code: int = ExitCode.FAILED
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(RoscoeError):
+    """Bad input from the user: a wrong flag value, a case that does not exist, a traversal."""
+
+    exit_code = ExitCode.USAGE
+
+
+class EngineError(RoscoeError):
+    """No container engine could be reached (missing, not running, no permission, too old)."""
+
+    exit_code = ExitCode.NO_ENGINE
+
+
+class ImageError(RoscoeError):
+    """The image is absent and could not be pulled, or the pull failed."""
+
+    exit_code = ExitCode.IMAGE
+
+
+class OperationFailed(RoscoeError):
+    """The operation was carried out but failed, or the state is not the one asked for."""
+
+    exit_code = ExitCode.FAILED

@@ -1,0 +1,267 @@
+"""Every setting a flag, a variable or the config file can set, and one precedence for all.
+
+flag > environment variable > config file (<config dir>/config.toml) > default.
+`resolve()` returns the value with where it came from, so `roscoe config show` and
+`roscoe version` can say why a value is what it is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roscoe import paths
+from roscoe.constants import DEFAULT_CONTAINER_NAME, DEFAULT_PORT
+from roscoe.errors import UsageError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """'2g', '512m', '1.5GiB', '1048576' -> bytes (binary units, like docker)."""
+    match = _SIZE.match(str(text))
+    if not match:
+        raise ValueError(f"'{text}' is not a size (examples: 512m, 2g)")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    factor = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
+    value = int(number * factor)
+    if value < 6 << 20:
+        raise ValueError(f"'{text}' is too small (the engines need at least 6m)")
+    return value
+
+
+def _port(text: Any) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise ValueError(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
+def _positive_int(text: Any) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"{value} must be a positive whole number")
+    return value
+
+
+def _positive_float(text: Any) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError(f"{value} must be a positive number")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def check(text: Any) -> str:
+        value = str(text).strip().lower()
+        if value not in allowed:
+            raise ValueError(f"'{text}' is not one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def _size_text(text: Any) -> str:
+    parse_size(str(text))
+    return str(text)
+
+
+def _name(text: Any) -> str:
+    value = str(text)
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", value):
+        raise ValueError(f"'{value}' is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str  # as written in config.toml ("run.memory" is [run] memory = ...)
+    env: str | None
+    default: Any
+    convert: Callable[[Any], Any]
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {
+    s.key: s
+    for s in [
+        Setting(
+            "engine",
+            "ROSCOE_RUNTIME",
+            "auto",
+            _choice("auto", "docker", "podman"),
+            "container engine family: auto, docker or podman",
+        ),
+        Setting(
+            "image",
+            "ROSCOE_RUNNER_IMAGE",
+            None,
+            str,
+            "runner image reference (default: the image pinned to this version)",
+        ),
+        Setting(
+            "workspace",
+            "ROSCOE_WORKSPACE",
+            None,
+            str,
+            "workspace root holding projects/ and Tools/ (default: <data dir>/workspace)",
+        ),
+        Setting(
+            "projects_dir",
+            "ROSCOE_PROJECTS_DIR",
+            "projects",
+            str,
+            "folder of cases inside the workspace",
+        ),
+        Setting(
+            "tools_dir", "ROSCOE_TOOLS_DIR", "Tools", str, "folder of scripts inside the workspace"
+        ),
+        Setting(
+            "port", "ROSCOE_PORT", DEFAULT_PORT, _port, "port of the execution service on 127.0.0.1"
+        ),
+        Setting(
+            "container_name",
+            "ROSCOE_CONTAINER_NAME",
+            DEFAULT_CONTAINER_NAME,
+            _name,
+            "name of the runner container",
+        ),
+        Setting(
+            "run.timeout",
+            "ROSCOE_TIMEOUT",
+            300,
+            _positive_float,
+            "default timeout of a run, in seconds",
+        ),
+        Setting(
+            "run.memory",
+            "ROSCOE_MEMORY",
+            "2g",
+            _size_text,
+            "default memory limit of a run (swap is held to the same)",
+        ),
+        Setting(
+            "run.cpus",
+            "ROSCOE_CPUS",
+            None,
+            _positive_float,
+            "default CPU limit of a run (none: no limit)",
+        ),
+        Setting(
+            "run.network",
+            "ROSCOE_NETWORK",
+            "none",
+            _choice("none", "host"),
+            "default network of a run: none or host",
+        ),
+        Setting(
+            "service.concurrency",
+            "ROSCOE_SERVICE_CONCURRENCY",
+            4,
+            _positive_int,
+            "runs the execution service carries out at once",
+        ),
+        Setting(
+            "service.queue",
+            "ROSCOE_SERVICE_QUEUE",
+            16,
+            _positive_int,
+            "runs that may wait for a slot before the service answers 429",
+        ),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    key: str
+    value: Any
+    source: str  # "flag", "env ROSCOE_X", "config file", "default"
+
+
+def load_config(path: Path | None = None) -> dict[str, Any]:
+    """The config file as a flat {dotted key: value}; {} when absent. Invalid: UsageError (2)."""
+    path = path or paths.config_file()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"{path} is not valid TOML: {exc}", hint="fix it, or see `roscoe config show`"
+        ) from exc
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, table: dict[str, Any]) -> None:
+        for key, value in table.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(f"{dotted}.", value)
+            else:
+                flat[dotted] = value
+
+    walk("", data)
+    for key, value in flat.items():
+        if key not in SETTINGS:
+            raise UsageError(
+                f"{path}: unknown key '{key}'",
+                hint=f"known keys: {', '.join(SETTINGS)}",
+            )
+        validate(key, value, where=str(path))
+    return flat
+
+
+def validate(key: str, value: Any, where: str) -> Any:
+    setting = SETTINGS[key]
+    try:
+        return setting.convert(value)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{where}: invalid value for {key}: {exc}", hint=setting.help) from exc
+
+
+class Settings:
+    """Resolves settings for one command invocation; reads the config file at most once."""
+
+    def __init__(self, env: dict[str, str] | None = None, config_path: Path | None = None):
+        self.env = env if env is not None else dict(os.environ)
+        self._config_path = config_path
+        self._config: dict[str, Any] | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            self._config = load_config(self._config_path)
+        return self._config
+
+    def resolve(self, key: str, flag: Any = None) -> Resolved:
+        setting = SETTINGS[key]
+        if flag is not None:
+            return Resolved(key, validate(key, flag, "option"), "flag")
+        if setting.env and self.env.get(setting.env):
+            value = validate(key, self.env[setting.env], setting.env)
+            return Resolved(key, value, f"env {setting.env}")
+        if key in self.config:
+            return Resolved(key, validate(key, self.config[key], "config file"), "config file")
+        return Resolved(key, setting.default, "default")
+
+    def get(self, key: str, flag: Any = None) -> Any:
+        return self.resolve(key, flag).value
+
+    def workspace(self, flag: str | None = None) -> Resolved:
+        """The workspace root; the default one under the data dir when nothing names one."""
+        found = self.resolve("workspace", flag)
+        if found.value is None:
+            return Resolved("workspace", str(paths.default_workspace()), "default")
+        return Resolved("workspace", str(Path(found.value).expanduser()), found.source)
