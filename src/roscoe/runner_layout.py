@@ -1,0 +1,185 @@
+"""How the runner container is laid out, shared by the side that starts it and the service in it.
+
+`roscoe server start` (host side) turns a RunnerConfig into the engine's create arguments;
+the execution service (container side) reads the same environment variables back with
+`ServiceEnv.from_environ()`. Change both sides here, in one place.
+
+Why these choices:
+- The service launches one-shot runs as SIBLING containers through the engine socket, and the
+  engine resolves bind mounts on the HOST, so the service must know the host path of the
+  workspace (ROSCOE_HOST_WORKSPACE) and maps its own view (/workspace) onto it.
+- Run records go to the host's <data dir>/runs, mounted into the container, so `roscoe runs
+  list` on the host shows runs from both the CLI and the service.
+- The token reaches the service as a read-only file mount, never as an environment variable
+  (those show up in `inspect`).
+- Host networking with the service bound to 127.0.0.1: reachable from the host only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roscoe import __version__
+from roscoe.constants import (
+    LABEL_IMAGE_VERSION,
+    LABEL_KIND,
+    LABEL_MANAGED_BY,
+    LABEL_VERSION,
+    MANAGED_BY_VALUE,
+)
+
+# Inside the runner container.
+CONTAINER_WORKSPACE = "/workspace"
+CONTAINER_DATA_DIR = "/var/lib/roscoe"  # ROSCOE_DATA_DIR of the service; runs/ is the host's
+CONTAINER_TOKEN_FILE = "/run/roscoe/token"  # noqa: S105 - a path, not a secret
+CONTAINER_ENGINE_SOCKET = "/run/roscoe/engine.sock"
+
+ENV_PORT = "ROSCOE_PORT"
+ENV_WORKSPACE = "ROSCOE_WORKSPACE"
+ENV_HOST_WORKSPACE = "ROSCOE_HOST_WORKSPACE"
+ENV_DATA_DIR = "ROSCOE_DATA_DIR"
+ENV_TOKEN_FILE = "ROSCOE_TOKEN_FILE"  # noqa: S105 - a variable name
+ENV_RUNNER_IMAGE = "ROSCOE_RUNNER_IMAGE"
+ENV_RUNTIME = "ROSCOE_RUNTIME"
+ENV_CONCURRENCY = "ROSCOE_SERVICE_CONCURRENCY"
+ENV_QUEUE = "ROSCOE_SERVICE_QUEUE"
+ENV_PROJECTS_DIR = "ROSCOE_PROJECTS_DIR"
+ENV_TOOLS_DIR = "ROSCOE_TOOLS_DIR"
+ENV_PASSTHROUGH = "ROSCOE_PASSTHROUGH_ENV"  # names of -e variables, forwarded to each run
+
+UNPRIVILEGED_UID = 1000  # the image's `taskrunner`, used when roscoe itself runs as root
+
+
+def runner_user() -> tuple[int, int]:
+    """The uid:gid runs and the service use: the invoking user's, or taskrunner's under root."""
+    uid, gid = os.getuid(), os.getgid()
+    if uid == 0:
+        return UNPRIVILEGED_UID, UNPRIVILEGED_UID
+    return uid, gid
+
+
+@dataclass
+class RunnerConfig:
+    """Everything `roscoe server start` decides about the runner container (host side)."""
+
+    image: str
+    name: str
+    port: int
+    workspace: Path  # on the host
+    runs_dir: Path  # on the host
+    token_file: Path  # on the host
+    engine_socket: str  # host path of the engine socket roscoe is using
+    engine_kind: str  # "docker" or "podman"
+    image_version: str = "unknown"
+    concurrency: int = 4
+    queue: int = 16
+    projects_dir: str = "projects"
+    tools_dir: str = "Tools"
+    env: dict[str, str] = field(default_factory=dict)  # -e passthrough
+    selinux: bool = False
+
+    def labels(self) -> dict[str, str]:
+        return {
+            LABEL_MANAGED_BY: MANAGED_BY_VALUE,
+            LABEL_KIND: "server",
+            LABEL_VERSION: __version__,
+            LABEL_IMAGE_VERSION: self.image_version,
+        }
+
+    def environment(self) -> dict[str, str]:
+        env = dict(self.env)
+        env.update(
+            {
+                ENV_PORT: str(self.port),
+                ENV_WORKSPACE: CONTAINER_WORKSPACE,
+                ENV_HOST_WORKSPACE: str(self.workspace),
+                ENV_DATA_DIR: CONTAINER_DATA_DIR,
+                ENV_TOKEN_FILE: CONTAINER_TOKEN_FILE,
+                ENV_RUNNER_IMAGE: self.image,
+                ENV_RUNTIME: self.engine_kind,
+                ENV_CONCURRENCY: str(self.concurrency),
+                ENV_QUEUE: str(self.queue),
+                ENV_PROJECTS_DIR: self.projects_dir,
+                ENV_TOOLS_DIR: self.tools_dir,
+                ENV_PASSTHROUGH: ",".join(sorted(self.env)),
+                "DOCKER_HOST": f"unix://{CONTAINER_ENGINE_SOCKET}",
+            }
+        )
+        return env
+
+    def binds(self) -> dict[str, dict[str, str]]:
+        relabel = ",z" if self.selinux else ""
+        return {
+            self.engine_socket: {"bind": CONTAINER_ENGINE_SOCKET, "mode": "rw"},
+            str(self.workspace): {"bind": CONTAINER_WORKSPACE, "mode": "ro" + relabel},
+            str(self.runs_dir): {"bind": f"{CONTAINER_DATA_DIR}/runs", "mode": "rw" + relabel},
+            str(self.token_file): {"bind": CONTAINER_TOKEN_FILE, "mode": "ro" + relabel},
+        }
+
+    def group_add(self) -> list[str]:
+        """The socket's group, so the unprivileged service may use a 0660 engine socket."""
+        try:
+            return [str(os.stat(self.engine_socket).st_gid)]
+        except OSError:
+            return []
+
+    def create_arguments(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(create_container kwargs, create_host_config kwargs) for the low-level API."""
+        uid, gid = runner_user()
+        container = {
+            "image": self.image,
+            "name": self.name,
+            "user": f"{uid}:{gid}",
+            "environment": self.environment(),
+            "labels": self.labels(),
+            "detach": True,
+        }
+        host = {
+            "binds": self.binds(),
+            "network_mode": "host",
+            "restart_policy": {"Name": "unless-stopped"},
+            "group_add": self.group_add(),
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "read_only": True,
+            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m"},  # noqa: S108 - the container's own /tmp
+            "init": False,
+        }
+        return container, host
+
+
+@dataclass(frozen=True)
+class ServiceEnv:
+    """The runner container's environment as the service reads it (container side)."""
+
+    port: int
+    workspace: Path
+    host_workspace: Path
+    token_file: Path
+    runner_image: str
+    concurrency: int
+    queue: int
+    projects_dir: str
+    tools_dir: str
+    passthrough: tuple[str, ...]
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceEnv:
+        env = os.environ if environ is None else environ
+        workspace = Path(env.get(ENV_WORKSPACE, CONTAINER_WORKSPACE))
+        return cls(
+            port=int(env.get(ENV_PORT, "8765")),
+            workspace=workspace,
+            host_workspace=Path(env.get(ENV_HOST_WORKSPACE, str(workspace))),
+            token_file=Path(env.get(ENV_TOKEN_FILE, CONTAINER_TOKEN_FILE)),
+            runner_image=env.get(ENV_RUNNER_IMAGE, ""),
+            concurrency=int(env.get(ENV_CONCURRENCY, "4")),
+            queue=int(env.get(ENV_QUEUE, "16")),
+            projects_dir=env.get(ENV_PROJECTS_DIR, "projects"),
+            tools_dir=env.get(ENV_TOOLS_DIR, "Tools"),
+            passthrough=tuple(n for n in env.get(ENV_PASSTHROUGH, "").split(",") if n),
+        )
