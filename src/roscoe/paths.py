@@ -41,6 +41,11 @@ def runs_dir() -> Path:
     return data_dir() / "runs"
 
 
+def run_dir(run_id: str) -> Path:
+    """One run's record and saved output (run ids are checked by roscoe.runs.records)."""
+    return runs_dir() / run_id
+
+
 def default_workspace() -> Path:
     return data_dir() / "workspace"
 
@@ -57,6 +62,16 @@ def server_id_file() -> Path:
 
 def server_lock_file() -> Path:
     return data_dir() / "server" / "lock"
+
+
+def server_settings_file() -> Path:
+    """What the last `roscoe server start` was asked for, so `restart` starts the same."""
+    return data_dir() / "server" / "settings.json"
+
+
+def server_env_file() -> Path:
+    """The values of the runner's -e variables (0600: they may be secrets)."""
+    return data_dir() / "server" / "env.json"
 
 
 def ensure_dir(path: Path, mode: int = 0o700) -> Path:

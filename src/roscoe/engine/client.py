@@ -8,7 +8,7 @@ The SDK is imported lazily in `connect()` because importing it costs ~150 ms.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +132,179 @@ class Engine:
 
     def logs(self, ref: str, **kwargs: Any) -> Iterator[bytes] | bytes:
         return self.api.logs(ref, **kwargs)  # type: ignore[no-any-return]
+
+    # -- runner container -----------------------------------------------------------------
+    # The long-lived runner (`roscoe server ...`): create/start/stop it and read its logs.
+    def create_container(self, container: Mapping[str, Any], host: Mapping[str, Any]) -> str:
+        """Create a container from (create_container kwargs, create_host_config kwargs)."""
+        import docker.errors
+
+        from roscoe.errors import ImageError, OperationFailed
+
+        try:
+            host_config = self.api.create_host_config(**host)
+            created = self.api.create_container(host_config=host_config, **container)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageError(
+                f"image {container.get('image')} is not present on {self.kind}",
+                hint="pull or build it first",
+            ) from exc
+        except docker.errors.APIError as exc:
+            raise OperationFailed(
+                f"{self.kind} refused to create container {container.get('name')}: {_explain(exc)}"
+            ) from exc
+        return str(created["Id"])
+
+    def start_container(self, ref: str) -> None:
+        import docker.errors
+
+        from roscoe.errors import OperationFailed
+
+        try:
+            self.api.start(ref)
+        except docker.errors.APIError as exc:
+            raise OperationFailed(
+                f"{self.kind} could not start the container: {_explain(exc)}"
+            ) from exc
+
+    def stop_container(self, ref: str, timeout: float) -> bool:
+        """SIGTERM, then SIGKILL after `timeout` seconds; False if the container was gone."""
+        import docker.errors
+
+        try:
+            self.api.stop(ref, timeout=max(0, round(timeout)))
+        except docker.errors.NotFound:
+            return False
+        return True
+
+    def log_tail(self, ref: str, lines: int) -> bytes:
+        """The last `lines` lines of a container's output, asked of the engine."""
+        import docker.errors
+
+        try:
+            return bytes(self.api.logs(ref, stdout=True, stderr=True, tail=lines, stream=False))
+        except docker.errors.APIError:
+            return b""
+
+    def stream_logs(
+        self,
+        ref: str,
+        *,
+        tty: bool = False,
+        follow: bool = False,
+        tail: int | str = "all",
+        since: int | None = None,
+        timestamps: bool = False,
+        read_timeout: float = 60.0,
+        still_running: Callable[[], bool] | None = None,
+    ) -> Iterator[tuple[int, bytes]]:
+        """A container's output as (stream, bytes) pieces: 1 stdout, 2 stderr; never slurped.
+
+        The tail is asked of the engine. Silence never ends a followed stream: the SDK's read
+        timeout would (docker-py #931), and Podman sends its response headers only with the
+        first output (podman #23712), so the request waits without a read timeout, in a
+        reader thread; every `read_timeout` seconds of silence `still_running()` is asked
+        whether to keep waiting (a stream that outlives its container must not hang).
+        """
+        import queue
+        import threading
+
+        params: dict[str, Any] = {
+            "stdout": 1,
+            "stderr": 1,
+            "follow": int(follow),
+            "timestamps": int(timestamps),
+            "tail": str(tail),
+        }
+        if since is not None:
+            params["since"] = since
+        url = self.api._url("/containers/{0}/logs", ref)
+        response = self.api._get(url, params=params, stream=True, timeout=(30, None))
+        self.api._raise_for_status(response)
+        fp = response.raw._fp  # http.client's response: read1() returns what has arrived
+        decoder = None if tty else LogFrames()
+        pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=64)
+
+        def read() -> None:
+            try:
+                while True:
+                    data = fp.read1(256 * 1024)
+                    if not data:
+                        break
+                    pieces.put(data)
+            except BaseException as exc:  # handed to the consumer, which decides
+                pieces.put(exc)
+            pieces.put(None)
+
+        reader = threading.Thread(target=read, name="roscoe-logs", daemon=True)
+        reader.start()
+        try:
+            while True:
+                try:
+                    item = pieces.get(timeout=read_timeout if follow else None)
+                except queue.Empty:
+                    if still_running is None or still_running():
+                        continue
+                    return
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                if decoder is None:
+                    yield 1, item
+                else:
+                    yield from decoder.feed(item)
+        finally:
+            _shutdown(response)
+
+
+class LogFrames:
+    """Decodes the engine's multiplexed log stream: 8-byte headers (stream, size) + payload."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Whole frames found so far, consecutive frames of one stream joined."""
+        buf = self._pending + data if self._pending else data
+        out: list[tuple[int, bytes]] = []
+        parts: list[bytes] = []
+        current = 0
+        pos, size = 0, len(buf)
+        while pos + 8 <= size:
+            stream = buf[pos]
+            end = pos + 8 + int.from_bytes(buf[pos + 4 : pos + 8], "big")
+            if end > size:
+                break
+            if stream != current and parts:
+                out.append((current, b"".join(parts)))
+                parts = []
+            current = stream
+            parts.append(buf[pos + 8 : end])
+            pos = end
+        if parts:
+            out.append((current, b"".join(parts)))
+        self._pending = buf[pos:]
+        return out
+
+
+def _shutdown(response: Any) -> None:
+    """End a streaming response now, waking a reader blocked on its socket."""
+    import contextlib
+    import socket
+
+    raw = getattr(getattr(getattr(response.raw, "_fp", None), "fp", None), "raw", None)
+    sock = getattr(raw, "_sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(Exception):  # closing a dead stream: nothing left to do
+        response.close()
+
+
+def _explain(exc: Any) -> str:
+    text = str(getattr(exc, "explanation", None) or exc)
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def connect(runtime: str | None = None, probe: Probe | None = None, timeout: int = 60) -> Engine:
