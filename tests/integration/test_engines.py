@@ -1,0 +1,91 @@
+"""Engine detection and the foundation commands against real Docker and Podman."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from helpers import roscoe
+
+
+def test_version_fails_with_exit_3_naming_a_dead_docker_host() -> None:
+    result = roscoe("version", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert result.returncode == 3
+    errors = result.stderr.decode().strip().splitlines()
+    assert errors[0].startswith("error:")
+    assert "/nonexistent.sock" in errors[0]
+    assert "Traceback" not in result.stderr.decode()
+
+
+def test_tcp_docker_host_unreachable_is_exit_3_one_line() -> None:
+    result = roscoe("doctor", "--json", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["engine"]["available"] is False
+    assert "127.0.0.1:1" in report["engine"]["error"]
+    version = roscoe("version", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    assert version.returncode == 3
+    assert "Traceback" not in version.stderr.decode()
+
+
+def test_doctor_json_reports_the_engine_by_what_it_says(
+    engine_name: str, engine_env: dict[str, str]
+) -> None:
+    # Through DOCKER_HOST only: detection must not guess from --runtime or the socket path.
+    result = roscoe(
+        "doctor", "--json", env={"DOCKER_HOST": engine_env["DOCKER_HOST"], "ROSCOE_RUNTIME": ""}
+    )
+    report = json.loads(result.stdout)
+    assert report["engine"]["kind"] == engine_name
+    assert report["engine"]["source"] == "DOCKER_HOST"
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["engine"]["status"] == "ok"
+    assert checks["data dir"]["status"] == "ok"
+    assert result.returncode == (0 if report["ok"] else 1)
+
+
+def test_version_json_names_engine_endpoint_and_pinned_image(
+    engine_name: str, engine_env: dict[str, str]
+) -> None:
+    from roscoe import __version__
+
+    result = roscoe("version", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["cli_version"] == __version__
+    assert report["runner_image"].endswith(f":v{__version__}")
+    assert report["engine"]["kind"] == engine_name
+    assert report["engine"]["endpoint"] == engine_env["DOCKER_HOST"]
+
+
+def test_runtime_mismatch_is_refused(engine_name: str, engine_env: dict[str, str]) -> None:
+    other = "podman" if engine_name == "docker" else "docker"
+    result = roscoe("--runtime", other, "version")
+    assert result.returncode == 3
+    assert f"is a {engine_name} engine" in result.stderr.decode()
+
+
+def test_debug_shows_engine_calls(engine_env: dict[str, str]) -> None:
+    result = roscoe("--debug", "version")
+    assert result.returncode == 0
+    assert "engine call: GET" in result.stderr.decode()
+
+
+def test_dash_dash_version_does_not_import_the_docker_sdk() -> None:
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['roscoe', '--version']\n"
+        "try:\n"
+        "    runpy.run_module('roscoe', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code\n"
+        "heavy = sorted(m for m in sys.modules\n"
+        "               if m == 'docker' or m.startswith(('docker.', 'requests')))\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    out = result.stdout.decode()
+    assert result.returncode == 0, result.stderr
+    assert out.startswith("roscoe ")
+    assert "HEAVY []" in out

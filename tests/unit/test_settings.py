@@ -1,0 +1,87 @@
+"""Settings: one precedence (flag > env > config file > default) and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from roscoe import paths
+from roscoe.errors import UsageError
+from roscoe.settings import Settings, parse_size
+
+
+def write_config(text: str) -> Path:
+    path = paths.config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_precedence_flag_env_file_default() -> None:
+    write_config("port = 9001\n[run]\nmemory = '1g'\n")
+    settings = Settings(env={"ROSCOE_PORT": "9002"})
+    assert settings.resolve("port", 9003).value == 9003
+    assert settings.resolve("port", 9003).source == "flag"
+    assert (settings.resolve("port").value, settings.resolve("port").source) == (
+        9002,
+        "env ROSCOE_PORT",
+    )
+    assert settings.resolve("run.memory").source == "config file"
+    assert settings.resolve("run.timeout").source == "default"
+
+
+def test_invalid_file_names_file_and_is_exit_2() -> None:
+    path = write_config("port = [\n")
+    with pytest.raises(UsageError) as caught:
+        Settings(env={}).get("port")
+    assert str(path) in caught.value.message
+    assert caught.value.exit_code == 2
+
+
+def test_unknown_key_and_bad_value_say_what_is_allowed() -> None:
+    write_config("colour = 'red'\n")
+    with pytest.raises(UsageError, match="unknown key 'colour'"):
+        Settings(env={}).get("port")
+    write_config("[run]\nnetwork = 'bridge'\n")
+    with pytest.raises(UsageError) as caught:
+        Settings(env={}).get("run.network")
+    assert "run.network" in caught.value.message
+    assert "none, host" in caught.value.message
+
+
+def test_bad_env_value_is_usage_error() -> None:
+    with pytest.raises(UsageError, match="ROSCOE_PORT"):
+        Settings(env={"ROSCOE_PORT": "99999"}).get("port")
+
+
+def test_workspace_defaults_under_data_dir(isolated_dirs: Path) -> None:
+    found = Settings(env={}).workspace()
+    assert found.value == str(isolated_dirs / "workspace")
+    assert Settings(env={"ROSCOE_WORKSPACE": "/srv/ws"}).workspace().value == "/srv/ws"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2g", 2 << 30),
+        ("512m", 512 << 20),
+        ("1.5GiB", int(1.5 * (1 << 30))),
+        ("67108864", 64 << 20),
+    ],
+)
+def test_parse_size(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lots", "-1g", "1k"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+def test_paths_follow_environment(isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert paths.data_dir() == isolated_dirs
+    monkeypatch.delenv("ROSCOE_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(isolated_dirs / "xdg"))
+    assert paths.data_dir() == isolated_dirs / "xdg" / "roscoe"
