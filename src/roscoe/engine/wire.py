@@ -65,10 +65,12 @@ class Wire:
         *,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
-        timeout: float | None | type[Ellipsis] = ...,
+        timeout: float | None = None,
+        forever: bool = False,
         versioned: bool = True,
     ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
-        conn = _UnixConnection(self.socket_path, self.timeout if timeout is ... else timeout)  # type: ignore[arg-type]
+        # forever: no read timeout at all (a wait on a long run, a silent output stream).
+        conn = _UnixConnection(self.socket_path, None if forever else (timeout or self.timeout))
         headers = {"Host": "localhost"}
         payload = None
         if body is not None:
@@ -84,12 +86,19 @@ class Wire:
         *,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
-        timeout: float | None | type[Ellipsis] = ...,
+        timeout: float | None = None,
+        forever: bool = False,
         versioned: bool = True,
     ) -> Any:
         """One request; the decoded JSON answer (None when empty). Errors raise WireError."""
         conn, response = self._send(
-            method, path, params=params, body=body, timeout=timeout, versioned=versioned
+            method,
+            path,
+            params=params,
+            body=body,
+            timeout=timeout,
+            forever=forever,
+            versioned=versioned,
         )
         try:
             data = response.read()
@@ -108,7 +117,7 @@ class Wire:
         self, path: str, *, params: Mapping[str, Any] | None = None
     ) -> Iterator[tuple[int, bytes]]:
         """A multiplexed stdout/stderr stream (logs, attach): (1 or 2, bytes) per frame."""
-        conn, response = self._send("GET", path, params=params, timeout=None)
+        conn, response = self._send("GET", path, params=params, forever=True)
         try:
             if response.status >= 400:
                 raise WireError(response.status, _reason(response.read()))
