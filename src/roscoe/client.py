@@ -1,0 +1,198 @@
+"""The agent tool: run a script against a case through the execution service, get text back.
+
+`run_case_script` is meant to be handed to an LLM agent framework as a tool: its signature
+is three strings, its docstring is the tool's description, and whatever happens it returns
+text the model can act on instead of raising. Standard library only, so any agent runtime
+can import it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+ENV_URL = "ROSCOE_URL"
+ENV_TOKEN = "ROSCOE_TOKEN"  # noqa: S105 - a variable name
+# The service's longest allowed run plus room for the container to start and be removed.
+READ_TIMEOUT_S = 3600 + 120
+
+
+@dataclass(frozen=True)
+class ServiceAddress:
+    url: str
+    token: str | None
+    token_source: str
+
+
+def service_address() -> ServiceAddress:
+    """Where the service is and the token to use: ROSCOE_URL/ROSCOE_TOKEN, else roscoe's own."""
+    url = os.environ.get(ENV_URL, "").strip().rstrip("/")
+    if not url:
+        from roscoe.settings import Settings
+
+        try:
+            port = Settings().get("port")
+        except Exception:  # a broken config file must not break the tool; use the default
+            from roscoe.constants import DEFAULT_PORT
+
+            port = DEFAULT_PORT
+        url = f"http://127.0.0.1:{port}"
+    token = os.environ.get(ENV_TOKEN, "").strip()
+    if token:
+        return ServiceAddress(url, token, ENV_TOKEN)
+    from roscoe import paths
+    from roscoe.errors import UsageError
+    from roscoe.token import read_token
+
+    where = paths.token_file()
+    try:
+        return ServiceAddress(url, read_token(where), str(where))
+    except UsageError:
+        return ServiceAddress(url, None, str(where))
+
+
+def run_case_script(case_name: str, script_name: str, arguments: str = "") -> str:
+    """Run a script from the shared Tools folder against one case folder, in a sandbox.
+
+    The script runs in a fresh, short-lived container that sees only two folders:
+    - /data: the case folder `case_name` (read-write). It is the working directory, so
+      relative paths in the script and its arguments refer to files of the case.
+    - /tools: the Tools folder holding every script (read-only).
+    There is no network access unless the operator allowed it, and the run is stopped at
+    its time limit. Scripts are chosen by file name in Tools: `.py` runs with python3,
+    `.sh` with sh.
+
+    Args:
+        case_name: the case folder's name (a folder inside the workspace's projects/).
+        script_name: the script's file name inside Tools, e.g. "count_words.py".
+        arguments: the script's command-line arguments as one string, split like a shell
+            does (quotes group words), e.g. '--top 5 "notes file.txt"'.
+
+    Returns:
+        What happened, as text: the exit code and the script's output (stdout and stderr
+        together; the last 64 KiB when longer), a timeout, or a system error with what to do.
+
+    Examples:
+        run_case_script("case-001", "count_words.py")
+        run_case_script("case-001", "count_words.py", "--top 5 notes.txt")
+        run_case_script("acme-audit", "summarise.sh", "'Q3 report.csv'")
+    """
+    try:
+        args = shlex.split(arguments or "")
+    except ValueError as exc:
+        return f"Error: the arguments could not be split like a shell command line ({exc}). "
+    address = service_address()
+    if address.token is None:
+        return (
+            f"System error: no token for the roscoe execution service ({address.token_source} "
+            "does not exist). Start the service with `roscoe server start` (it creates the "
+            f"token), or set {ENV_TOKEN}."
+        )
+    what = f"'{script_name}' on case '{case_name}'"
+    if not address.url.startswith(("http://", "https://")):
+        return f"System error: {ENV_URL}={address.url} is not an http:// or https:// address."
+    answer = _post_run(address, {"case": case_name, "script": script_name, "args": args}, what)
+    if isinstance(answer, str):
+        return answer
+    return format_record(answer, what)
+
+
+def _post_run(address: ServiceAddress, payload: dict[str, Any], what: str) -> dict[str, Any] | str:
+    """The run record, or the text explaining why there is none."""
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s)
+        f"{address.url}/runs",
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {address.token}",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=READ_TIMEOUT_S) as answer:  # noqa: S310 - as above
+            record = json.loads(answer.read().decode("utf-8", errors="replace"))
+    except urllib.error.HTTPError as exc:
+        return _http_error(exc, what, address)
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return (
+            f"System error: the roscoe execution service at {address.url} is not reachable "
+            f"({reason}). It is probably not running: run `roscoe server start`, then try again."
+        )
+    except (ValueError, OSError) as exc:
+        return f"System error: the service's answer could not be read ({exc}). Try again."
+    if not isinstance(record, dict):
+        return "System error: the service's answer was not a run record. Try again."
+    return record
+
+
+def format_record(record: dict[str, Any], what: str) -> str:
+    """A run record as the text the agent reads."""
+    status = str(record.get("status", "unknown"))
+    code = record.get("exit_code")
+    duration = record.get("duration_s")
+    took = f", {duration:.1f} s" if isinstance(duration, (int, float)) else ""
+    run = f" (run {record['id']})" if record.get("id") else ""
+    output = str(record.get("output") or "")
+    if record.get("output_truncated"):
+        output = f"[... earlier output cut; only the last part is shown ...]\n{output}"
+    shown = output if output.strip() else "(no output)"
+    if status == "succeeded":
+        head = f"Success: {what} finished with exit code 0{took}{run}."
+    elif record.get("timed_out") or status == "timed_out":
+        head = (
+            f"Timeout: {what} ran past its time limit and was stopped{took}{run}. "
+            "Make it do less per run, or ask the operator for a longer timeout."
+        )
+    elif status == "oom_killed":
+        head = (
+            f"Failure: {what} was killed at its memory limit (exit code {code}){took}{run}. "
+            "Make it use less memory."
+        )
+    elif status == "failed":
+        head = f"Failure: {what} failed with exit code {code}{took}{run}."
+    elif status == "interrupted":
+        head = (
+            f"Interrupted: {what} was stopped before it finished (the service is shutting "
+            f"down){run}. Try again in a moment."
+        )
+    else:
+        message = f": {record['message']}" if record.get("message") else ""
+        head = f"System error: {what} could not be run ({status}{message}){run}."
+    return f"{head}\nOutput:\n{shown}"
+
+
+def _http_error(exc: urllib.error.HTTPError, what: str, address: ServiceAddress) -> str:
+    try:
+        reason = str(json.loads(exc.read().decode("utf-8")).get("error", ""))
+    except (ValueError, OSError, AttributeError):
+        reason = ""
+    reason = reason or str(exc.reason)
+    if exc.code == 401:
+        return (
+            "System error: the execution service refused the token (401: token mismatch). "
+            f"The token from {address.token_source} is not the running service's: restart it "
+            f"with `roscoe server start`, or set {ENV_TOKEN} to its token."
+        )
+    if exc.code in (400, 404, 413, 422):
+        return (
+            f"Error: {what} was refused: {reason}. Check the case and script names "
+            "(the case is a folder in projects/, the script a file in Tools) and the arguments."
+        )
+    if exc.code == 429:
+        wait = exc.headers.get("Retry-After", "a few")
+        return (
+            f"Busy: the execution service has too many runs waiting ({reason}). "
+            f"Wait {wait} seconds and try again."
+        )
+    if exc.code == 503:
+        return f"System error: the execution service is unavailable ({reason}). Try again later."
+    return (
+        f"System error: the execution service answered {exc.code} ({reason}). "
+        "See `roscoe logs` for details."
+    )

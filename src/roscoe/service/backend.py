@@ -1,0 +1,99 @@
+"""The service's RunBackend in production: the one-shot run core, on the mounted engine.
+
+Each run gets its own engine connection (the SDK's client is not meant to be shared between
+threads), and the workspace is checked at /workspace while bind mounts name the host's path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from roscoe.errors import UsageError
+from roscoe.service.validate import RunRequest
+from roscoe.workspace import Workspace
+
+if TYPE_CHECKING:
+    from roscoe.engine import Engine
+
+OUTPUT_TAIL_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RunDefaults:
+    """What a request does not choose: the image and the limits every run gets."""
+
+    image: str
+    timeout: float = 300
+    memory: str = "2g"
+    cpus: float | None = None
+    network: str = "none"
+    env: Mapping[str, str] = field(default_factory=dict)  # the server's -e passthrough
+
+
+class CoreBackend:
+    def __init__(self, connect: Callable[[], Engine], workspace: Workspace, defaults: RunDefaults):
+        self._connect = connect
+        self.workspace = workspace
+        self.defaults = defaults
+
+    def new_run_id(self) -> str:
+        from roscoe.runs.records import new_run_id
+
+        return new_run_id()
+
+    def check(self, request: RunRequest) -> None:
+        self.workspace.case_dir(request.case)
+        self.workspace.script_path(request.script)
+
+    def run(self, request: RunRequest, run_id: str, cancel: threading.Event) -> dict[str, Any]:
+        from roscoe.runs import RunSpec, execute
+        from roscoe.runs.records import read_output
+
+        spec = RunSpec(
+            case=request.case,
+            script=request.script,
+            args=list(request.args),
+            image=self.defaults.image,
+            timeout=request.timeout or self.defaults.timeout,
+            memory=self.defaults.memory,
+            cpus=self.defaults.cpus,
+            network=self.defaults.network,
+            env={**self.defaults.env, **request.env},
+        )
+        engine = self._connect()
+        try:
+            record = execute(engine, self.workspace, spec, cancel=cancel, run_id=run_id)
+        finally:
+            engine.close()
+        result = record.to_json()
+        try:
+            output, truncated = read_output(record.id, tail_bytes=OUTPUT_TAIL_BYTES)
+        except UsageError:
+            output, truncated = b"", False
+        result["output"] = output.decode("utf-8", errors="replace")
+        result["output_truncated"] = truncated
+        return result
+
+    def list_runs(self, limit: int) -> list[dict[str, Any]]:
+        from roscoe.runs.records import list_runs
+
+        return [r.to_json() for r in list_runs(limit)]
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        from roscoe.runs.records import load_run
+
+        try:
+            return load_run(run_id).to_json()
+        except UsageError:
+            return None
+
+    def read_output(self, run_id: str) -> bytes | None:
+        from roscoe.runs.records import read_output
+
+        try:
+            return read_output(run_id)[0]
+        except UsageError:
+            return None

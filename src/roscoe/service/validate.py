@@ -1,0 +1,146 @@
+"""What a `POST /runs` body may say, checked before anything runs.
+
+Everything here is pure: bytes in, a RunRequest or a Rejected (status + one-line reason) out.
+The workspace itself (does the case exist, does the name lead outside) is checked by the run
+core's Workspace; this module refuses what is malformed on its face.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_TIMEOUT_S = 3600.0
+MAX_ARGS = 256
+MAX_ARG_CHARS = 8192
+MAX_ENV = 64
+MAX_ENV_VALUE_CHARS = 8192
+MAX_NAME_CHARS = 255
+
+_FIELDS = {"case", "script", "args", "timeout", "env"}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Names a run must not set: they would change how the container behaves, not the script.
+_RESERVED_ENV = frozenset({"PATH", "HOME", "USER", "HOSTNAME", "LD_PRELOAD", "LD_LIBRARY_PATH"})
+
+
+class Rejected(Exception):
+    """A request refused before it ran: the HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    case: str
+    script: str
+    args: tuple[str, ...] = ()
+    timeout: float | None = None  # None: the service's default
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def check_body_size(content_length: str | None) -> int:
+    """The body length announced by the client; Rejected before a byte is read if unusable."""
+    if content_length is None:
+        raise Rejected(411, "a Content-Length header is required")
+    try:
+        length = int(content_length)
+    except ValueError:
+        raise Rejected(400, "Content-Length is not a number") from None
+    if length < 0:
+        raise Rejected(400, "Content-Length is negative")
+    if length > MAX_BODY_BYTES:
+        raise Rejected(413, f"the body is {length} bytes; the limit is {MAX_BODY_BYTES}")
+    return length
+
+
+def parse_run_request(body: bytes, max_timeout: float = MAX_TIMEOUT_S) -> RunRequest:
+    """The run a POST /runs body asks for; Rejected (4xx) with the reason otherwise."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise Rejected(400, "the body must be a JSON object")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise Rejected(
+            400, f"unknown field(s): {', '.join(unknown)} (known: {', '.join(sorted(_FIELDS))})"
+        )
+    for required in ("case", "script"):
+        if required not in data:
+            raise Rejected(400, f"'{required}' is required")
+    return RunRequest(
+        case=_name(data["case"], "case"),
+        script=_name(data["script"], "script"),
+        args=_args(data.get("args", [])),
+        timeout=_timeout(data.get("timeout"), max_timeout),
+        env=_env(data.get("env", {})),
+    )
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise Rejected(400, f"'{what}' must be a string")
+    if not value.strip():
+        raise Rejected(400, f"'{what}' is empty")
+    if len(value) > MAX_NAME_CHARS:
+        raise Rejected(400, f"'{what}' is longer than {MAX_NAME_CHARS} characters")
+    if "\x00" in value or any(ord(c) < 32 for c in value):
+        raise Rejected(400, f"'{what}' contains control characters")
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or value.startswith("~"):
+        raise Rejected(400, f"'{what}' must be a name inside the workspace, not an absolute path")
+    if ".." in path.parts:
+        raise Rejected(400, f"'{what}' must not contain '..'")
+    return value
+
+
+def _args(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise Rejected(400, "'args' must be a list of strings")
+    if len(value) > MAX_ARGS:
+        raise Rejected(400, f"'args' has more than {MAX_ARGS} items")
+    if any(len(a) > MAX_ARG_CHARS or "\x00" in a for a in value):
+        raise Rejected(
+            400, f"each of 'args' must be at most {MAX_ARG_CHARS} characters, without NUL"
+        )
+    return tuple(value)
+
+
+def _timeout(value: Any, max_timeout: float) -> float | None:
+    if value is None:
+        return None
+    # bool is an int in Python; `"timeout": true` is a mistake, not one second.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Rejected(400, "'timeout' must be a number of seconds")
+    if not 0 < value <= max_timeout:
+        raise Rejected(400, f"'timeout' must be more than 0 and at most {max_timeout:g} seconds")
+    return float(value)
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise Rejected(400, "'env' must be an object of string values")
+    if len(value) > MAX_ENV:
+        raise Rejected(400, f"'env' has more than {MAX_ENV} variables")
+    env: dict[str, str] = {}
+    for name, text in value.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise Rejected(400, f"'env' name '{name[:40]}' is not a variable name")
+        if name.upper() in _RESERVED_ENV or name.startswith("ROSCOE_"):
+            raise Rejected(400, f"'env' must not set {name}")
+        if not isinstance(text, str):
+            raise Rejected(400, f"'env' value of {name} must be a string")
+        if len(text) > MAX_ENV_VALUE_CHARS or "\x00" in text:
+            raise Rejected(
+                400, f"'env' value of {name} must be at most {MAX_ENV_VALUE_CHARS} characters"
+            )
+        env[name] = text
+    return env
