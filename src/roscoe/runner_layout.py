@@ -50,6 +50,11 @@ ENV_QUEUE = "ROSCOE_SERVICE_QUEUE"
 ENV_PROJECTS_DIR = "ROSCOE_PROJECTS_DIR"
 ENV_TOOLS_DIR = "ROSCOE_TOOLS_DIR"
 ENV_PASSTHROUGH = "ROSCOE_PASSTHROUGH_ENV"  # names of -e variables, forwarded to each run
+ENV_SHUTDOWN_GRACE = "ROSCOE_SHUTDOWN_GRACE"  # seconds runs may finish after SIGTERM
+DEFAULT_SHUTDOWN_GRACE_S = 10.0
+# After the grace, the service cancels what still runs and waits for those containers to be
+# stopped and removed; `server stop` must wait at least this much longer before SIGKILL.
+CANCEL_MARGIN_S = 20.0
 
 UNPRIVILEGED_UID = 1000  # the image's `taskrunner`, used when roscoe itself runs as root
 
@@ -81,6 +86,11 @@ class RunnerConfig:
     tools_dir: str = "Tools"
     env: dict[str, str] = field(default_factory=dict)  # -e passthrough
     selinux: bool = False
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S
+
+    def stop_timeout(self) -> float:
+        """How long `server stop` should wait after SIGTERM: the grace plus the cancel margin."""
+        return self.shutdown_grace + CANCEL_MARGIN_S
 
     def labels(self) -> dict[str, str]:
         return {
@@ -106,6 +116,7 @@ class RunnerConfig:
                 ENV_PROJECTS_DIR: self.projects_dir,
                 ENV_TOOLS_DIR: self.tools_dir,
                 ENV_PASSTHROUGH: ",".join(sorted(self.env)),
+                ENV_SHUTDOWN_GRACE: f"{self.shutdown_grace:g}",
                 "DOCKER_HOST": f"unix://{CONTAINER_ENGINE_SOCKET}",
             }
         )
@@ -166,6 +177,7 @@ class ServiceEnv:
     projects_dir: str
     tools_dir: str
     passthrough: tuple[str, ...]
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceEnv:
@@ -182,4 +194,5 @@ class ServiceEnv:
             projects_dir=env.get(ENV_PROJECTS_DIR, "projects"),
             tools_dir=env.get(ENV_TOOLS_DIR, "Tools"),
             passthrough=tuple(n for n in env.get(ENV_PASSTHROUGH, "").split(",") if n),
+            shutdown_grace=float(env.get(ENV_SHUTDOWN_GRACE, DEFAULT_SHUTDOWN_GRACE_S)),
         )

@@ -49,8 +49,9 @@ class CoreBackend:
         self.workspace.script_path(request.script)
 
     def run(self, request: RunRequest, run_id: str, cancel: threading.Event) -> dict[str, Any]:
-        from roscoe.runs import RunSpec, execute
+        from roscoe.runs.execute import execute
         from roscoe.runs.records import read_output
+        from roscoe.runs.spec import RunSpec
 
         spec = RunSpec(
             case=request.case,

@@ -15,16 +15,15 @@ from types import FrameType
 
 from roscoe import __version__
 from roscoe.errors import RoscoeError
-from roscoe.runner_layout import ServiceEnv
+from roscoe.runner_layout import CANCEL_MARGIN_S, ServiceEnv
 from roscoe.service.api import ExecutionService
 from roscoe.service.backend import CoreBackend, RunDefaults
 from roscoe.service.limiter import RunLimiter
 from roscoe.service.log import JsonLog
 
-ENV_SHUTDOWN_GRACE = "ROSCOE_SHUTDOWN_GRACE"
-DEFAULT_SHUTDOWN_GRACE_S = 10.0
-# After cancelling: how long removing the cancelled runs' containers may take.
-CANCEL_WAIT_S = 30.0
+# After cancelling: how long stopping and removing the cancelled runs' containers may take
+# (within the margin `server stop` leaves; see runner_layout.CANCEL_MARGIN_S).
+CANCEL_WAIT_S = CANCEL_MARGIN_S - 5
 ANSWER_WAIT_S = 5.0
 
 
@@ -108,7 +107,7 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     env = ServiceEnv.from_environ()
     token = read_token(env.token_file)
     log.add_secret(token)
-    grace = float(os.environ.get(ENV_SHUTDOWN_GRACE, DEFAULT_SHUTDOWN_GRACE_S))
+    grace = env.shutdown_grace
     if not env.runner_image:
         raise UsageError("ROSCOE_RUNNER_IMAGE is not set: the service needs an image for runs")
     settings = Settings()
