@@ -170,3 +170,10 @@ def _free_space(where: os.PathLike[str]) -> str:
     except OSError:
         return ""
     return f" ({stats.f_bavail * stats.f_frsize / (1 << 30):.1f} GiB free)"
+
+
+# The runner container's checks (state, image version, port); registered here so every
+# doctor report has them. At the end: roscoe.server.checks imports Check from this module.
+from roscoe.server.checks import CHECKS as _RUNNER_CHECKS  # noqa: E402
+
+EXTRA_ENGINE_CHECKS.extend(_RUNNER_CHECKS)

@@ -64,6 +64,9 @@ def root(
         for noisy in ("urllib3", "docker"):
             logging.getLogger(noisy).setLevel(logging.INFO)
     ctx.obj = CliState(runtime=runtime, debug=debug, quiet=quiet)
+    from roscoe.cli import render
+
+    render.set_quiet(quiet)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -74,6 +77,22 @@ from roscoe.cli import version as _version  # noqa: E402
 
 app.command("version")(_version.version_command)
 app.command("doctor")(_doctor.doctor_command)
+from roscoe.cli import config as _config  # noqa: E402
+
+app.add_typer(_config.app, name="config")
+from roscoe.cli import logs as _logs  # noqa: E402
+from roscoe.cli import server as _server  # noqa: E402
+
+app.add_typer(_server.app, name="server")
+app.command("logs")(_logs.logs_command)
+from roscoe.cli import gc as _gc  # noqa: E402
+from roscoe.cli import run as _run  # noqa: E402
+from roscoe.cli import runs as _runs  # noqa: E402
+
+# Options stop at CASE: everything after SCRIPT reaches the script untouched.
+app.command("run", context_settings={"allow_interspersed_args": False})(_run.run_command)
+app.add_typer(_runs.app, name="runs")
+app.command("gc")(_gc.gc_command)
 
 
 def main() -> None:

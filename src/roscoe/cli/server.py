@@ -1,0 +1,295 @@
+"""`roscoe server start|stop|restart|status`: the long-lived runner container."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from roscoe.cli import render
+from roscoe.cli.state import state
+
+if TYPE_CHECKING:
+    from roscoe.server.lifecycle import StartResult
+    from roscoe.server.status import Status
+
+app = typer.Typer(
+    name="server",
+    help="Start, stop and inspect the runner container (the execution service).",
+    no_args_is_help=True,
+)
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr when it is a terminal; plain lines otherwise."""
+    err = render.console(stderr=True)
+    if quiet:
+        yield lambda _: None
+    elif err.is_terminal:
+        with err.status("starting the runner") as spinner:
+            yield lambda message: spinner.update(render.escape(message))
+    else:
+        yield lambda message: err.print(render.escape(message))
+
+
+def _start_failed(exc: Exception) -> None:
+    """Show the runner's last log lines before main() prints the error and its hint."""
+    lines = getattr(exc, "log_lines", None)
+    err = render.console(stderr=True)
+    if lines:
+        err.print(f"[dim]last {len(lines)} lines of the runner's log:[/]")
+        for line in lines:
+            err.print(f"  {render.escape(line)}")
+    elif lines is not None:
+        err.print("[dim]the runner wrote no log lines[/]")
+
+
+def _report(result: StartResult, quiet: bool) -> None:
+    if quiet:
+        return
+    out = render.console()
+    short = result.container_id[:12]
+    if result.outcome == "already running":
+        out.print(f"runner {result.name} ({short}) is already running on {result.endpoint}")
+        return
+    verb = "replaced and started" if result.outcome == "replaced" else "started"
+    out.print(f"runner {result.name} ({short}) {verb} in {result.seconds:.1f} s: {result.endpoint}")
+    out.print(f"  image      {render.escape(result.image)}")
+    out.print(f"  workspace  {render.escape(str(result.workspace))}")
+    out.print(f"  token file {render.escape(str(result.token_file))}")
+
+
+@app.command("start")
+def start_command(
+    ctx: typer.Context,
+    *,
+    image: str = typer.Option(None, "--image", help="Runner image reference.", show_default=False),
+    use_local_image: bool = typer.Option(
+        False, "--use-local-image", help="Use roscoe-runner:dev built by `make build-image`."
+    ),
+    pull: str = typer.Option("missing", "--pull", help="Pull policy: missing, always or never."),
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-e",
+            "--env",
+            help="KEY=VALUE, or KEY to pass from your environment, for the service's runs.",
+        ),
+    ] = None,
+    port: int = typer.Option(
+        None, "--port", help="Port on 127.0.0.1 (env ROSCOE_PORT; default 8765)."
+    ),
+    workspace: str = typer.Option(
+        None, "--workspace", help="Workspace root (env ROSCOE_WORKSPACE).", show_default=False
+    ),
+    replace: bool = typer.Option(
+        False, "--replace", help="Remove a container that holds the name but is not roscoe's."
+    ),
+    wait_timeout: float = typer.Option(
+        60.0, "--wait-timeout", help="Seconds to wait for the service to answer."
+    ),
+) -> None:
+    """Start the runner container and wait until its service answers.
+
+    Already running with the same image: nothing changes. A stopped or outdated runner is
+    replaced. The container is named roscoe-runner (ROSCOE_CONTAINER_NAME changes it).
+    Exits 0 when the service answers, 1 when it did not start, 2 on bad input,
+    3 without an engine, 4 when the image is missing.
+
+    Examples:
+      roscoe server start
+      roscoe server start --use-local-image --port 9000
+      roscoe server start -e API_KEY -e MODE=fast --workspace ~/cases
+    """
+    from roscoe.server import lifecycle
+    from roscoe.server.state import StartSettings
+
+    st = state(ctx)
+    wanted = StartSettings(
+        image=image,
+        use_local_image=use_local_image,
+        pull=pull.strip().lower(),
+        port=port,
+        workspace=workspace,
+        env=lifecycle.parse_env(env or [], os.environ),
+    )
+    engine = st.engine()
+    with _progress(st.quiet) as progress:
+        try:
+            result = lifecycle.start(
+                engine,
+                st.settings,
+                wanted,
+                replace=replace,
+                wait_timeout=wait_timeout,
+                progress=progress,
+            )
+        except lifecycle.StartFailed as exc:
+            _start_failed(exc)
+            raise
+    _report(result, st.quiet)
+
+
+@app.command("stop")
+def stop_command(
+    ctx: typer.Context,
+    timeout: float = typer.Option(
+        15.0, "--timeout", help="Seconds for the service to finish before it is killed."
+    ),
+) -> None:
+    """Stop the runner gracefully and remove its container.
+
+    The service gets SIGTERM and finishes (or kills) its runs; after --timeout seconds the
+    engine kills it. Not running: says so and exits 0.
+
+    Examples:
+      roscoe server stop
+      roscoe server stop --timeout 60
+    """
+    from roscoe.server import lifecycle
+
+    st = state(ctx)
+    result = lifecycle.stop(st.engine(), st.settings, timeout=timeout)
+    if st.quiet:
+        return
+    if result.outcome == "not running":
+        render.console().print(f"runner {result.name} is not running")
+    else:
+        short = (result.container_id or "")[:12]
+        render.console().print(f"runner {result.name} ({short}) stopped and removed")
+
+
+@app.command("restart")
+def restart_command(
+    ctx: typer.Context,
+    timeout: float = typer.Option(
+        15.0, "--timeout", help="Seconds for the service to finish before it is killed."
+    ),
+    wait_timeout: float = typer.Option(
+        60.0, "--wait-timeout", help="Seconds to wait for the service to answer."
+    ),
+) -> None:
+    """Stop the runner and start a new one with the settings of the last start.
+
+    Image, port, workspace and -e variables are those `roscoe server start` was given.
+
+    Examples:
+      roscoe server restart
+    """
+    from roscoe.server import lifecycle
+
+    st = state(ctx)
+    engine = st.engine()
+    with _progress(st.quiet) as progress:
+        try:
+            result = lifecycle.restart(
+                engine,
+                st.settings,
+                stop_timeout=timeout,
+                wait_timeout=wait_timeout,
+                progress=progress,
+            )
+        except lifecycle.StartFailed as exc:
+            _start_failed(exc)
+            raise
+    _report(result, st.quiet)
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show the runner's state, image, health and endpoint.
+
+    Exits 0 when the runner is running and its service answers, 1 otherwise,
+    3 when no engine is reachable.
+
+    Examples:
+      roscoe server status
+      roscoe server status --json | jq .state
+    """
+    from roscoe.server.status import server_status
+
+    st = state(ctx)
+    status = server_status(st.engine(), st.settings)
+    if json_output:
+        render.print_json(status.to_json())
+    else:
+        _print_status(status)
+    if not status.healthy:
+        raise typer.Exit(1)
+
+
+def _print_status(status: Status) -> None:
+    out = render.console()
+    word = {
+        "running": "[green]running[/]",
+        "starting": "[yellow]starting[/] (the service does not answer yet)",
+        "exited": f"[red]exited[/] (code {status.exit_code})",
+        "absent": "[dim]absent[/]",
+    }[status.state]
+    rows: list[tuple[str, str]] = [("state", word), ("name", status.name)]
+    if status.container_id:
+        image = status.image or ""
+        version = status.image_version
+        match = "" if status.version_matches else "  [yellow](differs from this CLI)[/]"
+        rows += [
+            ("container", status.container_id[:12]),
+            ("image", render.escape(image)),
+            ("digest", render.escape(str(status.image_digest or "unknown"))),
+            ("version", f"image {render.escape(version)}, CLI {_cli_version()}{match}"),
+        ]
+    engine = status.engine
+    rows.append(("engine", f"{engine['kind']} {engine['version']} at {engine['endpoint']}"))
+    if status.uptime_s is not None:
+        rows.append(("uptime", _duration(status.uptime_s)))
+    if status.state in ("running", "starting"):
+        h = status.health
+        rows.append(
+            (
+                "health",
+                f"answering ({h.latency_ms} ms)" if h.answering else f"not answering ({h.error})",
+            )
+        )
+    rows += [
+        ("endpoint", status.endpoint),
+        ("token file", render.escape(str(_token_file()))),
+        ("workspace", render.escape(status.workspace)),
+    ]
+    in_flight = "?" if status.runs_in_flight is None else str(status.runs_in_flight)
+    rows.append(("runs", f"{in_flight} in flight, {status.runs_done} recorded"))
+    if status.foreign:
+        rows.append(("note", f"a container named {status.name} exists but is not roscoe's"))
+    for key, value in rows:
+        out.print(f"{key:<11}{value}")
+
+
+def _cli_version() -> str:
+    from roscoe import __version__
+
+    return __version__
+
+
+def _token_file() -> object:
+    from roscoe import paths
+
+    return paths.token_file()
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"

@@ -1,0 +1,1 @@
+"""The long-lived runner container: start, stop, restart, status, logs (`roscoe server`)."""

@@ -1,0 +1,406 @@
+"""Start, stop and restart the runner container. Returns results; never prints or exits.
+
+Start is idempotent: ours already running with the same image is left alone; ours stopped,
+exited, or on another image or port is replaced; a stranger holding the name is refused
+unless --replace. The whole decision runs under a lock, so two starts at once end with one
+container and both succeed. Ready means the service answers /health on 127.0.0.1:PORT;
+a container that exits (or keeps restarting) while we wait is removed after its last log
+lines are kept for the error.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from roscoe import paths
+from roscoe.errors import ImageError, OperationFailed, UsageError
+from roscoe.server import health, runner, state
+from roscoe.server.state import StartSettings
+
+if TYPE_CHECKING:
+    from roscoe.engine import Engine
+    from roscoe.images import ImageChoice
+    from roscoe.settings import Settings
+
+Progress = Callable[[str], None]
+LOG_LINES_ON_FAILURE = 20
+DEFAULT_STOP_TIMEOUT = 15.0  # a little above the service's own grace (ROSCOE_SHUTDOWN_GRACE, 10 s)
+DEFAULT_WAIT_TIMEOUT = 60.0
+PULL_POLICIES = ("missing", "always", "never")
+
+
+class StartFailed(OperationFailed):
+    """The runner did not become ready; carries its last log lines for the CLI to show."""
+
+    def __init__(self, message: str, hint: str | None, log_lines: list[str]):
+        super().__init__(message, hint)
+        self.log_lines = log_lines
+
+
+@dataclass
+class StartResult:
+    outcome: str  # "started", "replaced", "already running"
+    container_id: str
+    name: str
+    image: str
+    port: int
+    workspace: Path
+    token_file: Path
+    replaced_because: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def endpoint(self) -> str:
+        return health.endpoint(self.port)
+
+
+@dataclass
+class StopResult:
+    outcome: str  # "stopped" or "not running"
+    container_id: str | None = None
+    name: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class _Plan:
+    """Everything resolved before the engine is touched."""
+
+    name: str
+    port: int
+    workspace: Path
+    image: ImageChoice
+    settings: StartSettings
+    concurrency: int
+    queue: int
+    projects_dir: str
+    tools_dir: str
+
+
+def parse_env(items: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """-e KEY=VALUE or -e KEY (value from roscoe's own environment) -> {KEY: VALUE}."""
+    found: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise UsageError(
+                f"-e {key or item!r}: not a variable name",
+                hint="use -e KEY=VALUE, or -e KEY to pass KEY from your environment",
+            )
+        if not eq:
+            if key not in environ:
+                raise UsageError(
+                    f"-e {key}: {key} is not set in your environment",
+                    hint=f"set it, or pass -e {key}=VALUE",
+                )
+            value = environ[key]
+        found[key] = value
+    return found
+
+
+def plan_start(settings: Settings, wanted: StartSettings) -> _Plan:
+    """Resolve name, port, workspace and image through Settings (flag > env > config)."""
+    from roscoe.images import choose_image
+    from roscoe.workspace import Workspace
+
+    if wanted.pull not in PULL_POLICIES:
+        raise UsageError(
+            f"--pull {wanted.pull}: not a pull policy", hint="use missing, always or never"
+        )
+    # The data dir first, private: the token and the runs dir inside it may be handed to
+    # uid 1000; 0700 keeps every other host user out all the same.
+    paths.ensure_dir(paths.data_dir())
+    workspace = Workspace.from_settings(settings, wanted.workspace)
+    return _Plan(
+        name=settings.get("container_name"),
+        port=settings.get("port", wanted.port),
+        workspace=workspace.root,
+        image=choose_image(settings, wanted.image, wanted.use_local_image),
+        settings=wanted,
+        concurrency=settings.get("service.concurrency"),
+        queue=settings.get("service.queue"),
+        projects_dir=settings.get("projects_dir"),
+        tools_dir=settings.get("tools_dir"),
+    )
+
+
+def start(
+    engine: Engine,
+    settings: Settings,
+    wanted: StartSettings,
+    *,
+    replace: bool = False,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    progress: Progress | None = None,
+) -> StartResult:
+    """Make sure our runner is running and answering; see the module docstring."""
+    plan = plan_start(settings, wanted)
+    with state.start_lock(deadline_s=wait_timeout + 60):
+        return _start_locked(engine, plan, replace, wait_timeout, progress or _quiet)
+
+
+def stop(engine: Engine, settings: Settings, timeout: float = DEFAULT_STOP_TIMEOUT) -> StopResult:
+    """Stop our runner gracefully (SIGTERM, SIGKILL after `timeout`) and remove it."""
+    with state.start_lock(deadline_s=timeout + 60):
+        return _stop_locked(engine, settings.get("container_name"), timeout)
+
+
+def restart(
+    engine: Engine,
+    settings: Settings,
+    *,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    progress: Progress | None = None,
+) -> StartResult:
+    """Stop, then start with the settings of the last start (a new container)."""
+    wanted = state.load_settings() or StartSettings()
+    plan = plan_start(settings, wanted)
+    with state.start_lock(deadline_s=stop_timeout + wait_timeout + 60):
+        _stop_locked(engine, plan.name, stop_timeout)
+        return _start_locked(engine, plan, False, wait_timeout, progress or _quiet)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _stop_locked(engine: Engine, name: str, timeout: float) -> StopResult:
+    began = time.monotonic()
+    found = runner.find(engine, name)
+    if found.ours is None:
+        state.clear_container_id()
+        return StopResult("not running", name=name)
+    container_id = str(found.ours["Id"])
+    runner.remove(engine, container_id, stop_timeout=timeout)
+    state.clear_container_id()
+    return StopResult("stopped", container_id, name, time.monotonic() - began)
+
+
+def _start_locked(
+    engine: Engine, plan: _Plan, replace: bool, wait_timeout: float, progress: Progress
+) -> StartResult:
+    began = time.monotonic()
+    found = runner.find(engine, plan.name)
+    if found.foreign is not None:
+        if not replace:
+            raise OperationFailed(
+                f"a container named {plan.name} exists and is not roscoe's (no roscoe labels)",
+                hint=f"pass --replace to remove it, remove it yourself ({engine.kind} rm -f "
+                f"{plan.name}), or pick another name with ROSCOE_CONTAINER_NAME",
+            )
+        progress(f"removing the container {plan.name} that was in the way (--replace)")
+        runner.remove(engine, str(found.foreign["Id"]), stop_timeout=DEFAULT_STOP_TIMEOUT)
+
+    image = _ensure_image(engine, plan, progress)
+    replaced_because = None
+    if found.ours is not None:
+        replaced_because = _why_replace(found.ours, image, plan)
+        if replaced_because is None:
+            state.write_container_id(str(found.ours["Id"]))
+            state.save_settings(plan.settings)
+            return _result("already running", found.ours["Id"], plan, None, began)
+        progress(f"replacing the runner ({replaced_because})")
+        runner.remove(engine, str(found.ours["Id"]), stop_timeout=DEFAULT_STOP_TIMEOUT)
+        state.clear_container_id()
+
+    if health.port_in_use(plan.port):
+        raise OperationFailed(
+            f"port {plan.port} on 127.0.0.1 is already in use by another program",
+            hint=f"stop that program, or choose another port: --port N (or ROSCOE_PORT); "
+            f"`ss -ltnp 'sport = :{plan.port}'` shows who holds it",
+        )
+
+    container_id = _create(engine, plan, image)
+    progress("waiting for the execution service to answer /health")
+    _wait_ready(engine, container_id, plan.port, wait_timeout)
+    state.save_settings(plan.settings)
+    outcome = "replaced" if replaced_because else "started"
+    return _result(outcome, container_id, plan, replaced_because, began)
+
+
+def _result(
+    outcome: str, container_id: str, plan: _Plan, because: str | None, began: float
+) -> StartResult:
+    return StartResult(
+        outcome=outcome,
+        container_id=str(container_id),
+        name=plan.name,
+        image=plan.image.ref,
+        port=plan.port,
+        workspace=plan.workspace,
+        token_file=paths.token_file(),
+        replaced_because=because,
+        seconds=time.monotonic() - began,
+    )
+
+
+def _why_replace(ours: dict[str, Any], image: dict[str, Any], plan: _Plan) -> str | None:
+    """Why our existing runner cannot stay, or None when it is what was asked for."""
+    from roscoe.runner_layout import ENV_HOST_WORKSPACE, ENV_PORT
+
+    status = runner.status_of(ours)
+    if status != "running":
+        return f"it was {status}"
+    if ours.get("Image") != image.get("Id"):
+        return f"it runs another image than {plan.image.ref}"
+    if runner.env_value(ours, ENV_PORT) != str(plan.port):
+        return f"it listens on port {runner.env_value(ours, ENV_PORT)}, not {plan.port}"
+    if runner.env_value(ours, ENV_HOST_WORKSPACE) != str(plan.workspace):
+        return f"it serves another workspace than {plan.workspace}"
+    return None
+
+
+def _ensure_image(engine: Engine, plan: _Plan, progress: Progress) -> dict[str, Any]:
+    """The image's inspect data, pulled first when the policy says so."""
+    policy = plan.settings.pull
+    present = engine.image_inspect(plan.image.ref)
+    if present is not None and policy != "always":
+        return present
+    if plan.image.local_only or policy == "never":
+        hint = (
+            "build it with `make build-image`"
+            if plan.image.local_only
+            else "pull it, or use --pull missing"
+        )
+        raise ImageError(f"image {plan.image.ref} is not present on {engine.kind}", hint=hint)
+    try:
+        from roscoe.images import ensure_image  # type: ignore[attr-defined]
+    except ImportError:
+        raise ImageError(
+            f"image {plan.image.ref} is not present on {engine.kind}",
+            hint="build it with `make build-image` and use --use-local-image",
+        ) from None
+    progress(f"pulling {plan.image.ref}")
+    ensure_image(engine, plan.image, policy, None)
+    pulled = engine.image_inspect(plan.image.ref)
+    if pulled is None:
+        raise ImageError(f"image {plan.image.ref} is still not present after the pull")
+    return pulled
+
+
+def _create(engine: Engine, plan: _Plan, image: dict[str, Any]) -> str:
+    from roscoe.runner_layout import RunnerConfig, runner_user
+    from roscoe.token import ensure_token
+
+    root = os.getuid() == 0
+    owner = runner_user() if root else None
+    token_file = paths.token_file()
+    ensure_token(token_file, owner=owner)
+    runs = paths.ensure_dir(paths.runs_dir())
+    if owner is not None:
+        # The service runs as uid 1000 under a root roscoe: it writes run records here.
+        # The data dir above stays 0700 root, so other host users still cannot reach them.
+        os.chown(runs, *owner)
+    socket_path = engine.endpoint.socket_path
+    if socket_path is None:
+        raise UsageError(
+            f"the runner needs the engine's unix socket, but roscoe reaches {engine.kind} at "
+            f"{engine.endpoint.url}",
+            hint="point DOCKER_HOST at a unix:// socket on this machine",
+        )
+    config = RunnerConfig(
+        image=plan.image.ref,
+        name=plan.name,
+        port=plan.port,
+        workspace=plan.workspace,
+        runs_dir=runs,
+        token_file=token_file,
+        engine_socket=socket_path,
+        engine_kind=engine.kind,
+        image_version=runner.image_version(image),
+        concurrency=plan.concurrency,
+        queue=plan.queue,
+        projects_dir=plan.projects_dir,
+        tools_dir=plan.tools_dir,
+        env=dict(plan.settings.env),
+    )
+    container, host = config.create_arguments()
+    container_id = engine.create_container(container, host)
+    state.write_container_id(container_id)
+    try:
+        engine.start_container(container_id)
+    except OperationFailed as exc:
+        _fail(engine, container_id, exc.message, exit_code=None)
+    return container_id
+
+
+def _wait_ready(engine: Engine, container_id: str, port: int, wait_timeout: float) -> None:
+    deadline = time.monotonic() + wait_timeout
+    next_inspect = 0.0
+    while True:
+        if health.probe(port, timeout=0.5).answering:
+            return
+        now = time.monotonic()
+        if now >= next_inspect:
+            inspected = engine.inspect_container(container_id)
+            if inspected is None:
+                state.clear_container_id()
+                raise StartFailed("the runner container disappeared while starting", None, [])
+            status = runner.status_of(inspected)
+            restarts = int(inspected.get("RestartCount") or 0)
+            if status not in ("running", "created") or restarts > 0:
+                code = runner.exit_code(inspected)
+                if status in ("exited", "dead"):
+                    why = f"the runner exited while starting (code {code})"
+                else:  # the restart policy brought it back: it crashed at least once
+                    why = "the runner crashed while starting (the engine restarted it)"
+                _fail(engine, container_id, why, code if status in ("exited", "dead") else None)
+            next_inspect = now + 0.25
+        if now >= deadline:
+            _fail(
+                engine,
+                container_id,
+                f"the execution service did not answer on {health.endpoint(port)} within "
+                f"{wait_timeout:g} s",
+                None,
+                timed_out=True,
+            )
+        time.sleep(0.05)
+
+
+def _fail(
+    engine: Engine,
+    container_id: str,
+    message: str,
+    exit_code: int | None,
+    timed_out: bool = False,
+) -> NoReturn:
+    """Keep the last log lines, remove the container, raise StartFailed with a likely cause."""
+    raw = engine.log_tail(container_id, LOG_LINES_ON_FAILURE)
+    lines = raw.decode("utf-8", "replace").splitlines()[-LOG_LINES_ON_FAILURE:]
+    runner.remove(engine, container_id, stop_timeout=None)
+    state.clear_container_id()
+    raise StartFailed(
+        message, likely_cause("\n".join(lines) + "\n" + message, exit_code, timed_out), lines
+    )
+
+
+def likely_cause(text: str, exit_code: int | None, timed_out: bool = False) -> str:
+    """A hint from the runner's last words."""
+    lowered = text.lower()
+    if "address already in use" in lowered:
+        return "the port is taken: choose another with --port N (or ROSCOE_PORT)"
+    if "permission denied" in lowered and ("sock" in lowered or "engine" in lowered):
+        return (
+            "the service cannot use the engine socket: it runs as uid 1000 with the socket's "
+            "group; make the socket group-readable (0660) or run roscoe as the socket's owner"
+        )
+    if (
+        exit_code in (126, 127)
+        or "executable file not found" in lowered
+        or "no such file or directory" in lowered
+        or "no module named" in lowered
+    ):
+        return (
+            "the image has no roscoe execution service: use a roscoe runner image "
+            "(`make build-image`, then --use-local-image)"
+        )
+    if timed_out:
+        return "the service is still starting or hung: see `roscoe logs`, or raise --wait-timeout"
+    return "see the runner's last log lines above; `roscoe doctor` checks the set-up"

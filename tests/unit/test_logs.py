@@ -1,0 +1,116 @@
+"""`roscoe logs` parsing and the engine's log frame decoding (no engine needed)."""
+
+from __future__ import annotations
+
+import struct
+from datetime import datetime, timezone
+
+import pytest
+
+from roscoe.engine.client import LogFrames
+from roscoe.errors import UsageError
+from roscoe.server import logs
+
+NOW = 1_700_000_000.0
+
+
+def frame(stream: int, payload: bytes) -> bytes:
+    return struct.pack(">BxxxL", stream, len(payload)) + payload
+
+
+@pytest.mark.parametrize(
+    ("text", "ago"), [("30s", 30), ("10m", 600), ("2h", 7200), ("1d", 86400), ("1.5m", 90)]
+)
+def test_since_durations(text: str, ago: int) -> None:
+    assert logs.parse_since(text, now=NOW) == int(NOW - ago)
+
+
+def test_since_rfc3339() -> None:
+    expected = int(datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc).timestamp())
+    assert logs.parse_since("2024-05-01T12:00:00Z") == expected
+    assert logs.parse_since("2024-05-01T14:00:00.123456789+02:00") == expected
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "10", "10y", "-5m", "2024-13-01T00:00:00Z", ""])
+def test_since_refuses_the_rest(bad: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        logs.parse_since(bad, now=NOW)
+    assert caught.value.exit_code == 2
+
+
+def test_tail() -> None:
+    assert logs.parse_tail("all") == "all"
+    assert logs.parse_tail("5") == 5
+    assert logs.parse_tail("0") == 0
+    with pytest.raises(UsageError):
+        logs.parse_tail("-1")
+    with pytest.raises(UsageError):
+        logs.parse_tail("many")
+
+
+def test_read_timeout_from_environment() -> None:
+    assert logs.read_timeout({}) == logs.DEFAULT_READ_TIMEOUT
+    assert logs.read_timeout({"ROSCOE_LOGS_READ_TIMEOUT": "2"}) == 2.0
+    assert logs.read_timeout({"ROSCOE_LOGS_READ_TIMEOUT": "nonsense"}) == 60.0
+
+
+def test_frames_split_anywhere_decode_the_same() -> None:
+    stream = frame(1, b"one\n") + frame(1, b"two\n") + frame(2, b"oops\n") + frame(1, b"x" * 300)
+    for cut in range(len(stream) + 1):
+        decoder = LogFrames()
+        pieces = decoder.feed(stream[:cut]) + decoder.feed(stream[cut:])
+        out = b"".join(p for s, p in pieces if s == 1)
+        err = b"".join(p for s, p in pieces if s == 2)
+        assert out == b"one\ntwo\n" + b"x" * 300
+        assert err == b"oops\n"
+
+
+def test_frames_of_one_stream_are_joined() -> None:
+    pieces = LogFrames().feed(frame(1, b"a") + frame(1, b"b") + frame(2, b"c") + frame(1, b"d"))
+    assert pieces == [(1, b"ab"), (2, b"c"), (1, b"d")]
+
+
+class _Engine:
+    """Just enough of the Engine for runner_logs."""
+
+    def __init__(self, containers: dict[str, dict]) -> None:
+        self.containers = containers
+        self.asked: dict = {}
+
+    def inspect_container(self, ref: str) -> dict | None:
+        return self.containers.get(ref)
+
+    def stream_logs(self, ref: str, **kwargs: object):
+        self.asked = {"ref": ref, **kwargs}
+        return iter([(1, b"hello\n")])
+
+
+def test_no_runner_is_exit_1_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from roscoe.errors import OperationFailed
+    from roscoe.settings import Settings
+
+    with pytest.raises(OperationFailed) as caught:
+        logs.runner_logs(_Engine({}), Settings())
+    assert caught.value.exit_code == 1
+    assert "roscoe server start" in (caught.value.hint or "")
+
+
+def test_tail_and_timeout_are_asked_of_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from roscoe.constants import LABEL_KIND, LABEL_MANAGED_BY
+    from roscoe.settings import Settings
+
+    monkeypatch.setenv("ROSCOE_LOGS_READ_TIMEOUT", "2")
+    ours = {
+        "Id": "abc",
+        "Name": "/roscoe-runner",
+        "Config": {"Labels": {LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"}, "Tty": False},
+        "State": {"Status": "running"},
+    }
+    engine = _Engine({"roscoe-runner": ours, "abc": ours})
+    pieces = list(logs.runner_logs(engine, Settings(), follow=True, tail=5))
+    assert pieces == [(1, b"hello\n")]
+    assert engine.asked["ref"] == "abc"
+    assert engine.asked["tail"] == 5
+    assert engine.asked["follow"] is True
+    assert engine.asked["read_timeout"] == 2.0
+    assert engine.asked["still_running"]() is True

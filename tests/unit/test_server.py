@@ -1,0 +1,436 @@
+"""The runner's lifecycle and status, against a fake Engine (the seam); no real engine.
+
+Real engines are exercised in tests/integration/test_server.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from roscoe.engine.client import EngineInfo
+from roscoe.engine.detect import Endpoint
+
+_ids = itertools.count(1)
+
+
+class FakeEngine:
+    def __init__(self, kind: str = "docker") -> None:
+        self.endpoint = Endpoint("unix:///nonexistent/engine.sock", "test")
+        self.info = EngineInfo(kind, "1.0", "1.41", "linux", "amd64")
+        self.containers_by_id: dict[str, dict[str, Any]] = {}
+        self.images: dict[str, dict[str, Any]] = {}
+        self.logs_of: dict[str, bytes] = {}
+        self.default_logs = b""
+        self.calls: list[tuple[str, str]] = []
+        # What a started container does: "running" or "exited" (crashes at start).
+        self.on_start = "running"
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    # -- test set-up -----------------------------------------------------------------------
+    def add_image(self, ref: str, version: str = "0.1.0") -> str:
+        image_id = f"sha256:{len(self.images) + 1:064x}"
+        self.images[ref] = {
+            "Id": image_id,
+            "RepoDigests": [f"{ref.split(':', maxsplit=1)[0]}@sha256:{'d' * 64}"],
+            "Config": {"Labels": {"org.opencontainers.image.version": version}},
+        }
+        return image_id
+
+    def add_container(
+        self,
+        name: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        status: str = "running",
+        image: str = "roscoe-runner:dev",
+        env: Mapping[str, str] | None = None,
+    ) -> str:
+        container_id = f"{next(_ids):064x}"
+        self.containers_by_id[container_id] = {
+            "Id": container_id,
+            "Name": f"/{name}",
+            "Image": (self.images.get(image) or {}).get("Id", "sha256:other"),
+            "RestartCount": 0,
+            "Config": {
+                "Image": image,
+                "Labels": dict(labels or {}),
+                "Env": [f"{k}={v}" for k, v in (env or {}).items()],
+                "Tty": False,
+            },
+            "State": {
+                "Status": status,
+                "ExitCode": 0 if status == "running" else 1,
+                "StartedAt": "2024-05-01T12:00:00.123456789Z",
+            },
+        }
+        return container_id
+
+    # -- the Engine methods core modules call ----------------------------------------------
+    def image_inspect(self, ref: str) -> dict[str, Any] | None:
+        if ref in self.images:
+            return self.images[ref]
+        for image in self.images.values():
+            if image["Id"] == ref:
+                return image
+        return None
+
+    def inspect_container(self, ref: str) -> dict[str, Any] | None:
+        if ref in self.containers_by_id:
+            return self.containers_by_id[ref]
+        for container in self.containers_by_id.values():
+            if container["Name"] == f"/{ref}":
+                return container
+        return None
+
+    def create_container(self, container: Mapping[str, Any], host: Mapping[str, Any]) -> str:
+        name = str(container["name"])
+        if self.inspect_container(name) is not None:
+            raise AssertionError(f"name conflict: {name}")
+        env = dict(container["environment"])
+        container_id = self.add_container(
+            name,
+            labels=container["labels"],
+            status="created",
+            image=str(container["image"]),
+            env=env,
+        )
+        self.containers_by_id[container_id]["HostConfig"] = dict(host)
+        self.calls.append(("create", container_id))
+        return container_id
+
+    def start_container(self, ref: str) -> None:
+        self.calls.append(("start", ref))
+        state = self.containers_by_id[ref]["State"]
+        state["Status"] = self.on_start
+        state["ExitCode"] = 0 if self.on_start == "running" else 3
+
+    def stop_container(self, ref: str, timeout: float) -> bool:
+        self.calls.append(("stop", ref))
+        if ref not in self.containers_by_id:
+            return False
+        self.containers_by_id[ref]["State"]["Status"] = "exited"
+        return True
+
+    def remove_container(self, ref: str, force: bool = True) -> bool:
+        self.calls.append(("remove", ref))
+        return self.containers_by_id.pop(ref, None) is not None
+
+    def log_tail(self, ref: str, lines: int) -> bytes:
+        text = self.logs_of.get(ref, self.default_logs)
+        return b"\n".join(text.splitlines()[-lines:])
+
+    def stream_logs(
+        self, ref: str, *, still_running: Callable[[], bool] | None = None, **kwargs: Any
+    ) -> Iterator[tuple[int, bytes]]:
+        self.calls.append(("logs", ref))
+        self.last_logs_kwargs = kwargs
+        yield 1, self.logs_of.get(ref, b"")
+
+
+import json  # noqa: E402
+import os  # noqa: E402
+import stat  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from roscoe import __version__, paths  # noqa: E402
+from roscoe.constants import DEV_IMAGE, LABEL_KIND, LABEL_MANAGED_BY  # noqa: E402
+from roscoe.errors import ImageError, OperationFailed, UsageError  # noqa: E402
+from roscoe.server import health, lifecycle, state, status  # noqa: E402
+from roscoe.server.state import StartSettings  # noqa: E402
+from roscoe.settings import Settings  # noqa: E402
+
+OURS = {LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"}
+NAME = "roscoe-unit-runner"
+
+
+@pytest.fixture
+def answering(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """/health answers (or not) without a real service; no port is really in use."""
+    world = {"answering": True, "port_in_use": False}
+    monkeypatch.setattr(
+        health,
+        "probe",
+        lambda port, timeout=1.0: health.Health(
+            world["answering"], 200 if world["answering"] else None, 1.5, {"runs_in_flight": 2}
+        ),
+    )
+    monkeypatch.setattr(health, "port_in_use", lambda port: world["port_in_use"])
+    return world
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("ROSCOE_CONTAINER_NAME", NAME)
+    return Settings()
+
+
+@pytest.fixture
+def fake() -> FakeEngine:
+    engine = FakeEngine()
+    engine.add_image(DEV_IMAGE)
+    return engine
+
+
+def local() -> StartSettings:
+    return StartSettings(use_local_image=True, port=18765)
+
+
+def start(fake: FakeEngine, settings: Settings, **kwargs: object) -> lifecycle.StartResult:
+    return lifecycle.start(fake, settings, kwargs.pop("wanted", local()), **kwargs)  # type: ignore[arg-type]
+
+
+def test_start_creates_labelled_runner_and_stores_id(fake, settings, answering) -> None:
+    result = start(fake, settings)
+    assert result.outcome == "started"
+    container = fake.inspect_container(NAME)
+    assert container is not None and container["Id"] == result.container_id
+    assert container["Config"]["Labels"][LABEL_MANAGED_BY] == "roscoe"
+    assert container["Config"]["Labels"][LABEL_KIND] == "server"
+    assert state.read_container_id() == result.container_id
+    assert result.endpoint == "http://127.0.0.1:18765"
+    token = paths.token_file()
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    if os.getuid() == 0:  # the service runs as uid 1000 and must read the token and runs
+        assert token.stat().st_uid == 1000
+        assert paths.runs_dir().stat().st_uid == 1000
+        assert stat.S_IMODE(paths.data_dir().stat().st_mode) == 0o700
+
+
+def test_already_running_changes_nothing(fake, settings, answering) -> None:
+    first = start(fake, settings)
+    calls = len(fake.calls)
+    second = start(fake, settings)
+    assert second.outcome == "already running"
+    assert second.container_id == first.container_id
+    assert fake.calls[calls:] == []
+
+
+def test_stale_stored_id_is_forgotten(fake, settings, answering) -> None:
+    state.write_container_id("f" * 64)
+    result = start(fake, settings)
+    assert result.outcome == "started"
+    assert state.read_container_id() == result.container_id
+
+
+def test_foreign_container_with_the_name_is_refused(fake, settings, answering) -> None:
+    foreign = fake.add_container(NAME, labels={})
+    with pytest.raises(OperationFailed) as caught:
+        start(fake, settings)
+    assert "not roscoe's" in caught.value.message
+    assert "--replace" in (caught.value.hint or "")
+    assert foreign in fake.containers_by_id  # untouched
+
+
+def test_replace_removes_the_foreign_container(fake, settings, answering) -> None:
+    foreign = fake.add_container(NAME, labels={})
+    result = start(fake, settings, replace=True)
+    assert foreign not in fake.containers_by_id
+    assert fake.inspect_container(NAME)["Id"] == result.container_id
+
+
+@pytest.mark.parametrize("old_status", ["exited", "created", "dead"])
+def test_stopped_runner_is_replaced(fake, settings, answering, old_status) -> None:
+    old = fake.add_container(NAME, labels=OURS, status=old_status)
+    result = start(fake, settings)
+    assert result.outcome == "replaced"
+    assert old not in fake.containers_by_id
+    assert result.container_id != old
+
+
+def test_runner_on_another_image_is_replaced(fake, settings, answering) -> None:
+    first = start(fake, settings)
+    fake.add_image(DEV_IMAGE)  # rebuilt: the tag now names a new image ID
+    fake.images[DEV_IMAGE]["Id"] = "sha256:" + "e" * 64
+    second = start(fake, settings)
+    assert second.outcome == "replaced"
+    assert "another image" in (second.replaced_because or "")
+    assert first.container_id not in fake.containers_by_id
+
+
+def test_port_in_use_is_refused_before_creating(fake, settings, answering) -> None:
+    answering["port_in_use"] = True
+    with pytest.raises(OperationFailed) as caught:
+        start(fake, settings)
+    assert "--port" in (caught.value.hint or "")
+    assert not [c for c in fake.calls if c[0] == "create"]
+
+
+def test_crash_at_start_shows_last_lines_and_leaves_nothing(fake, settings, answering) -> None:
+    answering["answering"] = False
+    fake.on_start = "exited"
+    fake.default_logs = b"\n".join(b"line %d" % i for i in range(30)) + b"\nNo module named x"
+    with pytest.raises(lifecycle.StartFailed) as caught:
+        start(fake, settings)
+    assert len(caught.value.log_lines) == 20
+    assert caught.value.log_lines[-1] == "No module named x"
+    assert "runner image" in (caught.value.hint or "")
+    assert fake.containers_by_id == {}
+    assert state.read_container_id() is None
+
+
+def test_wait_timeout_fails_and_removes(fake, settings, answering) -> None:
+    answering["answering"] = False
+    with pytest.raises(lifecycle.StartFailed) as caught:
+        start(fake, settings, wait_timeout=0.3)
+    assert "did not answer" in caught.value.message
+    assert caught.value.exit_code == 1
+    assert fake.containers_by_id == {}
+
+
+def test_missing_local_image_is_exit_4(settings, answering) -> None:
+    with pytest.raises(ImageError) as caught:
+        start(FakeEngine(), settings)
+    assert caught.value.exit_code == 4
+
+
+def test_named_workspace_must_exist(fake, settings, answering, tmp_path: Path) -> None:
+    wanted = StartSettings(use_local_image=True, workspace=str(tmp_path / "nope"))
+    with pytest.raises(UsageError):
+        start(fake, settings, wanted=wanted)
+    assert fake.calls == []
+
+
+def test_bad_pull_policy_is_usage_error(fake, settings, answering) -> None:
+    with pytest.raises(UsageError):
+        start(fake, settings, wanted=StartSettings(use_local_image=True, pull="sometimes"))
+
+
+def test_parse_env() -> None:
+    assert lifecycle.parse_env(["A=1", "B", "C="], {"B": "two"}) == {"A": "1", "B": "two", "C": ""}
+    with pytest.raises(UsageError):
+        lifecycle.parse_env(["MISSING"], {})
+    with pytest.raises(UsageError):
+        lifecycle.parse_env(["1BAD=x"], {})
+
+
+def test_env_values_stay_out_of_settings_json(fake, settings, answering) -> None:
+    wanted = StartSettings(use_local_image=True, port=18765, env={"API_KEY": "s3cret"})
+    start(fake, settings, wanted=wanted)
+    saved = paths.server_settings_file().read_text()
+    assert "s3cret" not in saved
+    assert json.loads(saved)["env"] == ["API_KEY"]
+    assert stat.S_IMODE(paths.server_env_file().stat().st_mode) == 0o600
+    assert state.load_settings().env == {"API_KEY": "s3cret"}
+
+
+def test_restart_makes_a_new_container_with_the_same_settings(fake, settings, answering) -> None:
+    wanted = StartSettings(use_local_image=True, port=18999, env={"MODE": "fast"})
+    first = start(fake, settings, wanted=wanted)
+    second = lifecycle.restart(fake, settings)
+    assert second.container_id != first.container_id
+    assert first.container_id not in fake.containers_by_id
+    env = fake.inspect_container(NAME)["Config"]["Env"]
+    assert "ROSCOE_PORT=18999" in env and "MODE=fast" in env
+
+
+def test_stop_removes_and_clears_id(fake, settings, answering) -> None:
+    first = start(fake, settings)
+    result = lifecycle.stop(fake, settings, timeout=1)
+    assert result.outcome == "stopped"
+    assert ("stop", first.container_id) in fake.calls
+    assert fake.containers_by_id == {}
+    assert state.read_container_id() is None
+    assert lifecycle.stop(fake, settings).outcome == "not running"
+
+
+def test_stop_leaves_a_foreign_container_alone(fake, settings, answering) -> None:
+    foreign = fake.add_container(NAME, labels={})
+    assert lifecycle.stop(fake, settings).outcome == "not running"
+    assert foreign in fake.containers_by_id
+
+
+def test_the_lock_serialises_starts(fake, settings, answering) -> None:
+    results: list[lifecycle.StartResult] = []
+    threads = [threading.Thread(target=lambda: results.append(start(fake, settings)))]
+    threads.append(threading.Thread(target=lambda: results.append(start(fake, settings))))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.outcome for r in results) == ["already running", "started"]
+    assert len(fake.containers_by_id) == 1
+
+
+def test_lock_gives_up_at_its_deadline() -> None:
+    # flock locks belong to the open file: a second open in this process conflicts too
+    with state.start_lock(), pytest.raises(OperationFailed), state.start_lock(deadline_s=0.2):
+        pass
+
+
+# -- status: the JSON keys are a contract ---------------------------------------------------
+CONTRACT = {
+    "state",
+    "name",
+    "container_id",
+    "image",
+    "image_version",
+    "cli_version",
+    "engine",
+    "health",
+    "endpoint",
+    "token_file",
+    "workspace",
+}
+
+
+def test_status_json_running(fake, settings, answering) -> None:
+    result = start(fake, settings)
+    data = status.server_status(fake, settings).to_json()
+    assert set(data) >= CONTRACT
+    assert data["state"] == "running"
+    assert data["name"] == NAME
+    assert data["container_id"] == result.container_id
+    assert data["image"] == DEV_IMAGE
+    assert data["image_version"] == "0.1.0"
+    assert data["cli_version"] == __version__
+    assert data["engine"]["kind"] == "docker"
+    assert data["health"]["answering"] is True
+    assert data["health"]["latency_ms"] == 1.5
+    assert data["endpoint"] == "http://127.0.0.1:18765"
+    assert data["token_file"] == str(paths.token_file())
+    assert data["workspace"] == str(paths.default_workspace().resolve())
+    assert data["runs_in_flight"] == 2
+    json.dumps(data)  # serialisable as is
+
+
+def test_status_starting_when_health_does_not_answer(fake, settings, answering) -> None:
+    start(fake, settings)
+    answering["answering"] = False
+    found = status.server_status(fake, settings)
+    assert found.state == "starting"
+    assert not found.healthy
+
+
+def test_status_exited_with_code(fake, settings, answering) -> None:
+    fake.add_container(NAME, labels=OURS, status="exited")
+    data = status.server_status(fake, settings).to_json()
+    assert data["state"] == "exited"
+    assert data["exit_code"] == 1
+
+
+def test_status_absent(fake, settings, answering) -> None:
+    data = status.server_status(fake, settings).to_json()
+    assert data["state"] == "absent"
+    assert data["container_id"] is None
+    assert set(data) >= CONTRACT
+
+
+def test_status_does_not_claim_a_foreign_container(fake, settings, answering) -> None:
+    fake.add_container(NAME, labels={})
+    data = status.server_status(fake, settings).to_json()
+    assert data["state"] == "absent"
+    assert data["name_taken_by_foreign_container"] is True
+
+
+def test_likely_causes() -> None:
+    assert "--port" in lifecycle.likely_cause("OSError: Address already in use", 1)
+    assert "socket" in lifecycle.likely_cause("PermissionError: permission denied: engine.sock", 1)
+    assert "runner image" in lifecycle.likely_cause("", 127)
