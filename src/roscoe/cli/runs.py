@@ -1,0 +1,118 @@
+"""`roscoe runs list` and `roscoe runs show ID`: what past runs did."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from roscoe.cli import render
+
+app = typer.Typer(
+    help="Past runs: their records and saved output.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.command("list")
+def list_command(
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs to show."),
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List recent runs, newest first (a run id starts with its UTC start time).
+
+    Examples:
+      roscoe runs list
+      roscoe runs list --limit 5 --json
+    """
+    from roscoe.runs.records import list_runs
+
+    found = list_runs(limit)
+    if json_output:
+        render.print_json([record.to_json() for record in found])
+        return
+    if not found:
+        render.info("no runs yet: try `roscoe run CASE SCRIPT`")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "status", "exit", "duration", "case", "script"):
+        table.add_column(column, no_wrap=column not in ("case", "script"), overflow="fold")
+    for record in found:
+        table.add_row(
+            record.id,
+            _status(record.status),
+            "" if record.exit_code is None else str(record.exit_code),
+            "" if record.duration_s is None else f"{record.duration_s:.1f} s",
+            render.escape(record.case),
+            render.escape(" ".join([record.script, *record.args])),
+        )
+    render.console().print(table)
+
+
+@app.command("show")
+def show_command(
+    run_id: str = typer.Argument(..., metavar="ID", help="A run id from `roscoe runs list`."),
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    output: bool = typer.Option(
+        False, "--output", help="Print the run's saved output (raw bytes) instead."
+    ),
+    tail: int | None = typer.Option(
+        None, "--tail", min=1, help="With --output: only the last N bytes.", show_default=False
+    ),
+) -> None:
+    """Show one run's record, or with --output its saved stdout and stderr.
+
+    Examples:
+      roscoe runs show 20261121-112715-3f9a1c2e
+      roscoe runs show 20261121-112715-3f9a1c2e --output --tail 4096
+      roscoe runs show 20261121-112715-3f9a1c2e --json
+    """
+    from roscoe.runs.records import load_run, read_output, run_dir
+
+    record = load_run(run_id)
+    if output:
+        data, _ = read_output(run_id, tail)
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    if json_output:
+        render.print_json(record.to_json())
+        return
+    out = render.console()
+    rows = [
+        ("id", record.id),
+        ("case", record.case),
+        ("script", " ".join([record.script, *record.args])),
+        ("status", _status(record.status)),
+        ("exit code", "" if record.exit_code is None else str(record.exit_code)),
+        ("image", f"{record.image} ({record.image_digest or 'digest unknown'})"),
+        ("engine", record.engine or ""),
+        ("started", record.started_at or ""),
+        ("finished", record.finished_at or ""),
+        ("duration", "" if record.duration_s is None else f"{record.duration_s:.3f} s"),
+        ("output", f"{run_dir(record.id) / record.output_file} ({record.output_bytes} bytes)"),
+    ]
+    if record.message:
+        rows.append(("message", record.message))
+    for name, value in rows:
+        shown = value if name == "status" else render.escape(value)
+        out.print(f"[bold]{name:<10}[/] {shown}")
+
+
+_COLOURS = {
+    "succeeded": "green",
+    "failed": "red",
+    "timed_out": "yellow",
+    "oom_killed": "yellow",
+    "interrupted": "yellow",
+    "error": "red",
+    "running": "cyan",
+}
+
+
+def _status(status: str) -> str:
+    colour = _COLOURS.get(status)
+    return f"[{colour}]{status}[/]" if colour else render.escape(status)

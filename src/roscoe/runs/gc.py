@@ -1,0 +1,142 @@
+"""`roscoe gc`: remove run containers a killed roscoe left behind.
+
+A run's own roscoe removes its container in every case it survives. What is left is what a
+SIGKILLed (or crashed) roscoe could not remove. A container is swept when:
+  - it is still running past its deadline label (the in-container timeout should have
+    killed it long before), or
+  - it is finished (or never started) and its roscoe is gone: the owner pid no longer
+    exists on this host. A finished container whose owner is alive is left alone until its
+    deadline: that roscoe is about to collect it.
+Containers started from another host name (the execution service runs in a container with
+its own pid numbers) are judged by their deadline only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from roscoe.constants import (
+    LABEL_DEADLINE,
+    LABEL_KIND,
+    LABEL_MANAGED_BY,
+    LABEL_OWNER_HOST,
+    LABEL_OWNER_PID,
+    LABEL_RUN_ID,
+    MANAGED_BY_VALUE,
+)
+
+if TYPE_CHECKING:
+    from roscoe.engine import Engine
+
+_LIVE_STATES = ("running", "paused", "restarting", "removing")
+
+
+@dataclass(frozen=True)
+class GcItem:
+    container_id: str
+    name: str
+    run_id: str | None
+    state: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "container_id": self.container_id,
+            "name": self.name,
+            "run_id": self.run_id,
+            "state": self.state,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class GcResult:
+    dry_run: bool
+    removed: list[GcItem] = field(default_factory=list)  # or, with dry_run, would be
+    kept: int = 0  # run containers that are still legitimately in use
+    failed: list[tuple[GcItem, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "removed": [item.to_json() for item in self.removed],
+            "kept": self.kept,
+            "failed": [{**item.to_json(), "error": error} for item, error in self.failed],
+        }
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def sweep_reason(
+    container: dict[str, Any],
+    *,
+    now: float,
+    host: str,
+    alive: Callable[[int], bool],
+) -> str | None:
+    """Why a run container should be removed, or None to keep it (see module docstring)."""
+    labels = container.get("Labels") or {}
+    state = str(container.get("State") or "").lower()
+    deadline = _int(labels.get(LABEL_DEADLINE))
+    past_deadline = deadline is not None and now > deadline
+    if state in _LIVE_STATES:
+        return "still running past its deadline" if past_deadline else None
+    what = "finished" if state in ("exited", "dead", "stopped") else f"{state or 'unknown'}"
+    if past_deadline:
+        return f"{what}, past its deadline"
+    owner = _int(labels.get(LABEL_OWNER_PID))
+    if labels.get(LABEL_OWNER_HOST) == host and owner is not None and not alive(owner):
+        return f"{what}, its roscoe (pid {owner}) is gone"
+    return None
+
+
+def collect(engine: Engine, dry_run: bool) -> GcResult:
+    """Remove (or, with dry_run, list) every run container that is finished or overdue."""
+    result = GcResult(dry_run=dry_run)
+    found = engine.containers({LABEL_MANAGED_BY: MANAGED_BY_VALUE, LABEL_KIND: "run"}, all=True)
+    now, host = time.time(), socket.gethostname()
+    for container in found:
+        reason = sweep_reason(container, now=now, host=host, alive=pid_alive)
+        if reason is None:
+            result.kept += 1
+            continue
+        names = container.get("Names") or []
+        item = GcItem(
+            container_id=str(container.get("Id", ""))[:12],
+            name=str(names[0]).lstrip("/") if names else "",
+            run_id=(container.get("Labels") or {}).get(LABEL_RUN_ID),
+            state=str(container.get("State") or ""),
+            reason=reason,
+        )
+        if dry_run:
+            result.removed.append(item)
+            continue
+        try:
+            engine.remove_container(str(container.get("Id")), force=True)
+        except Exception as exc:  # one stubborn container must not stop the sweep
+            result.failed.append((item, str(exc).splitlines()[0] if str(exc) else repr(exc)))
+            continue
+        result.removed.append(item)
+    return result

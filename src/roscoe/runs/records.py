@@ -1,0 +1,157 @@
+"""Run records: `<data dir>/runs/<id>/run.json` and the saved output `output.log`.
+
+Shared by the CLI and the execution service. Ids are checked against one pattern before
+they become a path, so a run id can never name a folder outside the runs dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from roscoe import paths
+from roscoe.errors import UsageError
+
+RECORD_FILE = "run.json"
+OUTPUT_FILE = "output.log"
+
+# Letters, digits, '.', '_', '-', starting with a letter or digit: safe as a folder name and
+# as part of a container name. No '/', so no traversal; never '.' or '..' by itself.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+# What a finished run's status can be; "running" while it is under way.
+STATUSES = ("running", "succeeded", "failed", "timed_out", "oom_killed", "interrupted", "error")
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique across concurrent runs: 20261121-112715-3f9a1c2e."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+        raise UsageError(
+            f"'{run_id}' is not a run id",
+            hint="run ids look like 20261121-112715-3f9a1c2e; see `roscoe runs list`",
+        )
+    return run_id
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class RunRecord:
+    """What happened in one run. `to_json()` keys are a contract: keep them stable.
+
+    `exit_code` is the code `roscoe run` exits with: the script's own code when it finished,
+    124 timed out, 137 killed at the memory limit, 130 interrupted, 125 engine error;
+    None while running.
+    """
+
+    id: str
+    case: str
+    script: str
+    args: list[str] = field(default_factory=list)
+    image: str = ""
+    image_digest: str | None = None
+    engine: str | None = None
+    status: str = "running"
+    exit_code: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    timed_out: bool = False
+    output_file: str = OUTPUT_FILE
+    output_bytes: int = 0
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+
+def run_dir(run_id: str) -> Path:
+    return paths.run_dir(check_run_id(run_id))
+
+
+def write_record(record: RunRecord) -> Path:
+    """Write run.json atomically (temp file + rename): readers never see half a record."""
+    where = run_dir(record.id)
+    where.mkdir(parents=True, exist_ok=True)
+    target = where / RECORD_FILE
+    fd, temp = tempfile.mkstemp(prefix=".run-", suffix=".json", dir=where)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(record.to_json(), out, indent=2)
+            out.write("\n")
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_run(run_id: str) -> RunRecord:
+    """The record of one run; UsageError (2) for a malformed or unknown id."""
+    where = run_dir(run_id) / RECORD_FILE
+    try:
+        data = json.loads(where.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(
+            f"no run with id '{run_id}'", hint="`roscoe runs list` shows the recent runs"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"the record of run '{run_id}' is unreadable: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"the record of run '{run_id}' is not a JSON object")
+    return RunRecord.from_json(data)
+
+
+def list_runs(limit: int = 20) -> list[RunRecord]:
+    """The most recent runs first (by start time); unreadable records are skipped."""
+    root = paths.runs_dir()
+    try:
+        entries = [e for e in os.scandir(root) if e.is_dir() and _RUN_ID.fullmatch(e.name)]
+    except FileNotFoundError:
+        return []
+    found = []
+    for entry in entries:
+        try:
+            found.append(load_run(entry.name))
+        except UsageError:
+            continue
+    found.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
+    return found[: max(limit, 0)]
+
+
+def read_output(run_id: str, tail_bytes: int | None = None) -> tuple[bytes, bool]:
+    """A run's saved output (stdout and stderr as they arrived); True when cut to the tail."""
+    record = load_run(run_id)
+    where = run_dir(run_id) / record.output_file
+    try:
+        with where.open("rb") as saved:
+            size = os.fstat(saved.fileno()).st_size
+            if tail_bytes is not None and size > tail_bytes:
+                saved.seek(size - tail_bytes)
+                return saved.read(tail_bytes), True
+            return saved.read(), False
+    except FileNotFoundError:
+        return b"", False

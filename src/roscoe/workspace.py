@@ -1,0 +1,156 @@
+"""The workspace: a root holding one folder per case (`projects/`) and the scripts (`Tools/`).
+
+Every case and script name that reaches a container goes through `case_dir()` or
+`script_path()` first: they refuse anything that could name a folder outside the workspace
+(absolute paths, `..`, symlinks that lead out), so a run can only ever see one case.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from roscoe.errors import UsageError
+
+if TYPE_CHECKING:
+    from roscoe.settings import Settings
+
+# What a script's file name ending means: the interpreter the container runs it with.
+# Anything else is refused, so a data file is never executed by accident.
+INTERPRETERS: dict[str, list[str]] = {
+    ".py": ["python3"],
+    ".sh": ["sh"],
+}
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace root and the names of its two folders.
+
+    `host_root` is where the same root is on the engine's host, when roscoe runs inside a
+    container (the execution service sees the workspace at /workspace, but bind mounts for
+    the containers it starts must name host paths).
+    """
+
+    root: Path
+    projects: str = "projects"
+    tools: str = "Tools"
+    host_root: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, flag: str | None = None) -> Workspace:
+        """The workspace named by --workspace, ROSCOE_WORKSPACE, the config, or the default.
+
+        The default workspace (under the data dir) is created on first use; one named by
+        the user must already exist.
+        """
+        found = settings.workspace(flag)
+        root = Path(found.value)
+        if found.source == "default":
+            for sub in (settings.get("projects_dir"), settings.get("tools_dir")):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+        elif not root.is_dir():
+            raise UsageError(
+                f"workspace {root} ({found.source}) is not a folder",
+                hint="pass --workspace DIR naming a folder with projects/ and Tools/ in it",
+            )
+        return cls(
+            root=root.resolve(),
+            projects=settings.get("projects_dir"),
+            tools=settings.get("tools_dir"),
+        )
+
+    @property
+    def projects_dir(self) -> Path:
+        return self.root / self.projects
+
+    @property
+    def tools_dir(self) -> Path:
+        return self.root / self.tools
+
+    def case_dir(self, case: str) -> Path:
+        """The real path of a case folder; UsageError (2) when the name is not a safe case."""
+        found = _inside(self.projects_dir, case, "case")
+        if not found.is_dir():
+            if found.exists():
+                raise UsageError(f"case '{case}' is not a folder", hint=self._cases_hint())
+            raise UsageError(f"case '{case}' does not exist", hint=self._cases_hint())
+        return found
+
+    def script_path(self, script: str) -> Path:
+        """The real path of a script in Tools; UsageError (2) when unsafe, absent or unknown."""
+        found = _inside(self.tools_dir, script, "script")
+        if not found.is_file():
+            if found.exists():
+                raise UsageError(f"script '{script}' is not a file", hint=self._tools_hint())
+            raise UsageError(f"script '{script}' does not exist", hint=self._tools_hint())
+        interpreter(found)  # refuse kinds of script we cannot run before anything starts
+        return found
+
+    def host_path(self, local: Path) -> Path:
+        """Where `local` (a path under root) is on the engine's host, for bind mounts."""
+        if self.host_root is None:
+            return local
+        try:
+            relative = Path(local).relative_to(self.root.resolve())
+        except ValueError:
+            raise UsageError(
+                f"{local} is outside the workspace {self.root}",
+                hint="keep projects/ and Tools/ inside the workspace when it is mounted",
+            ) from None
+        return self.host_root / relative
+
+    def in_container(self, script: Path) -> str:
+        """The path of a validated script under /tools inside the run's container."""
+        relative = script.relative_to(self.tools_dir.resolve())
+        return str(PurePosixPath("/tools", *relative.parts))
+
+    def _cases_hint(self) -> str:
+        return f"cases are the folders in {self.projects_dir}"
+
+    def _tools_hint(self) -> str:
+        return f"scripts are the files in {self.tools_dir}"
+
+
+def interpreter(script: Path) -> list[str]:
+    """The command that runs a script, from its file name ending; UsageError otherwise."""
+    command = INTERPRETERS.get(script.suffix.lower())
+    if command is None:
+        kinds = ", ".join(f"{k} ({v[0]})" for k, v in INTERPRETERS.items())
+        raise UsageError(
+            f"cannot run '{script.name}': only {kinds} scripts are supported",
+            hint="give the script one of those endings",
+        )
+    return command
+
+
+def _inside(base: Path, name: str, what: str) -> Path:
+    """`base/name` with symlinks resolved, refusing names that could leave `base`."""
+    if not name or not name.strip():
+        raise UsageError(f"the {what} name is empty")
+    if "\x00" in name:
+        raise UsageError(f"the {what} name contains a NUL byte")
+    if os.path.isabs(name) or name.startswith("~"):
+        raise UsageError(
+            f"the {what} name '{name}' is an absolute path",
+            hint=f"name the {what} relative to {base}",
+        )
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        raise UsageError(f"the {what} name '{name}' contains '..'")
+    if not base.is_dir():
+        raise UsageError(
+            f"{base} does not exist",
+            hint=f"create it, or point the workspace somewhere holding {base.name}/",
+        )
+    real_base = base.resolve()
+    found = (real_base / name).resolve()
+    if found == real_base or real_base not in found.parents:
+        raise UsageError(
+            f"the {what} '{name}' leads outside {base} (through a symlink)"
+            if found != real_base
+            else f"the {what} name '{name}' names {base} itself",
+            hint=f"a {what} must be inside {base}",
+        )
+    return found
