@@ -29,6 +29,7 @@ MANAGED_BY_VALUE = "roscoe"
 LABEL_KIND = "io.roscoe.kind"  # "run" or "server"
 LABEL_RUN_ID = "io.roscoe.run-id"
 LABEL_OWNER_PID = "io.roscoe.owner-pid"
+LABEL_OWNER_HOST = "io.roscoe.owner-host"  # owner-pid means something only on this host name
 LABEL_DEADLINE = "io.roscoe.deadline"  # unix seconds after which the container must be gone
 LABEL_STARTED = "io.roscoe.started"
 LABEL_VERSION = "io.roscoe.version"  # the roscoe version that created the container

@@ -8,6 +8,7 @@ The SDK is imported lazily in `connect()` because importing it costs ~150 ms.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -132,6 +133,154 @@ class Engine:
 
     def logs(self, ref: str, **kwargs: Any) -> Iterator[bytes] | bytes:
         return self.api.logs(ref, **kwargs)  # type: ignore[no-any-return]
+
+    # -- one-shot runs ----------------------------------------------------------------------
+    # What roscoe.runs.execute needs, and nothing SDK-shaped leaks out. Failures on a run's
+    # container raise EngineError with exit code 125 (the engine failed during the run);
+    # an absent image raises ImageError (4). Unit tests fake exactly these methods.
+    def run_create(
+        self,
+        *,
+        name: str,
+        image: str,
+        entrypoint: list[str],
+        command: list[str],
+        user: str,
+        workdir: str,
+        env: Mapping[str, str],
+        labels: Mapping[str, str],
+        binds: list[str],
+        network: str,
+        memory_bytes: int,
+        cpus: float | None,
+        pids_limit: int,
+        tmpfs: Mapping[str, str],
+        userns: str | None = None,
+    ) -> str:
+        """Create (not start) a locked-down run container; return its id."""
+        import docker.errors
+
+        host_config = self.api.create_host_config(
+            binds=binds,
+            network_mode=network,
+            mem_limit=memory_bytes,
+            memswap_limit=memory_bytes,  # no swap beyond the memory limit
+            nano_cpus=int(cpus * 1e9) if cpus else None,
+            pids_limit=pids_limit,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=True,
+            tmpfs=dict(tmpfs),
+        )
+        if userns:
+            # docker-py refuses userns modes other than "host"; podman's keep-id goes in by hand.
+            host_config["UsernsMode"] = userns
+        try:
+            created = self.api.create_container(
+                image,
+                name=name,
+                entrypoint=entrypoint,
+                command=command,
+                user=user,
+                working_dir=workdir,
+                environment=dict(env),
+                labels=dict(labels),
+                host_config=host_config,
+                stdin_open=False,
+                tty=False,
+            )
+        except docker.errors.ImageNotFound as exc:
+            from roscoe.errors import ImageError
+
+            raise ImageError(
+                f"image {image} is not present on {self.kind}",
+                hint="pull or build it first (`make base-image` builds roscoe-base:bookworm), "
+                "or name another with --image",
+            ) from exc
+        except docker.errors.APIError as exc:
+            raise _run_error("could not create the run container", exc) from exc
+        except Exception as exc:  # connection reset, timeouts (requests' own errors)
+            raise _run_error("could not create the run container", exc) from exc
+        return str(created["Id"])
+
+    def run_attach(self, container_id: str) -> OutputStream:
+        """Attach to stdout and stderr BEFORE start, so not one byte of output is missed."""
+        try:
+            response = self.api.post(
+                self.api._url("/containers/{0}/attach", container_id),
+                params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0},
+                headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+                stream=True,
+            )
+            # Not the SDK's attach(): it inspects the container first (one more round trip).
+            self.api._raise_for_status(response)
+        except Exception as exc:
+            raise _run_error("could not attach to the run container", exc) from exc
+        return OutputStream(response)
+
+    def run_start(self, container_id: str) -> None:
+        try:
+            self.api.start(container_id)
+        except Exception as exc:
+            raise _run_error("could not start the run container", exc) from exc
+
+    def run_wait(self, container_id: str, timeout: float | None = None) -> int:
+        """Block until the container exits; its exit code."""
+        try:
+            result = self.api.wait(container_id, timeout=timeout)
+        except Exception as exc:
+            raise _run_error("lost track of the run container", exc) from exc
+        return int(result.get("StatusCode", -1))
+
+    def run_kill(self, container_id: str) -> None:
+        """SIGKILL the container; nothing to do when it has already stopped or gone."""
+        import docker.errors
+
+        try:
+            self.api.kill(container_id)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # not running any more
+                return
+            raise _run_error("could not kill the run container", exc) from exc
+        except Exception as exc:
+            raise _run_error("could not kill the run container", exc) from exc
+
+    def run_state(self, container_id: str) -> dict[str, Any]:
+        """What a finished run needs from inspect: still running?, exit code, OOMKilled, image."""
+        try:
+            found = self.inspect_container(container_id)
+        except Exception as exc:
+            raise _run_error("could not inspect the run container", exc) from exc
+        if found is None:
+            return {}
+        state = found.get("State") or {}
+        return {
+            "running": bool(state.get("Running")) or state.get("Status") == "running",
+            "exit_code": state.get("ExitCode"),
+            "oom_killed": bool(state.get("OOMKilled")),
+            "image_id": found.get("Image"),
+            "error": state.get("Error") or None,
+        }
+
+    def run_remove(self, container_id: str) -> None:
+        try:
+            self.remove_container(container_id, force=True)
+        except Exception as exc:
+            raise _run_error("could not remove the run container", exc) from exc
+
+    def podman_rootless(self) -> bool:
+        """True for a rootless Podman (runs then need the keep-id user namespace). Cached."""
+        if self.kind != "podman":
+            return False
+        if os.getuid() == 0 and self.endpoint.socket_path is not None:
+            return False  # root reaching a local socket is talking to a rootful Podman
+        cached = getattr(self, "_podman_rootless", None)
+        if cached is None:
+            cached = bool(self.rootless())
+            self._podman_rootless = cached
+        return cached
 
     # -- runner container -----------------------------------------------------------------
     # The long-lived runner (`roscoe server ...`): create/start/stop it and read its logs.
@@ -395,3 +544,65 @@ def _connect_error(endpoint: Endpoint, exc: BaseException) -> EngineError:
         f"{named} is set but the engine there is unreachable: {reason}",
         hint="check that the engine is running and the address is right, or unset it",
     )
+
+
+# -- one-shot runs: the output stream ---------------------------------------------------------
+_STREAMS = {1: "stdout", 2: "stderr"}
+_CHUNK = 64 * 1024
+
+
+class OutputStream:
+    """A container's attach stream as (stream name, bytes) chunks, in arrival order.
+
+    The engine multiplexes stdout and stderr into frames (an 8-byte header: stream number
+    and length). Chunks are handed on as soon as they arrive, not when a frame is complete,
+    so large frames never sit in memory.
+    """
+
+    def __init__(self, response: Any):
+        self._response = response
+        # The buffered reader under the HTTP response: it may already hold the first bytes.
+        self._reader = response.raw._fp.fp
+        raw = self._reader.raw
+        for sock in (raw, getattr(raw, "_sock", None)):
+            if sock is not None and hasattr(sock, "settimeout"):
+                sock.settimeout(None)  # a silent script must not end the stream after 60 s
+
+    def _exactly(self, count: int) -> bytes | None:
+        data = b""
+        while len(data) < count:
+            more = self._reader.read1(count - len(data))
+            if not more:
+                return None
+            data += more
+        return data
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        while True:
+            header = self._exactly(8)
+            if header is None:
+                return
+            name = _STREAMS.get(header[0], "stdout")
+            left = int.from_bytes(header[4:8], "big")
+            while left > 0:
+                data = self._reader.read1(min(left, _CHUNK))
+                if not data:
+                    return
+                left -= len(data)
+                yield name, data
+
+    def close(self) -> None:
+        try:
+            self._response.close()
+        except Exception as exc:  # closing a dead stream must never hide the run's outcome
+            log.debug("closing the attach stream: %s", exc)
+
+
+def _run_error(what: str, exc: BaseException) -> EngineError:
+    from roscoe.constants import ExitCode
+
+    reason = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
+    if isinstance(reason, bytes):
+        reason = reason.decode("utf-8", "replace")
+    reason = str(reason).strip().splitlines()[0][:300] if str(reason).strip() else what
+    return EngineError(f"{what}: {reason}", exit_code=ExitCode.ENGINE_DURING_RUN)
