@@ -41,6 +41,25 @@ engines-down:
 base-image: ## a Debian base image built from Debian's packages, for offline builds
 	bash scripts/build-base-image.sh
 
+# The runner image: tagged $(IMAGE_REPOSITORY):v$(VERSION) and roscoe-runner:dev.
+# IMAGE_ENGINES=docker,podman also loads it into Podman; EXTRA_CA=FILE for TLS-intercepting proxies.
+IMAGE_ENGINES ?= docker
+EXTRA_CA ?=
+build-image: ## the runner image from this tree [VERSION= FLAVOR=core|browser IMAGE_ENGINES=docker,podman]
+	bash scripts/build-image.sh --version $(VERSION) --flavor $(FLAVOR) --base $(BASE_IMAGE) \
+		--engines $(IMAGE_ENGINES) $(if $(EXTRA_CA),--extra-ca $(EXTRA_CA))
+
+# REGISTRY=127.0.0.1:5000 pushes to that registry instead (same repository path).
+REGISTRY ?=
+PUSH_SUFFIX = $(if $(filter browser,$(FLAVOR)),-browser)
+PUSH_REF = $(if $(REGISTRY),$(REGISTRY)/$(patsubst ghcr.io/%,%,$(IMAGE_REPOSITORY)),$(IMAGE_REPOSITORY)):v$(VERSION)$(PUSH_SUFFIX)
+push-image: ## push the built image: make push-image VERSION=0.1.0 [REGISTRY=127.0.0.1:5000]
+	@test -n "$(VERSION)" || { echo "push-image: VERSION= is required" >&2; exit 2; }
+	docker -H $(ENGINE_HOST) image inspect $(IMAGE_REPOSITORY):v$(VERSION)$(PUSH_SUFFIX) >/dev/null \
+		|| { echo "push-image: $(IMAGE_REPOSITORY):v$(VERSION)$(PUSH_SUFFIX) is not built (make build-image)" >&2; exit 4; }
+	docker -H $(ENGINE_HOST) tag $(IMAGE_REPOSITORY):v$(VERSION)$(PUSH_SUFFIX) $(PUSH_REF)
+	docker -H $(ENGINE_HOST) push $(PUSH_REF)
+
 bench:
 	$(BIN)/python bench/run_overhead.py
 
