@@ -34,23 +34,42 @@ def parse_size(text: str) -> int:
     return value
 
 
+def _whole(text: Any) -> int:
+    """A whole number from a flag, a variable or TOML; refuses true/false and 2.5."""
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a number")
+    if isinstance(text, float):
+        if not text.is_integer():
+            raise ValueError(f"{text} is not a whole number")
+        return int(text)
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise ValueError(f"'{text}' is not a whole number") from None
+
+
 def _port(text: Any) -> int:
-    value = int(text)
+    value = _whole(text)
     if not 1 <= value <= 65535:
         raise ValueError(f"{value} is not a TCP port (1-65535)")
     return value
 
 
 def _positive_int(text: Any) -> int:
-    value = int(text)
+    value = _whole(text)
     if value <= 0:
         raise ValueError(f"{value} must be a positive whole number")
     return value
 
 
 def _positive_float(text: Any) -> float:
-    value = float(text)
-    if value <= 0:
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a number")
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise ValueError(f"'{text}' is not a number") from None
+    if not 0 < value < float("inf"):
         raise ValueError(f"{value} must be a positive number")
     return value
 
@@ -66,8 +85,17 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
 
 
 def _size_text(text: Any) -> str:
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a size (examples: 512m, 2g)")
     parse_size(str(text))
-    return str(text)
+    return str(text).strip()
+
+
+def _text(text: Any) -> str:
+    # TOML can hold numbers, lists and dates: a path or an image reference must be a string.
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{text!r} is not a non-empty string")
+    return text.strip()
 
 
 def _name(text: Any) -> str:
@@ -100,25 +128,29 @@ SETTINGS: dict[str, Setting] = {
             "image",
             "ROSCOE_RUNNER_IMAGE",
             None,
-            str,
+            _text,
             "runner image reference (default: the image pinned to this version)",
         ),
         Setting(
             "workspace",
             "ROSCOE_WORKSPACE",
             None,
-            str,
+            _text,
             "workspace root holding projects/ and Tools/ (default: <data dir>/workspace)",
         ),
         Setting(
             "projects_dir",
             "ROSCOE_PROJECTS_DIR",
             "projects",
-            str,
+            _text,
             "folder of cases inside the workspace",
         ),
         Setting(
-            "tools_dir", "ROSCOE_TOOLS_DIR", "Tools", str, "folder of scripts inside the workspace"
+            "tools_dir",
+            "ROSCOE_TOOLS_DIR",
+            "Tools",
+            _text,
+            "folder of scripts inside the workspace",
         ),
         Setting(
             "port", "ROSCOE_PORT", DEFAULT_PORT, _port, "port of the execution service on 127.0.0.1"
@@ -224,6 +256,8 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
 
 
 def validate(key: str, value: Any, where: str) -> Any:
+    """`value` converted for `key`; else UsageError (2) naming where it came from and what is
+    allowed."""
     setting = SETTINGS[key]
     try:
         return setting.convert(value)
@@ -234,10 +268,15 @@ def validate(key: str, value: Any, where: str) -> Any:
 class Settings:
     """Resolves settings for one command invocation; reads the config file at most once."""
 
-    def __init__(self, env: dict[str, str] | None = None, config_path: Path | None = None):
+    def __init__(self, env: dict[str, str] | None = None, config_path: Path | None = None) -> None:
         self.env = env if env is not None else dict(os.environ)
         self._config_path = config_path
         self._config: dict[str, Any] | None = None
+
+    @property
+    def config_path(self) -> Path:
+        """The config file these settings read (it may not exist)."""
+        return self._config_path or paths.config_file()
 
     @property
     def config(self) -> dict[str, Any]:
@@ -253,7 +292,8 @@ class Settings:
             value = validate(key, self.env[setting.env], setting.env)
             return Resolved(key, value, f"env {setting.env}")
         if key in self.config:
-            return Resolved(key, validate(key, self.config[key], "config file"), "config file")
+            where = str(self.config_path)
+            return Resolved(key, validate(key, self.config[key], where), "config file")
         return Resolved(key, setting.default, "default")
 
     def get(self, key: str, flag: Any = None) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +21,15 @@ def console(stderr: bool = False) -> Console:
     if key not in _consoles:
         from rich.console import Console
 
-        # rich already honours NO_COLOR and drops styling when not a terminal.
-        _consoles[key] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+        # rich drops styling when not a terminal, but under NO_COLOR it still sends bold and
+        # dim: no colour system at all makes the output plain text.
+        plain = bool(os.environ.get("NO_COLOR"))
+        _consoles[key] = Console(
+            stderr=stderr,
+            highlight=False,
+            soft_wrap=True,
+            **({"color_system": None} if plain else {}),
+        )
     return _consoles[key]
 
 
@@ -30,9 +38,21 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+_quiet = False
+
+
+def set_quiet(value: bool) -> None:
+    """-q/--quiet, set once by the root callback: info() then prints nothing."""
+    global _quiet  # noqa: PLW0603 -- one flag per process, like the consoles above
+    _quiet = value
+
+
 def info(message: str) -> None:
-    """Progress chatter: stderr, so stdout stays clean for a script's own output or JSON."""
-    console(stderr=True).print(message)
+    """Progress chatter: stderr, so stdout stays clean for a script's own output or JSON.
+
+    Silent under -q/--quiet; results, warnings and errors are still printed."""
+    if not _quiet:
+        console(stderr=True).print(message)
 
 
 def warn(message: str, hint: str | None = None) -> None:
