@@ -1,0 +1,301 @@
+"""execute() against a fake Engine: validation first, status mapping, cleanup in every case."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roscoe import paths
+from roscoe.constants import LABEL_DEADLINE, LABEL_KIND, LABEL_RUN_ID, LABEL_STARTED
+from roscoe.errors import EngineError, ImageError, UsageError
+from roscoe.runs import execute as run_exec
+from roscoe.runs.execute import classify, execute
+from roscoe.runs.spec import RunSpec
+from roscoe.workspace import Workspace
+
+
+class FakeStream:
+    def __init__(self, chunks: list[tuple[str, bytes]], until: threading.Event | None) -> None:
+        self.chunks = chunks
+        self.until = until  # when set: the stream stays open until the container is killed
+        self.closed = False
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        yield from self.chunks
+        if self.until is not None:
+            self.until.wait(10)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeEngine:
+    """The one-shot-run methods of Engine, recording what was asked."""
+
+    kind = "docker"
+
+    def __init__(
+        self,
+        chunks: list[tuple[str, bytes]] | None = None,
+        exit_code: int = 0,
+        oom: bool = False,
+        hang: bool = False,
+        fail: dict[str, Exception] | None = None,
+    ) -> None:
+        self.chunks = chunks or []
+        self.exit_code = exit_code
+        self.oom = oom
+        self.killed = threading.Event()
+        self.hang = hang
+        self.fail = fail or {}
+        self.calls: list[str] = []
+        self.created: dict[str, Any] = {}
+        self.stream: FakeStream | None = None
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if name in self.fail:
+            raise self.fail[name]
+
+    def podman_rootless(self) -> bool:
+        return False
+
+    def run_create(self, **kwargs: Any) -> str:
+        self._call("create")
+        self.created = kwargs
+        return "cid-1"
+
+    def run_attach(self, container_id: str) -> FakeStream:
+        self._call("attach")
+        self.stream = FakeStream(self.chunks, self.killed if self.hang else None)
+        return self.stream
+
+    def run_start(self, container_id: str) -> None:
+        self._call("start")
+
+    def run_kill(self, container_id: str) -> None:
+        self._call("kill")
+        self.exit_code = 137
+        self.killed.set()
+
+    def run_wait(self, container_id: str, timeout: float | None = None) -> int:
+        self._call("wait")
+        return self.exit_code
+
+    def run_state(self, container_id: str) -> dict[str, Any]:
+        self._call("state")
+        return {
+            "running": False,
+            "exit_code": self.exit_code,
+            "oom_killed": self.oom,
+            "image_id": "sha256:abc",
+        }
+
+    def run_remove(self, container_id: str) -> None:
+        self._call("remove")
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    root = tmp_path / "ws"
+    (root / "projects" / "case-a").mkdir(parents=True)
+    (root / "Tools").mkdir()
+    (root / "Tools" / "tool.py").write_text("print('hi')\n")
+    (root / "Tools" / "tool.sh").write_text("echo hi\n")
+    return Workspace(root.resolve())
+
+
+def _spec(**extra: Any) -> RunSpec:
+    fields: dict[str, Any] = {"case": "case-a", "script": "tool.py", "args": ["a b", "--flag"]}
+    return RunSpec(image="img", **{**fields, **extra})
+
+
+def test_happy_path_streams_saves_and_removes(ws: Workspace, isolated_dirs: Path) -> None:
+    chunks = [("stdout", b"one\n"), ("stderr", b"\xff\x00err"), ("stdout", b"two\n")]
+    engine = FakeEngine(chunks)
+    seen: list[tuple[str, bytes]] = []
+    record = execute(engine, ws, _spec(), on_output=lambda n, d: seen.append((n, d)))  # type: ignore[arg-type]
+    assert seen == chunks
+    assert (record.status, record.exit_code, record.timed_out) == ("succeeded", 0, False)
+    assert record.output_bytes == sum(len(d) for _, d in chunks)
+    assert record.image_digest == "sha256:abc" and record.engine == "docker"
+    saved = paths.run_dir(record.id) / "output.log"
+    assert saved.read_bytes() == b"one\n\xff\x00errtwo\n"
+    assert engine.calls == ["create", "attach", "start", "state", "remove"]
+    assert engine.stream is not None and engine.stream.closed
+    on_disk = (paths.run_dir(record.id) / "run.json").read_text()
+    assert '"status": "succeeded"' in on_disk
+
+
+def test_the_container_is_shaped_and_labelled(ws: Workspace, isolated_dirs: Path) -> None:
+    engine = FakeEngine()
+    record = execute(engine, ws, _spec(timeout=7, env={"A": "1", "HOME": "/h"}))  # type: ignore[arg-type]
+    made = engine.created
+    assert made["name"] == f"roscoe-run-{record.id}"
+    assert made["entrypoint"] == ["timeout"]
+    assert made["command"] == ["-s", "KILL", "10", "python3", "/tools/tool.py", "a b", "--flag"]
+    assert made["workdir"] == "/data" and made["network"] == "none"
+    assert made["user"] == "1000:1000"  # the tests run as root: never root inside
+    assert made["binds"] == [
+        f"{ws.root}/projects/case-a:/data:rw",
+        f"{ws.root}/Tools:/tools:ro",
+    ]
+    assert made["memory_bytes"] == 2 << 30
+    assert made["env"]["A"] == "1" and made["env"]["HOME"] == "/h"
+    labels = made["labels"]
+    assert labels[LABEL_KIND] == "run" and labels[LABEL_RUN_ID] == record.id
+    assert int(labels[LABEL_DEADLINE]) > int(labels[LABEL_STARTED]) + 7
+
+
+def test_shell_scripts_run_with_sh(ws: Workspace, isolated_dirs: Path) -> None:
+    engine = FakeEngine()
+    execute(engine, ws, _spec(script="tool.sh"))  # type: ignore[arg-type]
+    assert engine.created["command"][3:5] == ["sh", "/tools/tool.sh"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"case": "../x"},
+        {"case": "missing"},
+        {"script": "/bin/sh"},
+        {"script": "nope.py"},
+        {"timeout": 0},
+        {"memory": "lots"},
+        {"network": "bridge"},
+        {"env": {"A=B": "c"}},
+        {"cpus": -1.0},
+    ],
+)
+def test_bad_input_is_refused_before_any_container(
+    ws: Workspace, isolated_dirs: Path, change: dict[str, Any]
+) -> None:
+    engine = FakeEngine()
+    spec = _spec()
+    for key, value in change.items():
+        setattr(spec, key, value)
+    with pytest.raises(UsageError):
+        execute(engine, ws, spec)  # type: ignore[arg-type]
+    assert engine.calls == []
+    assert not paths.runs_dir().exists()
+
+
+def test_a_malformed_run_id_is_refused(ws: Workspace, isolated_dirs: Path) -> None:
+    engine = FakeEngine()
+    with pytest.raises(UsageError):
+        execute(engine, ws, _spec(), run_id="../../etc")  # type: ignore[arg-type]
+    assert engine.calls == []
+
+
+def test_an_absent_image_leaves_nothing(ws: Workspace, isolated_dirs: Path) -> None:
+    engine = FakeEngine(fail={"create": ImageError("image img is not present")})
+    with pytest.raises(ImageError):
+        execute(engine, ws, _spec())  # type: ignore[arg-type]
+    assert not paths.runs_dir().exists()
+
+
+def test_timeout_kills_removes_and_says_so(
+    ws: Workspace, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = FakeEngine([("stdout", b"started\n")], hang=True)
+    record = execute(engine, ws, _spec(timeout=0.2))  # type: ignore[arg-type]
+    assert (record.status, record.exit_code, record.timed_out) == ("timed_out", 124, True)
+    assert record.message == "timed out after 0.2 s"
+    assert "kill" in engine.calls and engine.calls[-1] == "remove"
+
+
+def test_cancel_from_another_thread_interrupts(ws: Workspace, isolated_dirs: Path) -> None:
+    engine = FakeEngine(hang=True)
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    record = execute(engine, ws, _spec(timeout=30), cancel=cancel)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 10
+    assert (record.status, record.exit_code) == ("interrupted", 130)
+    assert engine.calls[-2:] == ["state", "remove"] and "kill" in engine.calls
+
+
+def test_exit_137_is_a_probable_oom_even_when_the_engine_says_no(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    record = execute(FakeEngine(exit_code=137, oom=False), ws, _spec(memory="64m"))  # type: ignore[arg-type]
+    assert (record.status, record.exit_code) == ("oom_killed", 137)
+    assert "memory limit (64m)" in str(record.message)
+
+
+def test_script_exit_codes_pass_through(ws: Workspace, isolated_dirs: Path) -> None:
+    record = execute(FakeEngine(exit_code=3), ws, _spec())  # type: ignore[arg-type]
+    assert (record.status, record.exit_code, record.message) == ("failed", 3, None)
+
+
+def test_engine_failure_mid_run_is_an_error_record(ws: Workspace, isolated_dirs: Path) -> None:
+    failure = EngineError("could not start the run container: boom", exit_code=125)
+    engine = FakeEngine(fail={"start": failure})
+    record = execute(engine, ws, _spec())  # type: ignore[arg-type]
+    assert (record.status, record.exit_code) == ("error", 125)
+    assert "boom" in str(record.message)
+    assert engine.calls[-1] == "remove"
+
+
+def test_a_failing_output_callback_does_not_lose_output(ws: Workspace, isolated_dirs: Path) -> None:
+    def broken(name: str, data: bytes) -> None:
+        raise BrokenPipeError
+
+    engine = FakeEngine([("stdout", b"a"), ("stdout", b"b")])
+    record = execute(engine, ws, _spec(), on_output=broken)  # type: ignore[arg-type]
+    assert record.status == "succeeded"
+    assert (paths.run_dir(record.id) / "output.log").read_bytes() == b"ab"
+
+
+def test_concurrent_executes_get_distinct_records(ws: Workspace, isolated_dirs: Path) -> None:
+    results: list[str] = []
+
+    def one() -> None:
+        results.append(execute(FakeEngine([("stdout", b"x")]), ws, _spec()).id)  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=one) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 16
+
+
+@pytest.mark.parametrize(
+    ("code", "timed_out", "interrupted", "oom", "expected"),
+    [
+        (0, False, False, False, ("succeeded", 0)),
+        (1, False, False, False, ("failed", 1)),
+        (124, False, False, False, ("failed", 124)),  # the script's own 124 is not a timeout
+        (137, False, False, False, ("oom_killed", 137)),
+        (1, False, False, True, ("oom_killed", 137)),
+        (137, True, False, False, ("timed_out", 124)),
+        (137, False, True, False, ("interrupted", 130)),
+        (137, True, True, True, ("interrupted", 130)),
+        (None, False, False, False, ("error", 125)),
+    ],
+)
+def test_status_mapping(
+    code: int | None,
+    timed_out: bool,
+    interrupted: bool,
+    oom: bool,
+    expected: tuple[str, int],
+) -> None:
+    status, exit_code, _ = classify(
+        code, timed_out=timed_out, interrupted=interrupted, oom_killed=oom, timeout=5, memory="1g"
+    )
+    assert (status, exit_code) == expected
+
+
+def test_root_never_runs_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_exec.os, "getuid", lambda: 0)
+    assert run_exec.default_user() == "1000:1000"
+    monkeypatch.setattr(run_exec.os, "getuid", lambda: 1234)
+    monkeypatch.setattr(run_exec.os, "getgid", lambda: 99)
+    assert run_exec.default_user() == "1234:99"

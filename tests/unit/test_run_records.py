@@ -1,0 +1,110 @@
+"""Run records: round trip, atomic writes, listing, output tails, id checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from roscoe import paths
+from roscoe.errors import UsageError
+from roscoe.runs import records
+from roscoe.runs.records import RunRecord
+
+CONTRACT_KEYS = {
+    "id",
+    "case",
+    "script",
+    "args",
+    "image",
+    "image_digest",
+    "engine",
+    "status",
+    "exit_code",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "timed_out",
+    "output_file",
+    "output_bytes",
+    "message",
+}
+
+
+def _record(run_id: str, started: str, **extra: object) -> RunRecord:
+    return RunRecord(
+        id=run_id,
+        case="c",
+        script="s.py",
+        args=["a b", "--x"],
+        image="img",
+        started_at=started,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_to_json_keys_are_the_contract() -> None:
+    assert set(_record("r1", "t").to_json()) == CONTRACT_KEYS
+
+
+def test_round_trip_through_disk(isolated_dirs: Path) -> None:
+    record = _record("20260101-000000-aaaaaaaa", "2026-01-01T00:00:00.000Z", status="failed")
+    record.exit_code = 3
+    where = records.write_record(record)
+    assert where == paths.runs_dir() / record.id / "run.json"
+    assert records.load_run(record.id) == record
+    assert json.loads(where.read_text())["args"] == ["a b", "--x"]
+    assert not list(where.parent.glob(".run-*"))  # the temp file was renamed away
+
+
+def test_unknown_keys_in_a_record_are_ignored(isolated_dirs: Path) -> None:
+    where = paths.run_dir("r2")
+    where.mkdir(parents=True)
+    data = _record("r2", "t").to_json() | {"added_later": 1}
+    (where / "run.json").write_text(json.dumps(data))
+    assert records.load_run("r2").id == "r2"
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", ".", "..", "-x", "x" * 101, "a b"])
+def test_malformed_ids_are_refused(bad: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        records.load_run(bad)
+    assert caught.value.exit_code == 2
+
+
+def test_unknown_and_unreadable_ids(isolated_dirs: Path) -> None:
+    with pytest.raises(UsageError, match="no run with id"):
+        records.load_run("20260101-000000-00000000")
+    broken = paths.run_dir("broken")
+    broken.mkdir(parents=True)
+    (broken / "run.json").write_text("{not json")
+    with pytest.raises(UsageError, match="unreadable"):
+        records.load_run("broken")
+
+
+def test_list_runs_newest_first_with_limit(isolated_dirs: Path) -> None:
+    assert records.list_runs(5) == []
+    for n, started in enumerate(["2026-01-02", "2026-01-03", "2026-01-01"]):
+        records.write_record(_record(f"run-{n}", started))
+    broken = paths.run_dir("run-broken")
+    broken.mkdir(parents=True)
+    (broken / "run.json").write_text("[]")
+    assert [r.id for r in records.list_runs(10)] == ["run-1", "run-0", "run-2"]
+    assert [r.id for r in records.list_runs(1)] == ["run-1"]
+
+
+def test_read_output_whole_and_tail(isolated_dirs: Path) -> None:
+    record = _record("out", "t")
+    records.write_record(record)
+    payload = bytes(range(256)) * 10
+    (paths.run_dir("out") / "output.log").write_bytes(payload)
+    assert records.read_output("out") == (payload, False)
+    assert records.read_output("out", tail_bytes=100) == (payload[-100:], True)
+    assert records.read_output("out", tail_bytes=10_000) == (payload, False)
+
+
+def test_new_ids_are_valid_and_distinct() -> None:
+    ids = {records.new_run_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(records.check_run_id(i) == i for i in ids)

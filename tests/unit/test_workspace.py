@@ -1,0 +1,111 @@
+"""Workspace validation: what a case or script name may be, before any container exists."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from roscoe.errors import UsageError
+from roscoe.settings import Settings
+from roscoe.workspace import Workspace
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    root = tmp_path / "ws"
+    (root / "projects" / "case-a" / "sub").mkdir(parents=True)
+    (root / "projects" / "file-case").parent.mkdir(exist_ok=True)
+    (root / "projects" / "file-case").write_text("not a folder")
+    (root / "Tools" / "nested").mkdir(parents=True)
+    (root / "Tools" / "tool.py").write_text("print('hi')\n")
+    (root / "Tools" / "tool.sh").write_text("echo hi\n")
+    (root / "Tools" / "nested" / "deep.py").write_text("print('deep')\n")
+    (root / "Tools" / "data.txt").write_text("not a script\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "evil.py").write_text("print('escaped')\n")
+    os.symlink(outside, root / "projects" / "escape")
+    os.symlink(outside / "evil.py", root / "Tools" / "escape.py")
+    os.symlink(root / "Tools" / "tool.py", root / "Tools" / "alias.py")
+    return Workspace(root)
+
+
+def test_a_case_resolves_to_its_real_folder(ws: Workspace) -> None:
+    assert ws.case_dir("case-a") == (ws.root / "projects" / "case-a").resolve()
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("/etc", "absolute"),
+        ("~root", "absolute"),
+        ("..", "'..'"),
+        ("case-a/../../x", "'..'"),
+        ("../ws/projects/case-a", "'..'"),
+        ("escape", "outside"),
+        (".", "itself"),
+        ("case-a/..", "'..'"),
+        ("missing", "does not exist"),
+        ("file-case", "not a folder"),
+        ("bad\x00name", "NUL"),
+    ],
+)
+def test_unsafe_or_absent_cases_are_refused(ws: Workspace, name: str, why: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        ws.case_dir(name)
+    assert caught.value.exit_code == 2
+    assert why in caught.value.message
+
+
+def test_scripts_resolve_inside_tools(ws: Workspace) -> None:
+    assert ws.script_path("tool.py").name == "tool.py"
+    assert ws.in_container(ws.script_path("nested/deep.py")) == "/tools/nested/deep.py"
+    # A symlink that stays inside Tools runs the file it points to.
+    assert ws.in_container(ws.script_path("alias.py")) == "/tools/tool.py"
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("", "empty"),
+        ("/bin/sh", "absolute"),
+        ("../projects/case-a", "'..'"),
+        ("escape.py", "outside"),
+        ("missing.py", "does not exist"),
+        ("nested", "not a file"),
+        ("data.txt", "only .py (python3), .sh (sh)"),
+    ],
+)
+def test_unsafe_absent_or_unknown_scripts_are_refused(ws: Workspace, name: str, why: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        ws.script_path(name)
+    assert caught.value.exit_code == 2
+    assert why in caught.value.message
+
+
+def test_host_path_maps_under_host_root(ws: Workspace, tmp_path: Path) -> None:
+    mounted = Workspace(ws.root, host_root=Path("/srv/host/ws"))
+    case = mounted.case_dir("case-a")
+    assert mounted.host_path(case) == Path("/srv/host/ws/projects/case-a")
+    assert ws.host_path(case) == case  # no host_root: the same path
+    with pytest.raises(UsageError):
+        mounted.host_path(tmp_path / "outside")
+
+
+def test_from_settings_names_and_default(tmp_path: Path, isolated_dirs: Path) -> None:
+    root = tmp_path / "named"
+    root.mkdir()
+    env = {"ROSCOE_PROJECTS_DIR": "cases", "ROSCOE_TOOLS_DIR": "scripts"}
+    named = Workspace.from_settings(Settings(env=env), str(root))
+    assert (named.root, named.projects, named.tools) == (root.resolve(), "cases", "scripts")
+
+    default = Workspace.from_settings(Settings(env={}))
+    assert default.root == (isolated_dirs / "workspace").resolve()
+    assert default.projects_dir.is_dir() and default.tools_dir.is_dir()  # created on first use
+
+    with pytest.raises(UsageError, match="not a folder"):
+        Workspace.from_settings(Settings(env={}), str(tmp_path / "nope"))
