@@ -19,7 +19,11 @@ app = typer.Typer(
     name="roscoe",
     help=(
         "Run scripts against exactly one case folder, in a scoped, short-lived container "
-        "on Docker or Podman."
+        "on Docker or Podman.\n\n"
+        "Examples:\n"
+        "  roscoe doctor\n"
+        "  roscoe run demo-case create_file_inventory.py -- --format md\n"
+        "  roscoe config show"
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # main() renders errors; tracebacks only with --debug
