@@ -94,7 +94,10 @@ def lines_of(document: str) -> list[str]:
 
 def test_the_extractor_finds_and_checks_lines() -> None:
     text = "```\n$ roscoe config show --json | jq .\nROSCOE_PORT=1 roscoe doctor\npipx x\n```\n"
-    assert command_lines(text) == ["roscoe config show --json | jq .", "ROSCOE_PORT=1 roscoe doctor"]
+    assert command_lines(text) == [
+        "roscoe config show --json | jq .",
+        "ROSCOE_PORT=1 roscoe doctor",
+    ]
     root = typer.main.get_command(app)
     assert check("roscoe config show --json | jq .", root) == []
     assert check("roscoe --runtime podman doctor --json", root) == []
