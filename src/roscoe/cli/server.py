@@ -137,8 +137,12 @@ def start_command(
 @app.command("stop")
 def stop_command(
     ctx: typer.Context,
-    timeout: float = typer.Option(
-        15.0, "--timeout", help="Seconds for the service to finish before it is killed."
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        help="Seconds after SIGTERM before the runner is killed "
+        "(default: its shutdown grace + 20 s, 30 s).",
+        show_default=False,
     ),
 ) -> None:
     """Stop the runner gracefully and remove its container.
@@ -166,8 +170,12 @@ def stop_command(
 @app.command("restart")
 def restart_command(
     ctx: typer.Context,
-    timeout: float = typer.Option(
-        15.0, "--timeout", help="Seconds for the service to finish before it is killed."
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        help="Seconds after SIGTERM before the runner is killed "
+        "(default: its shutdown grace + 20 s, 30 s).",
+        show_default=False,
     ),
     wait_timeout: float = typer.Option(
         60.0, "--wait-timeout", help="Seconds to wait for the service to answer."

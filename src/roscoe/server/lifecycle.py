@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from roscoe import paths
 from roscoe.errors import ImageError, OperationFailed, UsageError
+from roscoe.runner_layout import CANCEL_MARGIN_S, DEFAULT_SHUTDOWN_GRACE_S, ENV_SHUTDOWN_GRACE
 from roscoe.server import health, runner, state
 from roscoe.server.state import StartSettings
 
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 LOG_LINES_ON_FAILURE = 20
-DEFAULT_STOP_TIMEOUT = 15.0  # a little above the service's own grace (ROSCOE_SHUTDOWN_GRACE, 10 s)
+# SIGTERM to SIGKILL: the service's grace for its runs, plus the time it takes to cancel
+# and remove what still runs after it (runner_layout).
+DEFAULT_STOP_TIMEOUT = DEFAULT_SHUTDOWN_GRACE_S + CANCEL_MARGIN_S
 DEFAULT_WAIT_TIMEOUT = 60.0
 PULL_POLICIES = ("missing", "always", "never")
 
@@ -144,9 +147,12 @@ def start(
         return _start_locked(engine, plan, replace, wait_timeout, progress or _quiet)
 
 
-def stop(engine: Engine, settings: Settings, timeout: float = DEFAULT_STOP_TIMEOUT) -> StopResult:
-    """Stop our runner gracefully (SIGTERM, SIGKILL after `timeout`) and remove it."""
-    with state.start_lock(deadline_s=timeout + 60):
+def stop(engine: Engine, settings: Settings, timeout: float | None = None) -> StopResult:
+    """Stop our runner gracefully (SIGTERM, SIGKILL after `timeout`) and remove it.
+
+    Without a timeout: the runner's own shutdown grace plus the cancel margin.
+    """
+    with state.start_lock(deadline_s=(timeout or DEFAULT_STOP_TIMEOUT) + 120):
         return _stop_locked(engine, settings.get("container_name"), timeout)
 
 
@@ -154,14 +160,15 @@ def restart(
     engine: Engine,
     settings: Settings,
     *,
-    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    stop_timeout: float | None = None,
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     progress: Progress | None = None,
 ) -> StartResult:
     """Stop, then start with the settings of the last start (a new container)."""
     wanted = state.load_settings() or StartSettings()
     plan = plan_start(settings, wanted)
-    with state.start_lock(deadline_s=stop_timeout + wait_timeout + 60):
+    deadline = (stop_timeout or DEFAULT_STOP_TIMEOUT) + wait_timeout + 120
+    with state.start_lock(deadline_s=deadline):
         _stop_locked(engine, plan.name, stop_timeout)
         return _start_locked(engine, plan, False, wait_timeout, progress or _quiet)
 
@@ -170,16 +177,25 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _stop_locked(engine: Engine, name: str, timeout: float) -> StopResult:
+def _stop_locked(engine: Engine, name: str, timeout: float | None) -> StopResult:
     began = time.monotonic()
     found = runner.find(engine, name)
     if found.ours is None:
         state.clear_container_id()
         return StopResult("not running", name=name)
     container_id = str(found.ours["Id"])
-    runner.remove(engine, container_id, stop_timeout=timeout)
+    runner.remove(engine, container_id, stop_timeout=timeout or stop_timeout_of(found.ours))
     state.clear_container_id()
     return StopResult("stopped", container_id, name, time.monotonic() - began)
+
+
+def stop_timeout_of(inspected: dict[str, Any]) -> float:
+    """The runner's own grace (ROSCOE_SHUTDOWN_GRACE in its environment) plus the margin."""
+    try:
+        grace = float(runner.env_value(inspected, ENV_SHUTDOWN_GRACE) or DEFAULT_SHUTDOWN_GRACE_S)
+    except ValueError:
+        grace = DEFAULT_SHUTDOWN_GRACE_S
+    return grace + CANCEL_MARGIN_S
 
 
 def _start_locked(
@@ -195,7 +211,7 @@ def _start_locked(
                 f"{plan.name}), or pick another name with ROSCOE_CONTAINER_NAME",
             )
         progress(f"removing the container {plan.name} that was in the way (--replace)")
-        runner.remove(engine, str(found.foreign["Id"]), stop_timeout=DEFAULT_STOP_TIMEOUT)
+        runner.remove(engine, str(found.foreign["Id"]), stop_timeout=None)  # rm -f, as asked
 
     image = _ensure_image(engine, plan, progress)
     replaced_because = None
@@ -206,7 +222,7 @@ def _start_locked(
             state.save_settings(plan.settings)
             return _result("already running", found.ours["Id"], plan, None, began)
         progress(f"replacing the runner ({replaced_because})")
-        runner.remove(engine, str(found.ours["Id"]), stop_timeout=DEFAULT_STOP_TIMEOUT)
+        runner.remove(engine, str(found.ours["Id"]), stop_timeout=stop_timeout_of(found.ours))
         state.clear_container_id()
 
     if health.port_in_use(plan.port):

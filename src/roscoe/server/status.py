@@ -77,7 +77,7 @@ class Status:
 
 
 def server_status(engine: Engine, settings: Settings) -> Status:
-    from roscoe.runner_layout import ENV_HOST_WORKSPACE, ENV_PORT
+    from roscoe.runner_layout import ENV_HOST_WORKSPACE, ENV_PORT, ENV_RUNNER_IMAGE
 
     name = settings.get("container_name")
     found = runner.find(engine, name)
@@ -104,7 +104,10 @@ def server_status(engine: Engine, settings: Settings) -> Status:
         status.port = int(port)
     status.workspace = runner.env_value(ours, ENV_HOST_WORKSPACE) or status.workspace
     status.container_id = str(ours.get("Id"))
-    status.image = str((ours.get("Config") or {}).get("Image") or "")
+    # The reference roscoe was given (Podman rewrites Config.Image to localhost/...).
+    status.image = runner.env_value(ours, ENV_RUNNER_IMAGE) or str(
+        (ours.get("Config") or {}).get("Image") or ""
+    )
     image = engine.image_inspect(str(ours.get("Image") or "")) if ours.get("Image") else None
     status.image_version = runner.image_version(image)
     digests = (image or {}).get("RepoDigests") or []

@@ -1,0 +1,177 @@
+"""`roscoe server ...` against real Docker and Podman, with the real runner image.
+
+Each test names its runner uniquely (ROSCOE_CONTAINER_NAME), picks a free port, and removes
+every container it made, whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from helpers import roscoe, roscoe_containers
+from roscoe import __version__, paths
+
+pytestmark = pytest.mark.engine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def runner_env(
+    engine: object, engine_env: dict[str, str], runner_image: str, unique_name: str
+) -> Iterator[dict[str, str]]:
+    """Environment for a roscoe process driving this test's own runner; cleans up after."""
+    env = {
+        **engine_env,
+        "ROSCOE_CONTAINER_NAME": unique_name,
+        "ROSCOE_PORT": str(free_port()),
+    }
+    yield env
+    engine.remove_container(unique_name, force=True)  # type: ignore[attr-defined]
+
+
+def start(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
+    return roscoe("server", "start", "--use-local-image", *args, env=env)
+
+
+def status_json(env: dict[str, str]) -> tuple[int, dict]:
+    done = roscoe("server", "status", "--json", env=env)
+    return done.returncode, json.loads(done.stdout)
+
+
+def ok(done: subprocess.CompletedProcess[bytes]) -> subprocess.CompletedProcess[bytes]:
+    assert done.returncode == 0, done.stderr.decode()
+    return done
+
+
+def test_start_status_stop(engine, engine_name, runner_env, unique_name) -> None:
+    ok(start(runner_env))
+    code, status = status_json(runner_env)
+    assert code == 0
+    stored = paths.server_id_file().read_text().strip()
+    assert status["state"] == "running"
+    assert status["name"] == unique_name
+    assert status["container_id"] == stored
+    assert status["image"] == "roscoe-runner:dev"
+    assert status["image_version"] == __version__
+    assert status["cli_version"] == __version__
+    assert status["engine"]["kind"] == engine_name
+    assert status["health"]["answering"] is True
+    assert status["endpoint"] == f"http://127.0.0.1:{runner_env['ROSCOE_PORT']}"
+    assert status["token_file"] == str(paths.token_file())
+    assert status["workspace"] == str(paths.default_workspace().resolve())
+    inspected = engine.inspect_container(unique_name)
+    assert inspected["Config"]["Labels"]["io.roscoe.kind"] == "server"
+
+    done = ok(roscoe("server", "stop", env=runner_env))
+    assert b"stopped" in done.stdout
+    assert engine.inspect_container(unique_name) is None
+    assert not paths.server_id_file().exists()
+    again = ok(roscoe("server", "stop", env=runner_env))
+    assert b"not running" in again.stdout
+
+
+def test_start_twice_is_a_no_op(engine, runner_env, unique_name) -> None:
+    ok(start(runner_env))
+    first = engine.inspect_container(unique_name)["Id"]
+    done = ok(start(runner_env))
+    assert b"already running" in done.stdout
+    assert engine.inspect_container(unique_name)["Id"] == first
+
+
+def test_stale_stored_id_is_recovered(engine, runner_env, unique_name) -> None:
+    paths.ensure_dir(paths.server_id_file().parent)
+    paths.server_id_file().write_text("0" * 64 + "\n")
+    ok(start(runner_env))
+    assert paths.server_id_file().read_text().strip() == engine.inspect_container(unique_name)["Id"]
+
+
+def test_foreign_container_needs_replace(engine, runner_env, unique_name, base_image) -> None:
+    foreign = engine.api.create_container(  # no roscoe labels: someone else's container
+        base_image,
+        command=["sleep", "300"],
+        name=unique_name,
+        host_config=engine.api.create_host_config(network_mode="none"),
+    )["Id"]
+    refused = start(runner_env)
+    assert refused.returncode == 1
+    assert b"--replace" in refused.stderr
+    assert engine.inspect_container(unique_name)["Id"] == foreign
+
+    ok(start(runner_env, "--replace"))
+    ours = engine.inspect_container(unique_name)
+    assert ours["Id"] != foreign
+    assert ours["Config"]["Labels"]["io.roscoe.managed-by"] == "roscoe"
+    assert engine.inspect_container(foreign) is None
+
+
+def test_stopped_runner_is_replaced(engine, runner_env, unique_name) -> None:
+    ok(start(runner_env))
+    old = engine.inspect_container(unique_name)["Id"]
+    engine.api.stop(old, timeout=30)
+    done = ok(start(runner_env))
+    assert b"replaced" in done.stdout
+    new = engine.inspect_container(unique_name)
+    assert new["Id"] != old
+    assert new["State"]["Status"] == "running"
+    assert engine.inspect_container(old) is None
+
+
+def test_concurrent_starts_make_one_runner(engine, runner_env, unique_name) -> None:
+    command = [sys.executable, "-m", "roscoe", "server", "start", "--use-local-image"]
+    env = {**os.environ, **runner_env}
+    procs = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err.decode()
+    mine = [c for c in roscoe_containers(engine) if f"/{unique_name}" in (c.get("Names") or [])]
+    assert len(mine) == 1
+
+
+def test_crash_at_start_shows_logs_and_leaves_nothing(engine, runner_env, unique_name) -> None:
+    # PYTHONHOME pointing nowhere: the service's interpreter dies before it can listen.
+    done = start(runner_env, "-e", "PYTHONHOME=/nonexistent")
+    assert done.returncode == 1
+    err = done.stderr.decode()
+    assert "lines of the runner's log" in err
+    assert "Python" in err  # the interpreter's own last words
+    assert engine.inspect_container(unique_name) is None
+    assert not paths.server_id_file().exists()
+
+
+def test_restart_gives_a_new_container_with_the_same_settings(
+    engine, runner_env, unique_name
+) -> None:
+    ok(start(runner_env, "-e", "ROSCOE_TEST_MARK=kept"))
+    old = engine.inspect_container(unique_name)
+    ok(roscoe("server", "restart", env=runner_env))
+    new = engine.inspect_container(unique_name)
+    assert new["Id"] != old["Id"]
+    assert new["State"]["StartedAt"] != old["State"]["StartedAt"]
+    assert "ROSCOE_TEST_MARK=kept" in new["Config"]["Env"]
+    assert f"ROSCOE_PORT={runner_env['ROSCOE_PORT']}" in new["Config"]["Env"]
+    code, status = status_json(runner_env)
+    assert (code, status["state"], status["container_id"]) == (0, "running", new["Id"])
+
+
+def test_status_absent(runner_env) -> None:
+    code, status = status_json(runner_env)
+    assert code == 1
+    assert status["state"] == "absent"
+    assert status["container_id"] is None
+
+
+def test_status_without_engine_is_exit_3() -> None:
+    done = roscoe("server", "status", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert done.returncode == 3, done.stderr.decode()
