@@ -1,0 +1,318 @@
+"""`roscoe run` against real Docker and Podman: every rule of a one-shot run.
+
+Each test runs the real CLI in a subprocess with --workspace <tmp> and the small base image,
+and checks afterwards that no container of its runs is left on the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_run_support import (
+    CASE,
+    leftovers,
+    make_workspace,
+    record_of,
+    run_cli,
+    run_ids,
+    spawn_cli,
+    wait_for_output,
+)
+
+from helpers import roscoe
+
+pytestmark = pytest.mark.engine
+
+ECHO_ARGS = """
+import json, os, sys
+print(json.dumps({"args": sys.argv[1:], "cwd": os.getcwd()}))
+"""
+EXIT_7 = "import sys\nprint('bye')\nsys.exit(7)\n"
+SLEEPER = "import time\nprint('started', flush=True)\ntime.sleep(120)\n"
+HOG = """
+print('started', flush=True)
+hog = []
+for _ in range(64):
+    hog.append(b"x" * (16 << 20))  # written, so really resident: 1 GiB in 16 MiB steps
+print('survived')
+"""
+SANDBOX = r"""
+import json, os, socket, sys
+facts = {"uid": os.getuid(), "gid": os.getgid(), "home": os.environ.get("HOME")}
+def attempt(path):
+    try:
+        with open(path, "w") as handle:
+            handle.write("x")
+        return "writable"
+    except OSError as exc:
+        return exc.strerror
+facts["tools"] = attempt("/tools/new.txt")
+facts["root_fs"] = attempt("/etc/new.txt")
+facts["tmp"] = attempt("/tmp/new.txt")
+facts["data"] = attempt("/data/written-by-script.txt")
+facts["interfaces"] = sorted(os.listdir("/sys/class/net"))
+sock = socket.socket()
+sock.settimeout(3)
+try:
+    sock.connect(("127.0.0.1", int(sys.argv[1])))  # listening on the HOST's loopback
+    facts["host_port"] = "reached"
+except OSError as exc:
+    facts["host_port"] = type(exc).__name__
+status = dict(line.split(":\t", 1) for line in open("/proc/self/status") if ":\t" in line)
+facts["cap_eff"] = status["CapEff"].strip()
+facts["no_new_privs"] = status["NoNewPrivs"].strip()
+facts["mounts"] = sorted(
+    m.split()[1] for m in open("/proc/self/mounts") if m.split()[1] in ("/data", "/tools")
+)
+print(json.dumps(facts))
+"""
+FLOOD = """
+import sys
+block = bytes(range(256)) * 4096  # 1 MiB with every byte value
+for _ in range(20):
+    sys.stdout.buffer.write(block)
+sys.stdout.buffer.write(b"\\xff\\xfe not utf-8 \\xc3\\x28 end")
+sys.stderr.buffer.write(b"err \\xff\\n")
+"""
+SHELL = 'echo "sh says $1"\nexit 3\n'
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "evil.py").write_text("print('escaped')\n")
+    root = make_workspace(
+        tmp_path / "ws",
+        {
+            "echo_args.py": ECHO_ARGS,
+            "exit7.py": EXIT_7,
+            "sleeper.py": SLEEPER,
+            "hog.py": HOG,
+            "sandbox.py": SANDBOX,
+            "flood.py": FLOOD,
+            "say.sh": SHELL,
+            "notes.txt": "not a script\n",
+        },
+    )
+    # Symlinks leading out of the workspace: a case and a script.
+    os.symlink(outside, root / "projects" / "escape")
+    os.symlink(outside / "evil.py", root / "Tools" / "escape.py")
+    return root
+
+
+@pytest.fixture
+def clean(engine: Any, isolated_dirs: Path) -> Iterator[list[int]]:
+    """Fails the test if any container of its runs is still there; append Popen pids."""
+    pids: list[int] = []
+    yield pids
+    assert leftovers(engine, isolated_dirs, pids) == []
+
+
+def test_happy_path_with_arguments_containing_spaces(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, engine_name: str
+) -> None:
+    args = ["two words", "--flag", "", "ünïcode", "-e", "x=y"]
+    done = run_cli(ws, base_image, CASE, "echo_args.py", "--", *args)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"args": args, "cwd": "/data"}
+    (run_id,) = run_ids(isolated_dirs)
+    record = record_of(isolated_dirs, run_id)
+    assert (record["status"], record["exit_code"], record["args"]) == ("succeeded", 0, args)
+    assert record["engine"] == engine_name
+
+
+def test_exit_code_passes_through_and_shell_scripts_run(
+    ws: Path, base_image: str, clean: list[int]
+) -> None:
+    done = run_cli(ws, base_image, CASE, "exit7.py")
+    assert (done.returncode, done.stdout) == (7, b"bye\n")
+    done = run_cli(ws, base_image, CASE, "say.sh", "hi there")
+    assert (done.returncode, done.stdout) == (3, b"sh says hi there\n")
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        ("/etc", "echo_args.py", "absolute path"),
+        ("../..", "echo_args.py", "'..'"),
+        ("", "echo_args.py", "empty"),
+        ("escape", "echo_args.py", "outside"),
+        ("no-such-case", "echo_args.py", "case 'no-such-case' does not exist"),
+        (CASE, "/usr/bin/env", "absolute path"),
+        (CASE, "../projects/case-1/input.txt", "'..'"),
+        (CASE, "", "empty"),
+        (CASE, "escape.py", "outside"),
+        (CASE, "no_such_script.py", "script 'no_such_script.py' does not exist"),
+        (CASE, "notes.txt", "only .py (python3), .sh (sh)"),
+    ],
+)
+def test_refused_input_exits_2_before_any_container(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, refusal: tuple[str, str, str]
+) -> None:
+    case, script, says = refusal
+    done = run_cli(ws, base_image, case, script)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr.decode()
+    assert done.stderr.decode().count("error:") == 1 and b"Traceback" not in done.stderr
+    assert done.stdout == b""
+    assert run_ids(isolated_dirs) == []  # nothing was created, not even a record
+
+
+def test_timeout_kills_and_leaves_nothing(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path
+) -> None:
+    done = run_cli(ws, base_image, "--timeout", "2", CASE, "sleeper.py")
+    assert done.returncode == 124, done.stderr
+    assert done.stdout == b"started\n"
+    assert b"timed out after 2 s" in done.stderr
+    record = record_of(isolated_dirs, run_ids(isolated_dirs)[-1])
+    assert (record["status"], record["timed_out"]) == ("timed_out", True)
+
+
+def test_memory_limit_kill_says_so(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path
+) -> None:
+    done = run_cli(ws, base_image, "--memory", "64m", "--timeout", "60", CASE, "hog.py")
+    assert done.returncode == 137, done.stderr
+    assert b"survived" not in done.stdout
+    assert b"killed at the memory limit (64m)" in done.stderr
+    (run_id,) = run_ids(isolated_dirs)
+    assert record_of(isolated_dirs, run_id)["status"] == "oom_killed"
+
+
+def test_ctrl_c_stops_and_removes_the_container(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path
+) -> None:
+    proc = spawn_cli(ws, base_image, "--timeout", "60", CASE, "sleeper.py")
+    clean.append(proc.pid)
+    wait_for_output(proc, b"started")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    (run_id,) = run_ids(isolated_dirs)
+    assert record_of(isolated_dirs, run_id)["status"] == "interrupted"
+
+
+def test_sigterm_is_handled_like_ctrl_c(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path
+) -> None:
+    proc = spawn_cli(ws, base_image, "--timeout", "60", CASE, "sleeper.py")
+    clean.append(proc.pid)
+    wait_for_output(proc, b"started")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+
+
+def test_the_sandbox(ws: Path, base_image: str, clean: list[int]) -> None:
+    # Something listening on the host's loopback that the script must NOT reach.
+    listener = subprocess.Popen(
+        [sys.executable, "-c", LISTENER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert listener.stdout is not None
+        port = listener.stdout.readline().decode().strip()
+        done = run_cli(ws, base_image, CASE, "sandbox.py", port)
+    finally:
+        listener.kill()
+        listener.wait()
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout)
+    expected_uid = 1000 if os.getuid() == 0 else os.getuid()
+    assert facts["uid"] == expected_uid and facts["uid"] != 0
+    assert facts["home"] == "/tmp"
+    assert facts["tools"] == "Read-only file system"
+    assert facts["root_fs"] == "Read-only file system"
+    assert facts["tmp"] == "writable" and facts["data"] == "writable"
+    assert facts["interfaces"] == ["lo"]  # network none: loopback only
+    assert facts["host_port"] == "ConnectionRefusedError"  # the host's port is not there
+    assert facts["cap_eff"] == "0000000000000000"
+    assert facts["no_new_privs"] == "1"
+    assert facts["mounts"] == ["/data", "/tools"]
+    written = ws / "projects" / CASE / "written-by-script.txt"
+    assert written.stat().st_uid == expected_uid  # the user's file, not root's
+
+
+LISTENER = """
+import socket
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+print(server.getsockname()[1], flush=True)
+while True:
+    server.accept()[0].close()
+"""
+
+
+def test_binary_and_20mb_output_pass_through_byte_exact(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path
+) -> None:
+    done = run_cli(ws, base_image, CASE, "flood.py")
+    assert done.returncode == 0, done.stderr[-500:]
+    expected = bytes(range(256)) * 4096 * 20 + b"\xff\xfe not utf-8 \xc3\x28 end"
+    assert len(done.stdout) == len(expected)
+    assert hashlib.sha256(done.stdout).digest() == hashlib.sha256(expected).digest()
+    assert done.stderr == b"err \xff\n"
+    (run_id,) = run_ids(isolated_dirs)
+    saved = (isolated_dirs / "runs" / run_id / "output.log").read_bytes()
+    assert len(saved) == len(expected) + len(b"err \xff\n")
+    assert record_of(isolated_dirs, run_id)["output_bytes"] == len(saved)
+
+
+def test_run_record_and_runs_commands(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, engine_name: str
+) -> None:
+    done = run_cli(ws, base_image, "--json", CASE, "exit7.py", "x y")
+    assert done.returncode == 7
+    printed = json.loads(done.stdout)  # stdout holds only the record...
+    assert done.stderr.startswith(b"bye\n")  # ...the script's output went to stderr
+    run_id = printed["id"]
+    assert set(printed) == {
+        "id", "case", "script", "args", "image", "image_digest", "engine", "status",
+        "exit_code", "started_at", "finished_at", "duration_s", "timed_out", "output_file",
+        "output_bytes", "message",
+    }  # fmt: skip
+    assert printed == record_of(isolated_dirs, run_id)
+    assert (printed["status"], printed["exit_code"], printed["args"]) == ("failed", 7, ["x y"])
+    assert str(printed["image_digest"]).startswith("sha256:")
+    assert printed["engine"] == engine_name and printed["output_file"] == "output.log"
+    assert (isolated_dirs / "runs" / run_id / "output.log").read_bytes() == b"bye\n"
+    assert not any(p.name in ("run.json", "output.log") for p in (ws / "projects").rglob("*"))
+
+    listed = json.loads(roscoe("runs", "list", "--json").stdout)
+    assert [r["id"] for r in listed] == [run_id]
+    table = roscoe("runs", "list").stdout.decode()
+    assert run_id in table and "failed" in table
+    shown = roscoe("runs", "show", run_id, "--json")
+    assert json.loads(shown.stdout) == printed
+    assert roscoe("runs", "show", run_id, "--output").stdout == b"bye\n"
+    assert b"failed" in roscoe("runs", "show", run_id).stdout
+    missing = roscoe("runs", "show", "../../etc")
+    assert missing.returncode == 2 and b"not a run id" in missing.stderr
+
+
+def test_ten_concurrent_runs_all_succeed(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path
+) -> None:
+    procs = [spawn_cli(ws, base_image, "--json", CASE, "echo_args.py", str(n)) for n in range(10)]
+    clean.extend(p.pid for p in procs)
+    records = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        records.append(json.loads(out))
+    assert len({r["id"] for r in records}) == 10
+    assert sorted(r["args"][0] for r in records) == [str(n) for n in range(10)]
+    assert all(r["status"] == "succeeded" for r in records)
+    assert len(run_ids(isolated_dirs)) == 10
