@@ -1,0 +1,218 @@
+"""Image choice, reference parsing, version verdicts and ensure_image's policies (fake engine)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roscoe import __version__
+from roscoe.constants import DEV_IMAGE, OCI_VERSION_LABEL, pinned_image
+from roscoe.errors import ImageError, UsageError
+from roscoe.images import (
+    ImageChoice,
+    choose_image,
+    container_version_match,
+    ensure_image,
+    image_status,
+    parse_reference,
+    version_match,
+)
+from roscoe.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("ref", "repository", "tag", "digest"),
+    [
+        ("roscoe-runner:dev", "roscoe-runner", "dev", None),
+        ("127.0.0.1:5000/team/img", "127.0.0.1:5000/team/img", None, None),
+        ("127.0.0.1:5000/team/img:v1", "127.0.0.1:5000/team/img", "v1", None),
+        ("localhost:5000/img:latest", "localhost:5000/img", "latest", None),
+        ("ghcr.io/o/r@sha256:" + "b" * 64, "ghcr.io/o/r", None, "sha256:" + "b" * 64),
+        ("h:1/o/r:v2@sha256:" + "c" * 64, "h:1/o/r", "v2", "sha256:" + "c" * 64),
+    ],
+)
+def test_references_parse_without_splitting_on_the_port(
+    ref: str, repository: str, tag: str | None, digest: str | None
+) -> None:
+    parsed = parse_reference(ref)
+    assert (parsed.repository, parsed.tag, parsed.digest) == (repository, tag, digest)
+
+
+@pytest.mark.parametrize("ref", ["", "   ", "has space:v1", "registry:5000/"])
+def test_bad_references_are_usage_errors(ref: str) -> None:
+    with pytest.raises(UsageError):
+        parse_reference(ref)
+
+
+@pytest.mark.parametrize(
+    ("ref", "unpinned"),
+    [
+        ("busybox", True),
+        ("busybox:latest", True),
+        ("127.0.0.1:5000/img", True),  # the port is not a tag
+        ("127.0.0.1:5000/img:v1", False),
+        ("img@sha256:" + "d" * 64, False),
+        (pinned_image(), False),
+    ],
+)
+def test_unpinned_references_warn(ref: str, unpinned: bool) -> None:
+    warnings = ImageChoice(ref, "--image").warnings()
+    assert bool(warnings) is unpinned
+    if unpinned:
+        assert "not pinned" in warnings[0] and pinned_image() in warnings[0]
+
+
+def test_the_local_dev_image_never_warns_as_unpinned() -> None:
+    assert ImageChoice(DEV_IMAGE, "--use-local-image").warnings() == []
+
+
+@pytest.mark.parametrize(
+    ("label", "status"),
+    [
+        (__version__, "match"),
+        (f"v{__version__}", "match"),
+        ("0.0.1", "differs"),
+        ("99.0.0rc1", "differs"),
+        (None, "unknown"),
+        ("", "unknown"),
+        ("unknown", "unknown"),
+        ("not-a-version", "unknown"),
+    ],
+)
+def test_version_verdicts(label: str | None, status: str) -> None:
+    verdict = version_match(label)
+    assert verdict.status == status
+    warning = verdict.warning("image x")
+    assert (warning is None) is (status == "match")
+    if status == "differs":
+        assert warning is not None
+        assert label in warning[0] and __version__ in warning[0]
+        assert "roscoe image pull" in warning[1] and "make build-image" in warning[1]
+
+
+def test_choice_order_flag_env_local_config_pinned(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('image = "from-config:v1"\n')
+    env = {"ROSCOE_RUNNER_IMAGE": "from-env:v1"}
+    with_all = Settings(env=env, config_path=config)
+    assert choose_image(with_all, "flag:v1", True) == ImageChoice("flag:v1", "--image")
+    chosen = choose_image(with_all, None, True)
+    assert (chosen.ref, chosen.source) == ("from-env:v1", "env ROSCOE_RUNNER_IMAGE")
+    no_env = Settings(env={}, config_path=config)
+    assert choose_image(no_env, None, True) == ImageChoice(DEV_IMAGE, "--use-local-image")
+    assert choose_image(no_env).ref == "from-config:v1"
+    nothing = Settings(env={}, config_path=tmp_path / "absent.toml")
+    assert choose_image(nothing) == ImageChoice(pinned_image(), "pinned")
+
+
+def inspect_data(version: str | None = __version__) -> dict[str, Any]:
+    labels = {OCI_VERSION_LABEL: version} if version else {}
+    return {
+        "Id": "sha256:" + "e" * 64,
+        "RepoDigests": [
+            "127.0.0.1:5000/other@sha256:" + "1" * 64,
+            "ghcr.io/roscoe-cli/roscoe-runner@sha256:" + "2" * 64,
+        ],
+        "Config": {"Labels": labels},
+    }
+
+
+class FakeEngine:
+    kind = "fake"
+
+    def __init__(self, present: dict[str, Any] | None = None) -> None:
+        self.images: dict[str, dict[str, Any]] = {}
+        self.present = present
+        self.pulls: list[str] = []
+        self.containers: dict[str, dict[str, Any]] = {}
+
+    def image_inspect(self, ref: str) -> dict[str, Any] | None:
+        return self.images.get(ref)
+
+    def inspect_container(self, ref: str) -> dict[str, Any] | None:
+        return self.containers.get(ref)
+
+    def pull_stream(self, repository: str, tag: str) -> Iterator[dict[str, Any]]:
+        self.pulls.append(f"{repository}:{tag}")
+        self.images[f"{repository}:{tag}"] = inspect_data()
+        return iter([{"status": "Status: Downloaded newer image"}])
+
+
+def test_a_present_image_is_used_without_any_pull() -> None:
+    engine = FakeEngine()
+    engine.images[pinned_image()] = inspect_data()
+    status = ensure_image(engine, ImageChoice(pinned_image(), "pinned"))  # type: ignore[arg-type]
+    assert engine.pulls == []
+    assert status.present and not status.pulled
+    assert status.version == __version__ and status.version_match.ok
+    # The digest of this reference's repository, not another registry's.
+    assert status.digest == "ghcr.io/roscoe-cli/roscoe-runner@sha256:" + "2" * 64
+    assert status.warnings == []
+
+
+def test_missing_image_is_pulled_under_the_default_policy() -> None:
+    engine = FakeEngine()
+    choice = ImageChoice("127.0.0.1:5000/team/img:v1", "--image")
+    status = ensure_image(engine, choice)  # type: ignore[arg-type]
+    assert engine.pulls == ["127.0.0.1:5000/team/img:v1"]
+    assert status.pulled and status.present
+
+
+def test_always_pulls_even_when_present_but_never_the_local_dev_image() -> None:
+    engine = FakeEngine()
+    engine.images["img:v1"] = inspect_data()
+    ensure_image(engine, ImageChoice("img:v1", "--image"), "always")  # type: ignore[arg-type]
+    assert engine.pulls == ["img:v1"]
+    engine.images[DEV_IMAGE] = inspect_data()
+    status = ensure_image(  # type: ignore[arg-type]
+        engine, ImageChoice(DEV_IMAGE, "--use-local-image"), "always"
+    )
+    assert engine.pulls == ["img:v1"]
+    assert not status.pulled
+
+
+def test_never_with_an_absent_image_is_exit_4_with_a_hint() -> None:
+    engine = FakeEngine()
+    with pytest.raises(ImageError) as caught:
+        ensure_image(engine, ImageChoice("img:v1", "--image"), "never")  # type: ignore[arg-type]
+    assert caught.value.exit_code == 4
+    assert "--pull never" in caught.value.message
+    assert caught.value.hint is not None and "roscoe image pull" in caught.value.hint
+    assert engine.pulls == []
+
+
+def test_absent_local_dev_image_is_exit_4_and_never_pulled() -> None:
+    engine = FakeEngine()
+    with pytest.raises(ImageError) as caught:
+        ensure_image(engine, ImageChoice(DEV_IMAGE, "--use-local-image"))  # type: ignore[arg-type]
+    assert caught.value.hint is not None and "make build-image" in caught.value.hint
+    assert engine.pulls == []
+
+
+def test_an_unknown_pull_policy_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        ensure_image(FakeEngine(), ImageChoice("img:v1", "--image"), "sometimes")  # type: ignore[arg-type]
+
+
+def test_status_warns_about_a_version_that_differs_and_an_unpinned_reference() -> None:
+    engine = FakeEngine()
+    engine.images["img"] = inspect_data("0.0.1")
+    status = image_status(engine, ImageChoice("img", "--image"))  # type: ignore[arg-type]
+    messages = [message for message, _ in status.warnings]
+    assert any("not pinned" in m for m in messages)
+    assert any("0.0.1" in m and __version__ in m for m in messages)
+    data = status.to_json()
+    assert data["version_match"] == "differs"
+    assert data["digest"] is None  # RepoDigests name other repositories
+    assert set(data) >= {"ref", "source", "present", "image_id", "digest", "version"}
+
+
+def test_container_version_verdict_for_the_server() -> None:
+    engine = FakeEngine()
+    engine.containers["runner"] = inspect_data("0.0.1")
+    verdict = container_version_match(engine, "runner")  # type: ignore[arg-type]
+    assert verdict is not None and verdict.status == "differs"
+    assert container_version_match(engine, "gone") is None  # type: ignore[arg-type]
