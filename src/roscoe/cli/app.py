@@ -97,6 +97,9 @@ from roscoe.cli import runs as _runs  # noqa: E402
 app.command("run", context_settings={"allow_interspersed_args": False})(_run.run_command)
 app.add_typer(_runs.app, name="runs")
 app.command("gc")(_gc.gc_command)
+from roscoe.cli import image as _image  # noqa: E402
+
+app.add_typer(_image.app, name="image")
 
 
 def main() -> None:

@@ -102,6 +102,39 @@ class Engine:
         except docker.errors.NotFound:
             return None
 
+    def pull_stream(self, repository: str, tag: str) -> Iterator[dict[str, Any]]:
+        """The engine's pull events, decoded (roscoe.pull folds them into progress).
+
+        Errors the engine answers at once (Docker: unknown manifest, unreachable registry)
+        raise ImageError here; Podman sends the same inside the stream, which the caller checks.
+        The SDK's pull has no read timeout, so a silent engine does not end it.
+        """
+        import docker.errors
+
+        from roscoe.pull import pull_failure
+
+        ref = f"{repository}@{tag}" if ":" in tag else f"{repository}:{tag}"
+        try:
+            events = self.api.pull(repository, tag=tag, stream=True, decode=True)
+        except docker.errors.APIError as exc:
+            raise pull_failure(ref, _explain(exc)) from exc
+        except Exception as exc:  # the engine's socket itself failed
+            raise EngineError(
+                f"{self.kind} stopped answering while pulling {ref}: {_explain(exc)}"
+            ) from exc
+
+        def guarded() -> Iterator[dict[str, Any]]:
+            try:
+                yield from events
+            except docker.errors.APIError as exc:
+                raise pull_failure(ref, _explain(exc)) from exc
+            except Exception as exc:
+                raise EngineError(
+                    f"{self.kind} stopped answering while pulling {ref}: {_explain(exc)}"
+                ) from exc
+
+        return guarded()
+
     # -- containers -----------------------------------------------------------------------
     def containers(self, labels: Mapping[str, str], all: bool = True) -> list[dict[str, Any]]:
         """Containers carrying every label given (key=value)."""
