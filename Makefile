@@ -60,6 +60,38 @@ push-image: ## push the built image: make push-image VERSION=0.1.0 [REGISTRY=127
 	docker -H $(ENGINE_HOST) tag $(IMAGE_REPOSITORY):v$(VERSION)$(PUSH_SUFFIX) $(PUSH_REF)
 	docker -H $(ENGINE_HOST) push $(PUSH_REF)
 
+# The runner from roscoe-runner:dev (make build-image first). ARGS= passes more options to
+# `roscoe server start`, e.g. make run-local ARGS="--port 9000 --workspace ~/cases".
+ARGS ?=
+run-local: ## start the runner container from the locally built image
+	DOCKER_HOST=$${DOCKER_HOST:-$(ENGINE_HOST)} $(BIN)/roscoe server start --use-local-image $(ARGS)
+
+# Build the image, start it under a throwaway data dir, name and port (a runner of your own
+# is left alone), probe /health, run the demo case through the API, stop, clean up.
+TEST_IMAGE_PORT ?= 18765
+test-image: build-image ## build the runner image and prove the service in it works end to end
+	@set -e; \
+	data=$$(mktemp -d); \
+	export ROSCOE_DATA_DIR=$$data/data ROSCOE_CONFIG_DIR=$$data/config \
+		ROSCOE_CONTAINER_NAME=roscoe-test-image-$$$$ ROSCOE_PORT=$(TEST_IMAGE_PORT) \
+		DOCKER_HOST=$${DOCKER_HOST:-$(ENGINE_HOST)}; \
+	trap '$(BIN)/roscoe server stop >/dev/null 2>&1 || true; rm -rf "$$data"' EXIT; \
+	cp -R examples/workspace "$$data/workspace"; \
+	chmod -R a+rwX "$$data/workspace"; \
+	$(BIN)/roscoe server start --use-local-image --workspace "$$data/workspace"; \
+	echo "--- GET /health"; \
+	curl -fsS --max-time 5 http://127.0.0.1:$(TEST_IMAGE_PORT)/health; \
+	echo "--- POST /runs demo-case create_file_inventory.py"; \
+	token_file=$$($(BIN)/python -c 'from roscoe import paths; print(paths.token_file())'); \
+	curl -fsS --max-time 300 -H "Authorization: Bearer $$(cat "$$token_file")" \
+		-H 'Content-Type: application/json' \
+		-d '{"case": "demo-case", "script": "create_file_inventory.py"}' \
+		http://127.0.0.1:$(TEST_IMAGE_PORT)/runs > "$$data/run.json"; \
+	$(BIN)/python -c 'import json, sys; r = json.load(open(sys.argv[1])); print(r["output"]); \
+		print("run", r["id"], r["status"], "exit", r["exit_code"]); sys.exit(r["exit_code"] != 0)' \
+		"$$data/run.json"; \
+	echo "test-image: ok"
+
 bench:
 	$(BIN)/python bench/run_overhead.py
 
