@@ -114,6 +114,8 @@ class ExecutionService:
             response = Response.error(500, "internal error; see the service log (roscoe logs)")
         self.log(
             "request",
+            # Probes poll /health all the time: keep them out of the way of real requests.
+            level="debug" if url.path == "/health" and response.status == 200 else "info",
             method=method,
             path=target,
             status=response.status,
