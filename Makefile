@@ -8,7 +8,7 @@ IMAGE_REPOSITORY ?= ghcr.io/roscoe-cli/roscoe-runner
 BASE_IMAGE ?= roscoe-base:bookworm
 ENGINE_HOST ?= unix:///var/run/docker.sock
 
-.PHONY: install test unit lint fmt engines-up engines-down base-image build-image run-local test-image push-image bench clean
+.PHONY: install test unit lint fmt engines-up engines-down base-image build-image run-local test-image push-image demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -92,7 +92,12 @@ test-image: build-image ## build the runner image and prove the service in it wo
 		"$$data/run.json"; \
 	echo "test-image: ok"
 
-bench:
+# The demo: the inventory tool on the example case, in the small base image (make base-image).
+demo: ## run examples/workspace/Tools/create_file_inventory.py against the demo case
+	DOCKER_HOST=$${DOCKER_HOST:-$(ENGINE_HOST)} $(BIN)/roscoe run --workspace examples/workspace \
+		--image $(BASE_IMAGE) demo-case create_file_inventory.py -- --format md
+
+bench: ## roscoe run against docker run / podman run, and 20 concurrent runs
 	$(BIN)/python bench/run_overhead.py
 
 clean:
