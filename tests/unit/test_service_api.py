@@ -296,3 +296,28 @@ def test_the_service_binds_to_loopback_only() -> None:
     for host in ("0.0.0.0", "", "192.168.1.10", "localhost", "::"):
         with pytest.raises(ValueError):
             check_loopback(host)
+
+
+def test_shutdown_cancels_runs_still_going_after_the_grace(
+    service: ExecutionService, backend: FakeBackend, log_stream: io.StringIO
+) -> None:
+    from roscoe.service.main import _drain
+
+    backend.gate.clear()  # the run would go on for ever
+    answers: list[Response] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(post_run(service, {"case": "a", "script": "s.py"}))
+    )
+    thread.start()
+    _until(lambda: backend.runs)
+    _drain(service, 0.1, service.log)
+    thread.join(10)
+    assert backend.cancelled == ["run-1"]
+    assert service.limiter.running == 0
+    assert post_run(service, {"case": "a", "script": "s.py"}).status == 503
+    phases = [
+        json.loads(line).get("phase")
+        for line in log_stream.getvalue().splitlines()
+        if '"shutdown"' in line
+    ]
+    assert phases == ["draining", "cancelling"]
