@@ -1,0 +1,171 @@
+"""What `roscoe run` costs on top of `docker run --rm`, on Docker and on Podman.
+
+For each engine: a trivial script (`pass`), run N times by `roscoe run` and N times by the
+docker CLI with the same image, mounts, user, limits and in-container `timeout` wrapper,
+interleaved so both see the same machine load. Prints the medians and the ratio; then 20
+`roscoe run`s at once (all must succeed) with their wall time; then where roscoe's own start-up
+time goes (Python, the CLI's imports, the docker SDK's import).
+
+    .venv/bin/python bench/run_overhead.py [--reps 15] [--engines docker,podman]
+
+Target: roscoe run at most 1.2x docker run. Not a test: figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HOSTS = {
+    "docker": os.environ.get("ROSCOE_TEST_DOCKER_HOST", "unix:///var/run/docker.sock"),
+    "podman": os.environ.get("ROSCOE_TEST_PODMAN_HOST", "unix:///run/podman/podman.sock"),
+}
+IMAGE = os.environ.get("ROSCOE_BENCH_IMAGE", "roscoe-base:bookworm")
+TIMEOUT = 300
+BIN = Path(sys.executable).parent
+
+
+def roscoe_command() -> list[str]:
+    script = BIN / "roscoe"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "roscoe"]
+
+
+def workspace(root: Path) -> Path:
+    case = root / "projects" / "bench-case"
+    case.mkdir(parents=True)
+    case.chmod(0o777)
+    (root / "Tools").mkdir()
+    (root / "Tools" / "noop.py").write_text("pass\n")
+    return root
+
+
+def docker_run(host: str, ws: Path) -> list[str]:
+    """The docker CLI doing what roscoe run does (see roscoe.runs.execute)."""
+    uid = "1000:1000" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
+    return [
+        "docker", "-H", host, "run", "--rm",
+        "--network", "none", "--user", uid,
+        "--memory", "2g", "--memory-swap", "2g", "--pids-limit", "512",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,mode=1777",
+        "-e", "HOME=/tmp", "-e", "PYTHONUNBUFFERED=1", "-e", "PYTHONDONTWRITEBYTECODE=1",
+        "-v", f"{ws / 'projects' / 'bench-case'}:/data:rw", "-v", f"{ws / 'Tools'}:/tools:ro",
+        "-w", "/data", "--label", "io.roscoe.bench=1",
+        "--entrypoint", "timeout", IMAGE, "-s", "KILL", str(TIMEOUT + 3), "python3",
+        "/tools/noop.py",
+    ]  # fmt: skip
+
+
+def roscoe_run(ws: Path) -> list[str]:
+    return [
+        *roscoe_command(),
+        "run", "--workspace", str(ws), "--image", IMAGE, "--timeout", str(TIMEOUT),
+        "bench-case", "noop.py",
+    ]  # fmt: skip
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, check=False)
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])}... failed: {done.stderr.decode()[-400:]}")
+    return took
+
+
+def compare(engine: str, reps: int, ws: Path, env: dict[str, str]) -> tuple[float, float]:
+    host = HOSTS[engine]
+    theirs, ours = docker_run(host, ws), roscoe_run(ws)
+    for _ in range(2):  # warm the page cache and the engine
+        timed(theirs, env)
+        timed(ours, env)
+    docker_times, roscoe_times = [], []
+    for _ in range(reps):
+        docker_times.append(timed(theirs, env))
+        roscoe_times.append(timed(ours, env))
+    d, r = statistics.median(docker_times), statistics.median(roscoe_times)
+    label = "docker run" if engine == "docker" else "docker -H podman.sock run"
+    for name, times, mid in ((label, docker_times, d), ("roscoe run", roscoe_times, r)):
+        print(f"{engine}: {name:<26} median {mid * 1000:7.0f} ms  (min {min(times) * 1000:.0f})")
+    print(f"{engine}: ratio {r / d:.2f}x, roscoe's own overhead {(r - d) * 1000:+.0f} ms")
+    return d, r
+
+
+def concurrent(ws: Path, env: dict[str, str], count: int = 20) -> None:
+    command = roscoe_run(ws)
+    started = time.perf_counter()
+
+    def one(_: int) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(command, env=env, capture_output=True, check=False)
+
+    with ThreadPoolExecutor(count) as pool:
+        results = list(pool.map(one, range(count)))
+    wall = time.perf_counter() - started
+    failed = [r for r in results if r.returncode != 0]
+    print(f"{env['ROSCOE_RUNTIME']}: {count} concurrent roscoe runs: wall {wall:.1f} s, "
+          f"{count - len(failed)}/{count} succeeded")  # fmt: skip
+    for r in failed[:3]:
+        print("  failure:", r.stderr.decode()[-300:])
+    if failed:
+        raise SystemExit(1)
+
+
+def startup() -> None:
+    """Where roscoe's start-up goes: medians of 5 fresh interpreters each."""
+
+    def median_of(code: str) -> float:
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            runs.append(time.perf_counter() - started)
+        return statistics.median(runs) * 1000
+
+    base = median_of("pass")
+    print("start-up (median of 5):")
+    print(f"  python -c pass                        {base:6.0f} ms")
+    for what, code in [
+        ("import typer", "import typer"),
+        ("import docker", "import docker"),
+        ("import roscoe.cli.app (every command)", "import roscoe.cli.app"),
+        ("run path: cli.app + runs.execute + docker",
+         "import roscoe.cli.app, roscoe.runs.execute, docker"),
+    ]:  # fmt: skip
+        print(f"  {what:<42} +{median_of(code) - base:5.0f} ms")
+    print("  (python -X importtime -c 'import roscoe.cli.app' shows the rest)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--engines", default="docker,podman")
+    parser.add_argument("--concurrent", type=int, default=20)
+    options = parser.parse_args()
+    if not shutil.which("docker"):
+        raise SystemExit("the docker CLI is needed for the baseline")
+    with tempfile.TemporaryDirectory(prefix="roscoe-bench-") as temp:
+        ws = workspace(Path(temp) / "ws")
+        print(f"image {IMAGE}, {options.reps} interleaved repetitions, trivial script\n")
+        for engine in options.engines.split(","):
+            env = {
+                **os.environ,
+                "DOCKER_HOST": HOSTS[engine],
+                "ROSCOE_RUNTIME": engine,
+                "ROSCOE_DATA_DIR": str(Path(temp) / f"data-{engine}"),
+            }
+            compare(engine, options.reps, ws, env)
+            concurrent(ws, env, options.concurrent)
+            print()
+    startup()
+
+
+if __name__ == "__main__":
+    main()
