@@ -316,3 +316,13 @@ def test_ten_concurrent_runs_all_succeed(
     assert sorted(r["args"][0] for r in records) == [str(n) for n in range(10)]
     assert all(r["status"] == "succeeded" for r in records)
     assert len(run_ids(isolated_dirs)) == 10
+
+
+def test_an_image_that_cannot_be_had_exits_4_and_leaves_nothing(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, unique_name: str
+) -> None:
+    absent = f"127.0.0.1:5000/{unique_name}/absent:nope"
+    done = run_cli(ws, absent, CASE, "echo_args.py")
+    assert done.returncode == 4, done.stderr
+    assert absent in done.stderr.decode()
+    assert run_ids(isolated_dirs) == []

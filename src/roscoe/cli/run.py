@@ -11,7 +11,7 @@ from typing import IO, Annotated, Any
 import typer
 
 from roscoe.cli.state import state
-from roscoe.errors import UsageError
+from roscoe.errors import ImageError, UsageError
 
 
 def run_command(
@@ -79,9 +79,10 @@ def run_command(
     Tools/ read-only at /tools: nothing else from this machine. It runs as your
     uid:gid (1000:1000 when roscoe runs as root), with no capabilities, a
     read-only root file system, a writable /tmp, no network unless --network
-    host, and the memory, CPU and time limits. Its stdout and stderr stream
-    here live and are saved with the run record (`roscoe runs show ID`). The
-    container is removed afterwards, whatever happens.
+    host, and the memory, CPU and time limits. An absent image is pulled
+    first. Its stdout and stderr stream here live and are saved with the run
+    record (`roscoe runs show ID`). The container is removed afterwards,
+    whatever happens.
 
     Scripts: .py runs with the image's python3, .sh with sh; other kinds are
     refused (exit 2). roscoe's options go before CASE; everything after SCRIPT
@@ -89,7 +90,7 @@ def run_command(
 
     Exit code: the script's own; 124 timed out; 137 killed at the memory limit;
     130 interrupted (Ctrl-C, SIGTERM); 125 the engine failed during the run;
-    2 bad case, script or option; 4 image absent.
+    2 bad case, script or option; 4 image absent and not pullable.
 
     Examples:
       roscoe run demo-case create_file_inventory.py -- --format md
@@ -103,6 +104,7 @@ def run_command(
 
     st = state(ctx)
     settings = st.settings
+    choice = choose_image(settings, image)
     script_args = list(args or [])
     if script_args[:1] == ["--"]:  # options stop at CASE, so `--` reaches us: drop one
         script_args = script_args[1:]
@@ -110,7 +112,7 @@ def run_command(
         case=case,
         script=script,
         args=script_args,
-        image=choose_image(settings, image).ref,
+        image=choice.ref,
         timeout=settings.get("run.timeout", timeout),
         memory=settings.get("run.memory", memory),
         cpus=settings.get("run.cpus", cpus),
@@ -121,8 +123,21 @@ def run_command(
     plan_run(where, spec)  # refuse bad input before connecting to the engine at all
     forward = _Forward(sys.stdout.buffer, sys.stderr.buffer, merge=json_output)
     cancel = threading.Event()
+    engine = st.engine()
     with _CancelOnSignals(cancel):
-        record = execute(st.engine(), where, spec, on_output=forward, cancel=cancel)
+        try:
+            record = execute(engine, where, spec, on_output=forward, cancel=cancel)
+        except ImageError:
+            # Absent: pull it (with progress on stderr) and go again. The image is only looked
+            # at when creating the container failed, so the usual run costs no extra call.
+            if engine.image_inspect(choice.ref) is not None:
+                raise
+            from roscoe.cli.pull_view import PullView
+            from roscoe.images import ensure_image
+
+            with PullView(choice.ref, quiet=st.quiet) as view:
+                ensure_image(engine, choice, "missing", view)
+            record = execute(engine, where, spec, on_output=forward, cancel=cancel)
     if record.message:
         sys.stderr.write(f"roscoe: {record.message} (run {record.id})\n")
         sys.stderr.flush()
