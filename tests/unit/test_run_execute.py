@@ -87,10 +87,14 @@ class FakeEngine:
         self._call("wait")
         return self.exit_code
 
+    running_polls = 0  # how many more times run_state says "running" (podman's lag)
+
     def run_state(self, container_id: str) -> dict[str, Any]:
         self._call("state")
+        running = self.running_polls > 0 and "wait" not in self.calls
+        self.running_polls -= 1
         return {
-            "running": False,
+            "running": running,
             "exit_code": self.exit_code,
             "oom_killed": self.oom,
             "image_id": "sha256:abc",
@@ -299,3 +303,23 @@ def test_root_never_runs_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run_exec.os, "getuid", lambda: 1234)
     monkeypatch.setattr(run_exec.os, "getgid", lambda: 99)
     assert run_exec.default_user() == "1234:99"
+
+
+def test_a_container_slow_to_report_its_exit_is_looked_at_again(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    engine = FakeEngine()
+    engine.running_polls = 2
+    assert execute(engine, ws, _spec()).status == "succeeded"  # type: ignore[arg-type]
+    assert engine.calls.count("state") == 3 and "wait" not in engine.calls
+
+
+def test_a_script_that_closed_its_output_is_waited_for(
+    ws: Workspace, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_exec, "SETTLE_S", 0.1)
+    engine = FakeEngine(exit_code=4)
+    engine.running_polls = 10_000
+    record = execute(engine, ws, _spec())  # type: ignore[arg-type]
+    assert (record.status, record.exit_code) == ("failed", 4)
+    assert "wait" in engine.calls

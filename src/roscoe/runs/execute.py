@@ -70,6 +70,7 @@ BASE_ENV = {
 BACKSTOP_GRACE_S = 3.0
 DEADLINE_SLACK_S = 30
 POLL_S = 0.05  # how often the watcher looks at the cancel event
+SETTLE_S = 0.5  # how long to look for "exited" after the output stream ends, before waiting
 KILL_WAIT_S = 20.0  # after a kill, how long the engine may take to report the exit
 NETWORKS = ("none", "host")
 
@@ -238,6 +239,12 @@ def _follow(engine: Engine, container_id: str, stream: Any, sink: _Sink, out: _F
         for name, data in stream:
             sink.write(name, data)
         state = engine.run_state(container_id)
+        # The stream can end a moment before the engine marks the container exited (podman);
+        # a few quick looks cost less than podman's wait call (~250 ms).
+        settle = time.monotonic() + SETTLE_S
+        while state.get("running") and time.monotonic() < settle:
+            time.sleep(0.02)
+            state = engine.run_state(container_id)
         if state.get("running"):  # the script closed its output but goes on running
             engine.run_wait(container_id)
             state = engine.run_state(container_id)
