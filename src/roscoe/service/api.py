@@ -1,7 +1,7 @@
 """The service's endpoints as plain functions of a request: routing, auth, limits, errors.
 
 No sockets here: `ExecutionService.handle()` takes the method, path, headers and a way to
-read the body, and returns a Response. The HTTP layer (`roscoe.service.http`) only moves
+read the body, and returns a Response. The HTTP layer (`roscoe.service.httpd`) only moves
 bytes. Runs themselves go through a RunBackend (the run core in production, a fake in
 unit tests).
 """
