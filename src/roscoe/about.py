@@ -142,9 +142,13 @@ def _image_check(engine: Engine, ref: str, source: str) -> Check:
             "it is pulled on first use; `roscoe image pull` fetches it now, "
             "`make build-image` builds it from source",
         )
-    labels = (found.get("Config") or {}).get("Labels") or {}
-    version = labels.get("org.opencontainers.image.version", "unknown")
-    return Check("runner image", "ok", f"{ref} ({source}) present, version {version}")
+    from roscoe.images import image_version_label, version_match
+
+    verdict = version_match(image_version_label(found))
+    mismatch = verdict.warning(f"{ref} ({source})")
+    if mismatch:
+        return Check("runner image", "warn", mismatch[0], mismatch[1])
+    return Check("runner image", "ok", f"{ref} ({source}) present, version {verdict.image_version}")
 
 
 def _data_dir_check() -> Check:

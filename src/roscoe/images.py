@@ -239,8 +239,10 @@ def ensure_image(
         raise UsageError(
             f"--pull must be one of {', '.join(PULL_POLICIES)}, not '{pull_policy}'",
         )
-    found = engine.image_inspect(choice.ref)
-    if found is not None and (pull_policy != "always" or choice.local_only):
+    # "always" pulls anyway: no need to look first (the dev image is never pulled, so it is).
+    looks_first = pull_policy != "always" or choice.local_only
+    found = engine.image_inspect(choice.ref) if looks_first else None
+    if found is not None:
         return image_status(engine, choice, found)
     if choice.local_only:
         raise ImageError(
@@ -257,8 +259,8 @@ def ensure_image(
         )
     from roscoe.pull import pull_image
 
-    pull_image(engine, choice.ref, progress)
-    status = image_status(engine, choice)
+    result = pull_image(engine, choice.ref, progress)
+    status = image_status(engine, choice, result.inspect)
     status.pulled = True
     return status
 

@@ -199,7 +199,7 @@ class PullResult:
     layers: int
     elapsed: float
     events: int
-    snapshots: list[PullSnapshot] = field(default_factory=list, repr=False)
+    inspect: dict[str, Any] = field(default_factory=dict, repr=False)  # the image, as it landed
 
 
 _END = object()
@@ -256,7 +256,8 @@ def pull_image(
     except KeyboardInterrupt:
         raise RoscoeError(f"pull of {ref} interrupted", exit_code=ExitCode.INTERRUPTED) from None
     # A stream can end "successfully" without the image (SAM never checked): confirm it.
-    if engine.image_inspect(ref) is None:
+    landed = engine.image_inspect(ref)
+    if landed is None:
         raise ImageError(
             f"the engine ended the pull of {ref}, but the image is not there",
             hint="try `roscoe image pull` again; `roscoe --debug image pull` shows every event",
@@ -270,6 +271,7 @@ def pull_image(
         layers=len(tracker.layers),
         elapsed=tracker.snapshot().elapsed,
         events=tracker.events,
+        inspect=landed,
     )
 
 
