@@ -114,3 +114,14 @@ def test_tail_and_timeout_are_asked_of_the_engine(monkeypatch: pytest.MonkeyPatc
     assert engine.asked["follow"] is True
     assert engine.asked["read_timeout"] == 2.0
     assert engine.asked["still_running"]() is True
+
+
+def test_unchunk_split_anywhere() -> None:
+    from roscoe.engine.client import Unchunk
+
+    body = b"4\r\none\n\r\n1;ext=1\r\nx\r\nA\r\n" + b"0123456789" + b"\r\n0\r\n\r\n"
+    for cut in range(len(body) + 1):
+        decoder = Unchunk()
+        data = decoder.feed(body[:cut]) + decoder.feed(body[cut:])
+        assert data == b"one\nx0123456789"
+        assert decoder.done

@@ -403,17 +403,26 @@ class Engine:
         url = self.api._url("/containers/{0}/logs", ref)
         response = self.api._get(url, params=params, stream=True, timeout=(30, None))
         self.api._raise_for_status(response)
-        fp = response.raw._fp  # http.client's response: read1() returns what has arrived
+        fp = response.raw._fp  # http.client's response
+        # Engines send each log line as its own HTTP chunk: http.client would hand them over
+        # one by one (a million calls for a million lines), so the body is read from the
+        # socket's buffer in large blocks and de-chunked here.
+        body = fp.fp
+        unchunk = Unchunk() if fp.chunked else None
         decoder = None if tty else LogFrames()
         pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=64)
 
         def read() -> None:
             try:
                 while True:
-                    data = fp.read1(256 * 1024)
-                    if not data:
+                    block = body.read1(256 * 1024)
+                    if not block:
                         break
-                    pieces.put(data)
+                    data = unchunk.feed(block) if unchunk is not None else block
+                    if data:
+                        pieces.put(data)
+                    if unchunk is not None and unchunk.done:
+                        break
             except BaseException as exc:  # handed to the consumer, which decides
                 pieces.put(exc)
             pieces.put(None)
@@ -438,6 +447,46 @@ class Engine:
                     yield from decoder.feed(item)
         finally:
             _shutdown(response)
+
+
+class Unchunk:
+    """Decodes HTTP/1.1 chunked transfer encoding from blocks cut anywhere."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._left = 0  # bytes of the current chunk still to come (+2 for its CRLF)
+        self.done = False
+
+    def feed(self, block: bytes) -> bytes:
+        buf = self._pending + block if self._pending else block
+        self._pending = b""
+        out: list[bytes] = []
+        pos, size = 0, len(buf)
+        while pos < size and not self.done:
+            if self._left > 0:
+                take = min(self._left, size - pos)
+                out.append(buf[pos : pos + take])
+                pos += take
+                self._left -= take
+                if self._left == 0:
+                    self._left = -2  # the CRLF after the data
+                continue
+            if self._left < 0:
+                skip = min(-self._left, size - pos)
+                pos += skip
+                self._left += skip
+                continue
+            line_end = buf.find(b"\r\n", pos)
+            if line_end < 0:
+                self._pending = buf[pos:]
+                break
+            length = int(buf[pos:line_end].split(b";", 1)[0], 16)
+            pos = line_end + 2
+            if length == 0:
+                self.done = True  # trailers, if any, are not needed
+                break
+            self._left = length
+        return b"".join(out)
 
 
 class LogFrames:
