@@ -1,6 +1,6 @@
 """`roscoe server status`: what the runner is doing, as one result object.
 
-The JSON keys of `Status.to_json()` are a contract (tests/unit/test_server_status.py):
+The JSON keys of `Status.to_json()` are a contract (tests/unit/test_server_core.py):
 state is one of running, starting (container up, /health not answering yet), exited, absent.
 """
 
