@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Mapping
+from types import SimpleNamespace
 from typing import Any
 
-from roscoe.engine.client import EngineInfo
 from roscoe.engine.detect import Endpoint
 
 _ids = itertools.count(1)
@@ -18,7 +18,7 @@ _ids = itertools.count(1)
 class FakeEngine:
     def __init__(self, kind: str = "docker") -> None:
         self.endpoint = Endpoint("unix:///nonexistent/engine.sock", "test")
-        self.info = EngineInfo(kind, "1.0", "1.41", "linux", "amd64")
+        self.info = SimpleNamespace(kind=kind, version="1.0", api_version="1.41")
         self.containers_by_id: dict[str, dict[str, Any]] = {}
         self.images: dict[str, dict[str, Any]] = {}
         self.logs_of: dict[str, bytes] = {}
