@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roscoe import paths
+from roscoe.constants import pinned_image
 from roscoe.errors import UsageError
 from roscoe.settings import SETTINGS, Resolved, Settings, validate
 
@@ -70,10 +71,13 @@ def effective(settings: Settings, flags: dict[str, Any] | None = None) -> Config
     flags = flags or {}
     values = []
     for key in SETTINGS:
-        if key == "workspace":  # show the real default path, not "none"
-            values.append(settings.workspace(flags.get(key)))
-        else:
-            values.append(settings.resolve(key, flags.get(key)))
+        found = settings.resolve(key, flags.get(key))
+        # Show what "no value" means for these two: the real default path and image.
+        if key == "workspace":
+            found = settings.workspace(flags.get(key))
+        elif key == "image" and found.value is None:
+            found = Resolved(key, pinned_image(), found.source)
+        values.append(found)
     path = settings.config_path
     return ConfigReport(path, path.is_file(), values)
 

@@ -11,6 +11,7 @@ import pytest
 from helpers import roscoe
 from roscoe import paths
 from roscoe.config_file import effective, set_value, unset_value
+from roscoe.constants import pinned_image
 from roscoe.errors import UsageError
 from roscoe.settings import SETTINGS, Settings, load_config, validate
 
@@ -232,6 +233,7 @@ def test_effective_shows_every_setting_with_its_source() -> None:
     assert by_key["run.memory"].source == "env ROSCOE_MEMORY"
     assert by_key["port"].source == "config file"
     assert by_key["workspace"].value == str(paths.default_workspace())
+    assert (by_key["image"].value, by_key["image"].source) == (pinned_image(), "default")
 
 
 # --- the command ------------------------------------------------------------------------------
