@@ -122,8 +122,7 @@ class Roscoe < Formula
 
   def install
     virtualenv_install_with_resources
-    generate_completions_from_executable(bin/"roscoe", shells: [:bash, :zsh, :fish],
-                                         shell_parameter_format: :typer)
+    generate_completions_from_executable(bin/"roscoe", shell_parameter_format: :typer)
   end
 
   def caveats
@@ -138,8 +137,12 @@ class Roscoe < Formula
 
   test do
     assert_match "roscoe #{version}", shell_output("#{bin}/roscoe --version")
-    # No engine in the test sandbox: doctor exits 1, but its JSON report must still parse.
+    # Point roscoe at an engine that is not there: doctor must exit 1 with a JSON checklist.
+    ENV["DOCKER_HOST"] = "unix://#{testpath}/no-engine.sock"
+    ENV["ROSCOE_DATA_DIR"] = (testpath/"data").to_s
+    ENV["ROSCOE_CONFIG_DIR"] = (testpath/"config").to_s
     report = JSON.parse(shell_output("#{bin}/roscoe doctor --json", 1))
-    assert_includes report.keys, "checks"
+    assert_equal false, report["ok"]
+    assert_equal "fail", report["checks"].first["status"]
   end
 end
