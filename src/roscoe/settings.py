@@ -304,4 +304,8 @@ class Settings:
         found = self.resolve("workspace", flag)
         if found.value is None:
             return Resolved("workspace", str(paths.default_workspace()), "default")
-        return Resolved("workspace", str(Path(found.value).expanduser()), found.source)
+        where = Path(found.value).expanduser()
+        if found.source == "config file" and not where.is_absolute():
+            # A relative path in the file means the same wherever roscoe is run from.
+            where = self.config_path.parent / where
+        return Resolved("workspace", str(where), found.source)

@@ -308,3 +308,9 @@ def test_an_invalid_file_stops_every_command_with_exit_2() -> None:
         assert str(path) in err
         assert "port" in err
         assert "Traceback" not in err
+
+
+def test_a_relative_workspace_in_the_file_is_relative_to_the_file() -> None:
+    path = write_config('workspace = "cases"\n')
+    assert Settings().workspace().value == str(path.parent / "cases")
+    assert Settings(env={"ROSCOE_WORKSPACE": "/abs"}).workspace().value == "/abs"
