@@ -2,7 +2,11 @@
 
 Core modules receive an Engine and never import the docker SDK themselves; unit tests hand
 them a fake with the same methods, and integration tests a real Engine on each engine.
-The SDK is imported lazily in `connect()` because importing it costs ~150 ms.
+Importing the docker SDK costs ~150 ms, more than `roscoe run` may add to the engine's own
+time, so on a unix socket the first contact (GET /_ping) and the one-shot run's calls go over
+`wire.Wire` (standard library), and the SDK client (`engine.api`) is created on first use by
+the rarer calls: pulls, the runner container, logs. tcp:// and ssh:// endpoints use the SDK
+for everything (`wire.SdkWire` makes the same calls through it).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from packaging.version import InvalidVersion, Version
 
 from roscoe.engine.detect import Endpoint, Probe, locate, runtime_choice, socket_error
-from roscoe.errors import EngineError
+from roscoe.engine.wire import Raw, SdkWire, Wire, WireError, quoted
+from roscoe.errors import EngineError, ImageError
 
 if TYPE_CHECKING:
     import docker
@@ -25,6 +30,9 @@ log = logging.getLogger("roscoe.engine")
 
 # Docker 19.03 / Podman 3; older engines lack what runs need (memory-swap, cap-drop rules).
 MIN_API_VERSION = "1.40"
+# The newest API version roscoe's requests are written against. Negotiation, as the docker
+# CLI does it: the engine's version from /_ping, capped here (Docker 29 refuses below 1.44).
+MAX_API_VERSION = "1.47"
 
 
 @dataclass(frozen=True)
@@ -33,9 +41,8 @@ class EngineInfo:
 
     kind: str  # "docker" or "podman", from the version call, never from the socket path
     version: str
-    api_version: str
-    os: str
-    arch: str
+    api_version: str  # negotiated: what roscoe's requests use
+    os: str = ""
 
 
 def kind_from_version(payload: Mapping[str, Any]) -> str:
@@ -58,10 +65,31 @@ def engine_version(payload: Mapping[str, Any], kind: str) -> str:
 class Engine:
     """A connected engine. Create one with `connect()`; pass it down; close it at the end."""
 
-    def __init__(self, api: docker.APIClient, endpoint: Endpoint, info: EngineInfo):
-        self.api = api
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        info: EngineInfo,
+        *,
+        api: docker.APIClient | None = None,
+        timeout: int = 60,
+    ):
         self.endpoint = endpoint
         self.info = info
+        self._api = api
+        self._timeout = timeout
+        # The transport of the hot path: stdlib on a unix socket, else through the SDK.
+        self.wire: Wire | SdkWire
+        if endpoint.socket_path and api is None:
+            self.wire = Wire(endpoint.socket_path, info.api_version, timeout)
+        else:
+            self.wire = SdkWire(self.api)
+
+    @property
+    def api(self) -> docker.APIClient:
+        """The docker SDK's low-level client, created on first use (it is slow to import)."""
+        if self._api is None:
+            self._api = _client(self.endpoint, self._timeout, self.info.api_version)
+        return self._api
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -88,7 +116,8 @@ class Engine:
         return False
 
     def close(self) -> None:
-        self.api.close()
+        if self._api is not None:
+            self._api.close()
 
     # -- images ---------------------------------------------------------------------------
     def image_inspect(self, ref: str) -> dict[str, Any] | None:
@@ -191,103 +220,100 @@ class Engine:
         userns: str | None = None,
     ) -> str:
         """Create (not start) a locked-down run container; return its id."""
-        import docker.errors
-
-        host_config = self.api.create_host_config(
-            binds=binds,
-            network_mode=network,
-            mem_limit=memory_bytes,
-            memswap_limit=memory_bytes,  # no swap beyond the memory limit
-            nano_cpus=int(cpus * 1e9) if cpus else None,
-            pids_limit=pids_limit,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            read_only=True,
-            tmpfs=dict(tmpfs),
-        )
+        host_config: dict[str, Any] = {
+            "Binds": binds,
+            "NetworkMode": network,
+            "Memory": memory_bytes,
+            "MemorySwap": memory_bytes,  # no swap beyond the memory limit
+            "PidsLimit": pids_limit,
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges"],
+            "ReadonlyRootfs": True,
+            "Tmpfs": dict(tmpfs),
+        }
+        if cpus:
+            host_config["NanoCpus"] = int(cpus * 1e9)
         if userns:
-            # docker-py refuses userns modes other than "host"; podman's keep-id goes in by hand.
-            host_config["UsernsMode"] = userns
+            host_config["UsernsMode"] = userns  # podman's keep-id (the SDK would refuse it)
+        body = {
+            "Image": image,
+            "Entrypoint": entrypoint,
+            "Cmd": command,
+            "User": user,
+            "WorkingDir": workdir,
+            "Env": [f"{k}={v}" for k, v in env.items()],
+            "Labels": dict(labels),
+            "HostConfig": host_config,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "OpenStdin": False,
+            "Tty": False,
+        }
         try:
-            created = self.api.create_container(
-                image,
-                name=name,
-                entrypoint=entrypoint,
-                command=command,
-                user=user,
-                working_dir=workdir,
-                environment=dict(env),
-                labels=dict(labels),
-                host_config=host_config,
-                stdin_open=False,
-                tty=False,
-            )
-        except docker.errors.ImageNotFound as exc:
-            from roscoe.errors import ImageError
-
-            raise ImageError(
-                f"image {image} is not present on {self.kind}",
-                hint="pull or build it first (`make base-image` builds roscoe-base:bookworm), "
-                "or name another with --image",
-            ) from exc
-        except docker.errors.APIError as exc:
+            created = self.wire.call("POST", "/containers/create", params={"name": name}, body=body)
+        except WireError as exc:
+            if exc.status == 404:  # the container does not exist yet: only the image can be missing
+                raise ImageError(
+                    f"image {image} is not present on {self.kind}",
+                    hint="pull or build it first (`roscoe image pull`, `make build-image`), "
+                    "or name another with --image",
+                ) from exc
             raise _run_error("could not create the run container", exc) from exc
-        except Exception as exc:  # connection reset, timeouts (requests' own errors)
+        except OSError as exc:
             raise _run_error("could not create the run container", exc) from exc
         return str(created["Id"])
 
     def run_attach(self, container_id: str) -> OutputStream:
         """Attach to stdout and stderr BEFORE start, so not one byte of output is missed."""
         try:
-            response = self.api.post(
-                self.api._url("/containers/{0}/attach", container_id),
+            raw = self.wire.hijack(
+                f"/containers/{quoted(container_id)}/attach",
                 params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0},
-                headers={"Connection": "Upgrade", "Upgrade": "tcp"},
-                stream=True,
             )
-            # Not the SDK's attach(): it inspects the container first (one more round trip).
-            self.api._raise_for_status(response)
-        except Exception as exc:
+        except (WireError, OSError) as exc:
             raise _run_error("could not attach to the run container", exc) from exc
-        return OutputStream(response)
+        return OutputStream(raw)
 
     def run_start(self, container_id: str) -> None:
         try:
-            self.api.start(container_id)
-        except Exception as exc:
+            self.wire.call("POST", f"/containers/{quoted(container_id)}/start")
+        except (WireError, OSError) as exc:
             raise _run_error("could not start the run container", exc) from exc
 
     def run_wait(self, container_id: str, timeout: float | None = None) -> int:
         """Block until the container exits; its exit code."""
         try:
-            result = self.api.wait(container_id, timeout=timeout)
-        except Exception as exc:
+            result = self.wire.call(
+                "POST",
+                f"/containers/{quoted(container_id)}/wait",
+                timeout=timeout,
+                forever=timeout is None,
+            )
+        except (WireError, OSError) as exc:
             raise _run_error("lost track of the run container", exc) from exc
-        return int(result.get("StatusCode", -1))
+        return int((result or {}).get("StatusCode", -1))
 
     def run_kill(self, container_id: str) -> None:
         """SIGKILL the container; nothing to do when it has already stopped or gone."""
-        import docker.errors
-
         try:
-            self.api.kill(container_id)
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409:  # not running any more
+            self.wire.call("POST", f"/containers/{quoted(container_id)}/kill")
+        except WireError as exc:
+            if exc.status in (404, 409) or "not running" in exc.message:
                 return
             raise _run_error("could not kill the run container", exc) from exc
-        except Exception as exc:
+        except OSError as exc:
             raise _run_error("could not kill the run container", exc) from exc
 
     def run_state(self, container_id: str) -> dict[str, Any]:
         """What a finished run needs from inspect: still running?, exit code, OOMKilled, image."""
         try:
-            found = self.inspect_container(container_id)
-        except Exception as exc:
+            found = self.wire.call("GET", f"/containers/{quoted(container_id)}/json")
+        except WireError as exc:
+            if exc.status == 404:
+                return {}
             raise _run_error("could not inspect the run container", exc) from exc
-        if found is None:
-            return {}
+        except OSError as exc:
+            raise _run_error("could not inspect the run container", exc) from exc
         state = found.get("State") or {}
         return {
             "running": bool(state.get("Running")) or state.get("Status") == "running",
@@ -299,8 +325,15 @@ class Engine:
 
     def run_remove(self, container_id: str) -> None:
         try:
-            self.remove_container(container_id, force=True)
-        except Exception as exc:
+            self.wire.call(
+                "DELETE", f"/containers/{quoted(container_id)}", params={"force": 1, "v": 1}
+            )
+        except WireError as exc:
+            # Gone already, or removal under way (a concurrent gc): either way it will be gone.
+            if exc.status == 404 or (exc.status == 409 and "in progress" in exc.message):
+                return
+            raise _run_error("could not remove the run container", exc) from exc
+        except OSError as exc:
             raise _run_error("could not remove the run container", exc) from exc
 
     def podman_rootless(self) -> bool:
@@ -543,32 +576,78 @@ def connect(runtime: str | None = None, probe: Probe | None = None, timeout: int
     probe = probe or Probe()
     family = runtime_choice(runtime, probe.env)
     endpoint = locate(family, probe)
-    api = _client(endpoint, probe, timeout)
-    payload = _version(api, endpoint)
+    api: docker.APIClient | None = None
+    if endpoint.socket_path:
+        info = _ping(Wire(endpoint.socket_path, timeout=timeout), endpoint)
+    else:
+        api = _client(endpoint, timeout, "auto", _tls(endpoint, probe))
+        info = _info_from_version(SdkWire(api), endpoint)
+    log.debug("engine: %s %s, API %s", info.kind, info.version, info.api_version)
+    problem = None
+    if family not in ("auto", info.kind):
+        problem = EngineError(
+            f"{endpoint.source} ({endpoint.url}) is a {info.kind} engine, but --runtime "
+            f"{family} was asked for",
+            hint=f"point {endpoint.source} at a {family} socket, or use --runtime {info.kind}",
+        )
+    elif _older(info.api_version, MIN_API_VERSION):
+        problem = EngineError(
+            f"{info.kind} {info.version} is too old (API {info.api_version}; roscoe needs "
+            f"{MIN_API_VERSION} or newer)",
+            hint=f"upgrade {info.kind} to a version from the last few years",
+        )
+    if problem is not None:
+        if api is not None:
+            api.close()
+        raise problem
+    return Engine(endpoint, info, api=api, timeout=timeout)
+
+
+def _ping(wire: Wire, endpoint: Endpoint) -> EngineInfo:
+    """Who the engine is, from the headers of /_ping: what the engine says about itself."""
+    try:
+        headers = wire.ping()
+    except (OSError, WireError, ValueError) as exc:
+        raise _connect_error(endpoint, exc) from exc
+    # "Docker/20.10.24 (linux)" or "Libpod/4.3.1 (linux)"; Podman also sends its own header.
+    product, _, rest = headers.get("server", "").partition("/")
+    version, _, os_part = rest.partition(" ")
+    if "libpod-api-version" in headers or product.lower() == "libpod":
+        kind = "podman"
+        version = version if product.lower() == "libpod" else headers["libpod-api-version"]
+    elif product.lower() == "docker" and version:
+        kind = "docker"
+    else:  # an engine (or proxy) that does not say: ask /version, which always does
+        wire.api_version = None
+        return _info_from_version(wire, endpoint)
+    return EngineInfo(
+        kind=kind,
+        version=version,
+        api_version=_negotiate(headers.get("api-version", "")),
+        os=headers.get("ostype", os_part.strip("()")),
+    )
+
+
+def _info_from_version(wire: Wire | SdkWire, endpoint: Endpoint) -> EngineInfo:
+    try:
+        payload = wire.call("GET", "/version", versioned=False)
+    except Exception as exc:  # socket errors, requests' own errors, refusals
+        raise _connect_error(endpoint, exc) from exc
     kind = kind_from_version(payload)
-    info = EngineInfo(
+    return EngineInfo(
         kind=kind,
         version=engine_version(payload, kind),
-        api_version=str(payload.get("ApiVersion", "")),
+        api_version=_negotiate(str(payload.get("ApiVersion", ""))),
         os=str(payload.get("Os", "")),
-        arch=str(payload.get("Arch", "")),
     )
-    log.debug("engine: %s %s, API %s", info.kind, info.version, info.api_version)
-    if family not in ("auto", kind):
-        api.close()
-        raise EngineError(
-            f"{endpoint.source} ({endpoint.url}) is a {kind} engine, but --runtime {family} "
-            "was asked for",
-            hint=f"point {endpoint.source} at a {family} socket, or use --runtime {kind}",
-        )
-    if _older(info.api_version, MIN_API_VERSION):
-        api.close()
-        raise EngineError(
-            f"{kind} {info.version} is too old (API {info.api_version}; roscoe needs "
-            f"{MIN_API_VERSION} or newer)",
-            hint=f"upgrade {kind} to a version from the last few years",
-        )
-    return Engine(api, endpoint, info)
+
+
+def _negotiate(server: str) -> str:
+    """The API version to speak: the engine's own, capped at what roscoe is written for."""
+    try:
+        return server if Version(server) <= Version(MAX_API_VERSION) else MAX_API_VERSION
+    except InvalidVersion:
+        return server
 
 
 def _older(version: str, minimum: str) -> bool:
@@ -578,16 +657,22 @@ def _older(version: str, minimum: str) -> bool:
         return False
 
 
-def _client(endpoint: Endpoint, probe: Probe, timeout: int) -> docker.APIClient:
+def _tls(endpoint: Endpoint, probe: Probe) -> Any:
+    if endpoint.source == "DOCKER_HOST" and probe.env.get("DOCKER_TLS_VERIFY"):
+        import docker
+
+        return docker.utils.kwargs_from_env(environment=dict(probe.env)).get("tls", False)
+    return False
+
+
+def _client(endpoint: Endpoint, timeout: int, version: str, tls: Any = False) -> docker.APIClient:
+    """The SDK's client. version="auto" lets the SDK negotiate (tcp/ssh); on a unix socket the
+    version /_ping negotiated is passed on, which spares the SDK a second round trip."""
     import docker
     import docker.errors
 
-    tls: Any = False
-    if endpoint.source == "DOCKER_HOST" and probe.env.get("DOCKER_TLS_VERIFY"):
-        tls = docker.utils.kwargs_from_env(environment=dict(probe.env)).get("tls", False)
     try:
-        # version="auto": the SDK negotiates the API version with the engine.
-        api = docker.APIClient(base_url=endpoint.url, version="auto", timeout=timeout, tls=tls)
+        api = docker.APIClient(base_url=endpoint.url, version=version, timeout=timeout, tls=tls)
     except docker.errors.DockerException as exc:
         raise _connect_error(endpoint, exc) from exc
     if log.isEnabledFor(logging.DEBUG):
@@ -598,17 +683,6 @@ def _client(endpoint: Endpoint, probe: Probe, timeout: int) -> docker.APIClient:
 def _log_call(response: Any, *args: Any, **kwargs: Any) -> None:
     request = response.request
     log.debug("engine call: %s %s -> %s", request.method, request.path_url, response.status_code)
-
-
-def _version(api: docker.APIClient, endpoint: Endpoint) -> dict[str, Any]:
-    import docker.errors
-
-    try:
-        return dict(api.version(api_version=False))
-    except docker.errors.DockerException as exc:
-        raise _connect_error(endpoint, exc) from exc
-    except Exception as exc:  # requests' own errors: connection reset, timeouts
-        raise _connect_error(endpoint, exc) from exc
 
 
 def _connect_error(endpoint: Endpoint, exc: BaseException) -> EngineError:
@@ -641,19 +715,14 @@ class OutputStream:
     so large frames never sit in memory.
     """
 
-    def __init__(self, response: Any):
-        self._response = response
-        # The buffered reader under the HTTP response: it may already hold the first bytes.
-        self._reader = response.raw._fp.fp
-        raw = self._reader.raw
-        for sock in (raw, getattr(raw, "_sock", None)):
-            if sock is not None and hasattr(sock, "settimeout"):
-                sock.settimeout(None)  # a silent script must not end the stream after 60 s
+    def __init__(self, raw: Raw):
+        # A taken-over connection with no read timeout: a silent script must not end it.
+        self._raw = raw
 
     def _exactly(self, count: int) -> bytes | None:
         data = b""
         while len(data) < count:
-            more = self._reader.read1(count - len(data))
+            more = self._raw.read1(count - len(data))
             if not more:
                 return None
             data += more
@@ -667,23 +736,25 @@ class OutputStream:
             name = _STREAMS.get(header[0], "stdout")
             left = int.from_bytes(header[4:8], "big")
             while left > 0:
-                data = self._reader.read1(min(left, _CHUNK))
+                data = self._raw.read1(min(left, _CHUNK))
                 if not data:
                     return
                 left -= len(data)
                 yield name, data
 
     def close(self) -> None:
-        try:
-            self._response.close()
-        except Exception as exc:  # closing a dead stream must never hide the run's outcome
-            log.debug("closing the attach stream: %s", exc)
+        self._raw.close()
 
 
 def _run_error(what: str, exc: BaseException) -> EngineError:
     from roscoe.constants import ExitCode
 
-    reason = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
+    reason = (
+        getattr(exc, "explanation", None)
+        or getattr(exc, "message", None)
+        or str(exc)
+        or type(exc).__name__
+    )
     if isinstance(reason, bytes):
         reason = reason.decode("utf-8", "replace")
     reason = str(reason).strip().splitlines()[0][:300] if str(reason).strip() else what
