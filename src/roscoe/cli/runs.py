@@ -9,7 +9,12 @@ import typer
 from roscoe.cli import render
 
 app = typer.Typer(
-    help="Past runs: their records and saved output.",
+    help=(
+        "Past runs: their records and saved output.\n\n"
+        "Examples:\n\n"
+        "  roscoe runs list --limit 5\n\n"
+        "  roscoe runs show 20261121-115557-c0ada393 --output"
+    ),
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -18,7 +18,13 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="server",
-    help="Start, stop and inspect the runner container (the execution service).",
+    help=(
+        "Start, stop and inspect the runner container (the execution service).\n\n"
+        "Examples:\n\n"
+        "  roscoe server start\n\n"
+        "  roscoe server status --json\n\n"
+        "  roscoe server stop"
+    ),
     no_args_is_help=True,
 )
 
