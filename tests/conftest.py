@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import BASE_IMAGE, ENGINE_HOSTS, RUNNER_IMAGE
+from helpers import BASE_IMAGE, ENGINE_HOSTS, RUNNER_IMAGE, free_port, skip_or_fail
 
 # Variables that would leak a developer's own setup into tests.
 LEAKY_VARS = [
@@ -29,22 +29,6 @@ LEAKY_VARS = [
     "DOCKER_TLS_VERIFY",
     "NO_COLOR",
 ]
-
-
-def required_engines() -> set[str]:
-    named = os.environ.get("ROSCOE_REQUIRE_ENGINES")
-    if named is not None:
-        return {n.strip() for n in named.split(",") if n.strip()}
-    if os.environ.get("CI", "").lower() == "true":
-        return {"docker", "podman"}
-    return set()
-
-
-def skip_or_fail(what: str, needed_by: str) -> None:
-    """Skip on a developer laptop; fail where the engine is required (CI)."""
-    if needed_by in required_engines():
-        pytest.fail(f"{what} (required here: ROSCOE_REQUIRE_ENGINES / CI)", pytrace=False)
-    pytest.skip(what)
 
 
 @pytest.fixture(autouse=True)
@@ -123,3 +107,17 @@ def runner_image(engine: object, engine_name: str) -> str:
 def unique_name() -> str:
     """A container name no other test (or concurrent test run) will use."""
     return f"roscoe-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def runner_env(
+    engine: object, engine_env: dict[str, str], runner_image: str, unique_name: str
+) -> Iterator[dict[str, str]]:
+    """Environment for a roscoe process driving this test's own runner; cleans up after."""
+    env = {
+        **engine_env,
+        "ROSCOE_CONTAINER_NAME": unique_name,
+        "ROSCOE_PORT": str(free_port()),
+    }
+    yield env
+    engine.remove_container(unique_name, force=True)  # type: ignore[attr-defined]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from roscoe.constants import LABEL_MANAGED_BY, MANAGED_BY_VALUE
 
@@ -43,3 +46,26 @@ def roscoe_containers(engine: object, **labels: str) -> list[dict[str, object]]:
     """Every container roscoe created carrying the given extra labels (any state)."""
     wanted = {LABEL_MANAGED_BY: MANAGED_BY_VALUE, **labels}
     return engine.containers(wanted, all=True)  # type: ignore[attr-defined, no-any-return]
+
+
+def required_engines() -> set[str]:
+    named = os.environ.get("ROSCOE_REQUIRE_ENGINES")
+    if named is not None:
+        return {n.strip() for n in named.split(",") if n.strip()}
+    if os.environ.get("CI", "").lower() == "true":
+        return {"docker", "podman"}
+    return set()
+
+
+def skip_or_fail(what: str, needed_by: str) -> None:
+    """Skip on a developer laptop; fail where the engine is required (CI)."""
+    if needed_by in required_engines():
+        pytest.fail(f"{what} (required here: ROSCOE_REQUIRE_ENGINES / CI)", pytrace=False)
+    pytest.skip(what)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -20,8 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import skip_or_fail
-from helpers import ENGINE_HOSTS, REGISTRY, roscoe
+from helpers import ENGINE_HOSTS, REGISTRY, roscoe, skip_or_fail
 from roscoe.images import ImageChoice, ensure_image
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]

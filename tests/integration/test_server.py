@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,26 +17,6 @@ from helpers import roscoe, roscoe_containers
 from roscoe import __version__, paths
 
 pytestmark = pytest.mark.engine
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def runner_env(
-    engine: object, engine_env: dict[str, str], runner_image: str, unique_name: str
-) -> Iterator[dict[str, str]]:
-    """Environment for a roscoe process driving this test's own runner; cleans up after."""
-    env = {
-        **engine_env,
-        "ROSCOE_CONTAINER_NAME": unique_name,
-        "ROSCOE_PORT": str(free_port()),
-    }
-    yield env
-    engine.remove_container(unique_name, force=True)  # type: ignore[attr-defined]
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Annotated
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,6 +14,7 @@ from roscoe.cli import render
 from roscoe.cli.state import state
 
 if TYPE_CHECKING:
+    from roscoe.pull import PullSnapshot
     from roscoe.server.lifecycle import StartResult
     from roscoe.server.status import Status
 
@@ -29,17 +31,46 @@ app = typer.Typer(
 )
 
 
+class _Progress:
+    """What `server start` shows: a spinner on stderr when it is a terminal, plain lines
+    otherwise; a pull's progress (bytes, speed, layers) goes into the same line."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.err = render.console(stderr=True)
+        self.spinner: Any = None
+        self._last_line = 0.0
+
+    def __call__(self, message: str) -> None:
+        if self.quiet:
+            return
+        if self.spinner is not None:
+            self.spinner.update(render.escape(message))
+        else:
+            self.err.print(render.escape(message), soft_wrap=True)
+
+    def pull(self, snap: PullSnapshot) -> None:
+        from roscoe.cli.pull_view import PLAIN_INTERVAL, describe
+
+        if self.quiet:
+            return
+        line = f"pulling {snap.ref}: {describe(snap)}"
+        if self.spinner is not None:
+            self.spinner.update(render.escape(line))
+        elif time.monotonic() - self._last_line >= PLAIN_INTERVAL or snap.phase == "done":
+            self._last_line = time.monotonic()
+            self.err.print(render.escape(line), soft_wrap=True)
+
+
 @contextlib.contextmanager
-def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
-    """A spinner on stderr when it is a terminal; plain lines otherwise."""
-    err = render.console(stderr=True)
-    if quiet:
-        yield lambda _: None
-    elif err.is_terminal:
-        with err.status("starting the runner") as spinner:
-            yield lambda message: spinner.update(render.escape(message))
-    else:
-        yield lambda message: err.print(render.escape(message))
+def _progress(quiet: bool) -> Iterator[_Progress]:
+    shown = _Progress(quiet)
+    if quiet or not shown.err.is_terminal:
+        yield shown
+        return
+    with shown.err.status("starting the runner") as spinner:
+        shown.spinner = spinner
+        yield shown
 
 
 def _start_failed(exc: Exception) -> None:
@@ -133,6 +164,7 @@ def start_command(
                 replace=replace,
                 wait_timeout=wait_timeout,
                 progress=progress,
+                on_pull=progress.pull,
             )
         except lifecycle.StartFailed as exc:
             _start_failed(exc)
@@ -206,6 +238,7 @@ def restart_command(
                 stop_timeout=timeout,
                 wait_timeout=wait_timeout,
                 progress=progress,
+                on_pull=progress.pull,
             )
         except lifecycle.StartFailed as exc:
             _start_failed(exc)

@@ -26,9 +26,11 @@ from roscoe.server.state import StartSettings
 if TYPE_CHECKING:
     from roscoe.engine import Engine
     from roscoe.images import ImageChoice
+    from roscoe.pull import PullSnapshot
     from roscoe.settings import Settings
 
 Progress = Callable[[str], None]
+OnPull = Callable[["PullSnapshot"], None]  # pull progress, while the image is being pulled
 LOG_LINES_ON_FAILURE = 20
 # SIGTERM to SIGKILL: the service's grace for its runs, plus the time it takes to cancel
 # and remove what still runs after it (runner_layout).
@@ -140,11 +142,19 @@ def start(
     replace: bool = False,
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     progress: Progress | None = None,
+    on_pull: OnPull | None = None,
 ) -> StartResult:
     """Make sure our runner is running and answering; see the module docstring."""
     plan = plan_start(settings, wanted)
     with state.start_lock(deadline_s=wait_timeout + 60):
-        return _start_locked(engine, plan, replace, wait_timeout, progress or _quiet)
+        return _start_locked(
+            engine,
+            plan,
+            replace=replace,
+            wait_timeout=wait_timeout,
+            progress=progress or _quiet,
+            on_pull=on_pull,
+        )
 
 
 def stop(engine: Engine, settings: Settings, timeout: float | None = None) -> StopResult:
@@ -163,6 +173,7 @@ def restart(
     stop_timeout: float | None = None,
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     progress: Progress | None = None,
+    on_pull: OnPull | None = None,
 ) -> StartResult:
     """Stop, then start with the settings of the last start (a new container)."""
     wanted = state.load_settings() or StartSettings()
@@ -170,7 +181,14 @@ def restart(
     deadline = (stop_timeout or DEFAULT_STOP_TIMEOUT) + wait_timeout + 120
     with state.start_lock(deadline_s=deadline):
         _stop_locked(engine, plan.name, stop_timeout)
-        return _start_locked(engine, plan, False, wait_timeout, progress or _quiet)
+        return _start_locked(
+            engine,
+            plan,
+            replace=False,
+            wait_timeout=wait_timeout,
+            progress=progress or _quiet,
+            on_pull=on_pull,
+        )
 
 
 def _quiet(_: str) -> None:
@@ -199,7 +217,13 @@ def stop_timeout_of(inspected: dict[str, Any]) -> float:
 
 
 def _start_locked(
-    engine: Engine, plan: _Plan, replace: bool, wait_timeout: float, progress: Progress
+    engine: Engine,
+    plan: _Plan,
+    *,
+    replace: bool,
+    wait_timeout: float,
+    progress: Progress,
+    on_pull: OnPull | None = None,
 ) -> StartResult:
     began = time.monotonic()
     found = runner.find(engine, plan.name)
@@ -213,7 +237,7 @@ def _start_locked(
         progress(f"removing the container {plan.name} that was in the way (--replace)")
         runner.remove(engine, str(found.foreign["Id"]), stop_timeout=None)  # rm -f, as asked
 
-    image = _ensure_image(engine, plan, progress)
+    image = _ensure_image(engine, plan, on_pull)
     replaced_because = None
     if found.ours is not None:
         replaced_because = _why_replace(found.ours, image, plan)
@@ -272,32 +296,15 @@ def _why_replace(ours: dict[str, Any], image: dict[str, Any], plan: _Plan) -> st
     return None
 
 
-def _ensure_image(engine: Engine, plan: _Plan, progress: Progress) -> dict[str, Any]:
-    """The image's inspect data, pulled first when the policy says so."""
-    policy = plan.settings.pull
-    present = engine.image_inspect(plan.image.ref)
-    if present is not None and policy != "always":
-        return present
-    if plan.image.local_only or policy == "never":
-        hint = (
-            "build it with `make build-image`"
-            if plan.image.local_only
-            else "pull it, or use --pull missing"
-        )
-        raise ImageError(f"image {plan.image.ref} is not present on {engine.kind}", hint=hint)
-    try:
-        from roscoe.images import ensure_image  # type: ignore[attr-defined]
-    except ImportError:
-        raise ImageError(
-            f"image {plan.image.ref} is not present on {engine.kind}",
-            hint="build it with `make build-image` and use --use-local-image",
-        ) from None
-    progress(f"pulling {plan.image.ref}")
-    ensure_image(engine, plan.image, policy, None)
-    pulled = engine.image_inspect(plan.image.ref)
-    if pulled is None:
-        raise ImageError(f"image {plan.image.ref} is still not present after the pull")
-    return pulled
+def _ensure_image(engine: Engine, plan: _Plan, on_pull: OnPull | None) -> dict[str, Any]:
+    """The image's inspect data, pulled first as the --pull policy says (progress to on_pull)."""
+    from roscoe.images import ensure_image
+
+    status = ensure_image(engine, plan.image, plan.settings.pull, on_pull)
+    found = status.inspect or engine.image_inspect(plan.image.ref)
+    if found is None:
+        raise ImageError(f"image {plan.image.ref} is still not present on {engine.kind}")
+    return found
 
 
 def _create(engine: Engine, plan: _Plan, image: dict[str, Any]) -> str:
