@@ -65,12 +65,16 @@ class ServiceServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: ServiceServer
-    protocol_version = "HTTP/1.0"  # one request per connection: nothing to keep track of
+    # HTTP/1.1 so that clients sending `Expect: 100-continue` (curl does, for bodies over
+    # 1 KiB) get their 100 at once instead of waiting a second; still one request per
+    # connection (Connection: close), so there is nothing to keep track of.
+    protocol_version = "HTTP/1.1"
     server_version = f"roscoe/{__version__}"
     sys_version = ""
     timeout = 30  # seconds a client may take to send its request
 
     def _serve(self) -> None:
+        self.close_connection = True
         consumed = 0
 
         def read_body(length: int) -> bytes:
@@ -87,6 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(response.body)))
             self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.end_headers()
