@@ -4,7 +4,7 @@
 # trusts it on top of the system's CAs for this command only: it never reaches the runtime stage.
 set -eu
 BUNDLE=/tmp/roscoe-build/ca-bundle.pem
-EXTRA=/tmp/roscoe-build/ca/extra-ca.pem
+EXTRA=/tmp/roscoe-build/extra-ca.pem
 if [ -s "$EXTRA" ]; then
     if [ ! -s "$BUNDLE" ]; then
         cat /etc/ssl/certs/ca-certificates.crt "$EXTRA" >"$BUNDLE" 2>/dev/null || cp "$EXTRA" "$BUNDLE"

@@ -143,11 +143,13 @@ log "building $PINNED and $DEV (flavour $FLAVOR, base $BASE) with $BUILDER"
 if [[ $BUILDER == docker ]]; then
     old=$(image_id dk "$DEV")
     DOCKER_BUILDKIT=0 dk build --network host --force-rm -f "$ROOT/docker/Dockerfile" \
-        "${BUILD_ARGS[@]}" -t "$PINNED" -t "$DEV" "$ROOT"
+        "${BUILD_ARGS[@]}" -t "$PINNED" -t "$DEV" "$ROOT" || die "the build failed (above);
+  certificate errors from pip mean a TLS-intercepting proxy: pass --extra-ca FILE with its CA"
     drop_old dk "$old"
 else
     podman build --network host --force-rm --layers -f "$ROOT/docker/Dockerfile" \
-        "${BUILD_ARGS[@]}" -t "$PINNED" -t "$DEV" "$ROOT"
+        "${BUILD_ARGS[@]}" -t "$PINNED" -t "$DEV" "$ROOT" || die "the build failed (above);
+  certificate errors from pip mean a TLS-intercepting proxy: pass --extra-ca FILE with its CA"
 fi
 log "built in $((SECONDS - t0)) s"
 
