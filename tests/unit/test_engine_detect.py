@@ -189,3 +189,35 @@ def test_kind_comes_from_what_the_engine_says() -> None:
     assert kind_from_version(DOCKER_VERSION) == "docker"
     assert engine_version(PODMAN_VERSION, "podman") == "4.3.1"
     assert engine_version(DOCKER_VERSION, "docker") == "20.10.24"
+
+
+def test_permission_denied_on_podman_socket_does_not_suggest_the_docker_group() -> None:
+    probe = world(denied={"/run/podman/podman.sock"})
+    with pytest.raises(EngineError) as caught:
+        locate("podman", probe)
+    assert "/run/podman/podman.sock" in caught.value.message
+    assert "docker group" not in (caught.value.hint or "")
+    assert "podman.socket" in (caught.value.hint or "")
+
+
+def test_named_socket_refusing_reads_as_one_sentence() -> None:
+    probe = world(env={"DOCKER_HOST": "unix:///srv/d.sock"}, refused={"/srv/d.sock"})
+    with pytest.raises(EngineError) as caught:
+        locate("auto", probe)
+    assert caught.value.message == (
+        "the engine is not running: nothing answers on /srv/d.sock (from DOCKER_HOST)"
+    )
+
+
+def test_missing_context_socket_hints_at_switching_context() -> None:
+    meta = HOME / ".docker/contexts/meta" / hashlib.sha256(b"colima").hexdigest() / "meta.json"
+    probe = world(
+        env={"DOCKER_CONTEXT": "colima"},
+        files={str(meta): json.dumps({"Endpoints": {"docker": {"Host": "unix:///gone.sock"}}})},
+    )
+    with pytest.raises(EngineError) as caught:
+        locate("auto", probe)
+    assert (
+        caught.value.message == "docker context 'colima' points to /gone.sock, which does not exist"
+    )
+    assert "docker context use default" in (caught.value.hint or "")

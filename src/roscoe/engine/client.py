@@ -695,10 +695,16 @@ def _connect_error(endpoint: Endpoint, exc: BaseException) -> EngineError:
             )
         cause = cause.__cause__ or cause.__context__
     reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-    named = f"{endpoint.source} ({endpoint.url})" if endpoint.explicit else endpoint.url
+    if endpoint.explicit:
+        return EngineError(
+            f"{endpoint.source} ({endpoint.url}) is set but the engine there is unreachable: "
+            f"{reason}",
+            hint=f"check that the engine is running and the address is right, or unset "
+            f"{endpoint.source}",
+        )
     return EngineError(
-        f"{named} is set but the engine there is unreachable: {reason}",
-        hint="check that the engine is running and the address is right, or unset it",
+        f"the engine at {endpoint.url} does not answer: {reason}",
+        hint="restart the engine, or name another with DOCKER_HOST or --runtime",
     )
 
 

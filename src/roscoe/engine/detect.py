@@ -181,20 +181,24 @@ def check_explicit(endpoint: Endpoint, probe: Probe) -> None:
 
 def socket_error(path: str, problem: OSError, named_by: str | None = None) -> EngineError:
     """Turn a failed connect into the one error a user can act on."""
-    where = f"{named_by} points to {path}" if named_by else path
+    where = f"{path} (from {named_by})" if named_by else path
     if isinstance(problem, PermissionError) or problem.errno in (errno.EACCES, errno.EPERM):
-        return EngineError(
-            f"permission denied on the engine socket: {where}",
-            hint=(
+        if "podman" in path:
+            hint = (
+                "use your own rootless socket (`systemctl --user enable --now podman.socket`), "
+                "or get access to this one (podman.socket serves it 0660 to its group)"
+            )
+        else:
+            hint = (
                 "add yourself to the docker group (`sudo usermod -aG docker $USER`, then log in "
-                "again) or use rootless Podman"
-            ),
-        )
+                "again) or use rootless Docker or Podman"
+            )
+        return EngineError(f"permission denied on the engine socket {where}", hint=hint)
     if isinstance(problem, FileNotFoundError) or problem.errno == errno.ENOENT:
         if named_by:
             return EngineError(
-                f"{where}, which does not exist",
-                hint=f"start the engine that should listen there, or unset {named_by.split()[0]}",
+                f"{named_by} points to {path}, which does not exist",
+                hint=_unset_hint(named_by),
             )
         return EngineError(f"no engine socket at {path}")
     if isinstance(problem, ConnectionRefusedError) or problem.errno == errno.ECONNREFUSED:
@@ -203,6 +207,12 @@ def socket_error(path: str, problem: OSError, named_by: str | None = None) -> En
             hint=_start_hint(path),
         )
     return EngineError(f"cannot reach the engine at {where}: {problem.strerror or problem}")
+
+
+def _unset_hint(named_by: str) -> str:
+    if named_by.startswith("docker context"):
+        return "start that engine, or switch context: `docker context use default`"
+    return f"start the engine that should listen there, or unset {named_by}"
 
 
 def _start_hint(path: str) -> str:
