@@ -85,13 +85,13 @@ def run_case_script(case_name: str, script_name: str, arguments: str = "") -> st
     try:
         args = shlex.split(arguments or "")
     except ValueError as exc:
-        return f"Error: the arguments could not be split like a shell command line ({exc}). "
+        return f"Error: the arguments could not be split like a shell command line ({exc})."
     address = service_address()
     if address.token is None:
         return (
             f"System error: no token for the roscoe execution service ({address.token_source} "
-            "does not exist). Start the service with `roscoe server start` (it creates the "
-            f"token), or set {ENV_TOKEN}."
+            "is missing or unreadable). Start the service with `roscoe server start` (it "
+            f"creates the token), or set {ENV_TOKEN}."
         )
     what = f"'{script_name}' on case '{case_name}'"
     if not address.url.startswith(("http://", "https://")):
@@ -177,7 +177,8 @@ def _http_error(exc: urllib.error.HTTPError, what: str, address: ServiceAddress)
         return (
             "System error: the execution service refused the token (401: token mismatch). "
             f"The token from {address.token_source} is not the running service's: restart it "
-            f"with `roscoe server start`, or set {ENV_TOKEN} to its token."
+            f"with `roscoe server restart` (it reads the token again), or set {ENV_TOKEN} to "
+            "its token."
         )
     if exc.code in (400, 404, 413, 422):
         return (

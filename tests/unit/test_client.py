@@ -93,6 +93,7 @@ def test_401_says_token_mismatch(stub: StubService) -> None:
     text = run_case_script("acme", "count.py")
     assert "token mismatch" in text
     assert TOKEN not in text
+    assert "roscoe server restart" in text
 
 
 def test_400_passes_the_reason_on(stub: StubService) -> None:
