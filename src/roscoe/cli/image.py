@@ -9,7 +9,12 @@ from roscoe.cli.state import state
 
 app = typer.Typer(
     name="image",
-    help="The runner image: which one is in use, and pulling it.",
+    help=(
+        "The runner image: which one is in use, and pulling it.\n\n"
+        "Examples:\n\n"
+        "  roscoe image show\n\n"
+        "  roscoe image pull --image 127.0.0.1:5000/team/roscoe-runner:v0.1.0"
+    ),
     no_args_is_help=True,
 )
 
