@@ -42,9 +42,11 @@ base-image: ## a Debian base image built from Debian's packages, for offline bui
 	bash scripts/build-base-image.sh
 
 # The runner image: tagged $(IMAGE_REPOSITORY):v$(VERSION) and roscoe-runner:dev.
-# IMAGE_ENGINES=docker,podman also loads it into Podman; EXTRA_CA=FILE for TLS-intercepting proxies.
+# IMAGE_ENGINES=docker,podman also loads it into Podman. The build stage (never the image)
+# trusts EXTRA_CA on top of the base's CAs: by default the host's own bundle, so a build reaches
+# the package index wherever the host does (TLS-intercepting proxies); EXTRA_CA= for none.
 IMAGE_ENGINES ?= docker
-EXTRA_CA ?=
+EXTRA_CA ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 build-image: ## the runner image from this tree [VERSION= FLAVOR=core|browser IMAGE_ENGINES=docker,podman]
 	bash scripts/build-image.sh --version $(VERSION) --flavor $(FLAVOR) --base $(BASE_IMAGE) \
 		--engines $(IMAGE_ENGINES) $(if $(EXTRA_CA),--extra-ca $(EXTRA_CA))
