@@ -9,6 +9,7 @@ as it is, without touching the network (offline works); otherwise the pull polic
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -88,16 +89,39 @@ class ImageChoice:
 def choose_image(
     settings: Settings, flag: str | None = None, use_local: bool = False
 ) -> ImageChoice:
-    if flag:
-        return ImageChoice(flag, "--image")
-    found = settings.resolve("image")
-    if found.source.startswith("env"):
-        return ImageChoice(str(found.value), found.source)
-    if use_local:
-        return ImageChoice(DEV_IMAGE, "--use-local-image")
-    if found.value:
-        return ImageChoice(str(found.value), found.source)
-    return ImageChoice(pinned_image(), "pinned")
+    """The image a command uses (order in the module's docstring); UsageError (2) when the
+    reference chosen is not an image reference, or --image is given empty."""
+    if flag is not None:
+        choice = ImageChoice(flag, "--image")
+    else:
+        found = settings.resolve("image")
+        if found.source.startswith("env"):
+            choice = ImageChoice(str(found.value), found.source)
+        elif use_local:
+            choice = ImageChoice(DEV_IMAGE, "--use-local-image")
+        elif found.value:
+            choice = ImageChoice(str(found.value), found.source)
+        else:
+            choice = ImageChoice(pinned_image(), "pinned")
+    # The reference grammar the engines accept ([host[:port]/]path[:tag][@digest]), checked
+    # here so a typo is exit 2 before any container, not an engine error (125) after one.
+    parse_reference(choice.ref)
+    if not _REFERENCE.fullmatch(choice.ref.strip()):
+        raise UsageError(
+            f"{choice.source}: '{choice.ref}' is not an image reference",
+            hint="e.g. registry:5000/team/name:tag (lowercase name, tag of letters, digits, ._-)",
+        )
+    return choice
+
+
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_REFERENCE = re.compile(
+    rf"(?:(?:{_HOST_PART}(?:\.{_HOST_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?/)?"
+    rf"{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
 
 
 # -- versions -----------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ them with monkeypatch.setenv("ROSCOE_DATA_DIR", ...) and nothing touches a user'
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from pathlib import Path
 
 APP_NAME = "roscoe"
@@ -75,6 +77,52 @@ def server_env_file() -> Path:
 
 
 def ensure_dir(path: Path, mode: int = 0o700) -> Path:
-    """Create a directory (and parents) private to the user; return it."""
-    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    """Create a directory private to the user (0700), and its missing parents; return it.
+
+    mkdir's mode is masked by the umask and never applies to a folder that is already there,
+    so the folder (and every folder created here) is chmodded to `mode` afterwards when we
+    own it. One owned by someone else is left alone: under a root roscoe the runs dir
+    belongs to uid 1000, the service's user. A folder inside the data dir makes sure of the
+    data dir first: with the data dir 0700, no other host user reaches anything in it (the
+    token, the run records), whoever owns the files themselves.
+    """
+    path = Path(path)
+    root = data_dir()
+    if root in path.parents:
+        ensure_dir(root, mode)
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            folder.mkdir(mode=mode)
+    if not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a folder")
+    for folder in {path, *missing}:
+        _tighten(folder, mode)
     return path
+
+
+def ensure_data_dir() -> Path:
+    """The data dir, created or tightened to 0700."""
+    return ensure_dir(data_dir())
+
+
+def ensure_runs_dir() -> Path:
+    """The runs dir (and the data dir above it), created or tightened to 0700 when ours."""
+    return ensure_dir(runs_dir())
+
+
+def _tighten(folder: Path, mode: int) -> None:
+    try:
+        info = folder.stat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return
+    if info.st_mode & stat.S_ISVTX:  # a shared folder like /tmp named as the data dir: leave it
+        return
+    if stat.S_IMODE(info.st_mode) != mode:
+        os.chmod(folder, mode)

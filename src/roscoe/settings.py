@@ -98,6 +98,20 @@ def _text(text: Any) -> str:
     return text.strip()
 
 
+def _folder(text: Any) -> str:
+    # projects_dir / tools_dir: one folder directly in the workspace, never a path. '/', '..'
+    # or an absolute path would let a case or a script name any folder on the host.
+    value = _text(text)
+    if "/" in value or "\\" in value or value in (".", ".."):
+        raise ValueError(
+            f"'{value}' is not a plain folder name (one name inside the workspace: "
+            "no '/', not '.' or '..')"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{value!r} contains control characters")
+    return value
+
+
 def _name(text: Any) -> str:
     value = str(text)
     if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", value):
@@ -142,15 +156,15 @@ SETTINGS: dict[str, Setting] = {
             "projects_dir",
             "ROSCOE_PROJECTS_DIR",
             "projects",
-            _text,
-            "folder of cases inside the workspace",
+            _folder,
+            "folder of cases inside the workspace (one folder name)",
         ),
         Setting(
             "tools_dir",
             "ROSCOE_TOOLS_DIR",
             "Tools",
-            _text,
-            "folder of scripts inside the workspace",
+            _folder,
+            "folder of scripts inside the workspace (one folder name)",
         ),
         Setting(
             "port", "ROSCOE_PORT", DEFAULT_PORT, _port, "port of the execution service on 127.0.0.1"

@@ -11,6 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
+from roscoe import paths
 from roscoe.errors import OperationFailed, UsageError
 
 
@@ -58,7 +59,7 @@ def read_token(path: Path) -> str:
 
 def _create(path: Path) -> str:
     token = secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths.ensure_dir(path.parent)  # 0700: no other host user reaches the token
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     # O_EXCL + 0600 from the first byte; the rename makes the token appear whole or not at all.
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

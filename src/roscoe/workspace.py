@@ -3,6 +3,13 @@
 Every case and script name that reaches a container goes through `case_dir()` or
 `script_path()` first: they refuse anything that could name a folder outside the workspace
 (absolute paths, `..`, symlinks that lead out), so a run can only ever see one case.
+
+A case name is ONE folder name, and the real case folder must sit directly in the real
+projects folder. A name with several parts (`caseA/sub`) would pass through a folder a
+script can write (its own case), and that script could swap `sub` for a symlink to `/`
+between the check and the mount. projects/ itself is never writable from inside a run, so a
+case folder (or a symlink to one, e.g. projects/alias -> projects/real) cannot be swapped by
+a script; and the path that is mounted is the resolved real one.
 """
 
 from __future__ import annotations
@@ -39,6 +46,20 @@ class Workspace:
     tools: str = "Tools"
     host_root: Path | None = None
 
+    def __post_init__(self) -> None:
+        for key, value in (("projects_dir", self.projects), ("tools_dir", self.tools)):
+            problem = folder_name_problem(value)
+            if problem:
+                raise UsageError(
+                    f"{key} '{value}' {problem}",
+                    hint=f"{key} must be one plain folder name inside the workspace",
+                )
+        if self.projects == self.tools:
+            raise UsageError(
+                f"projects_dir and tools_dir are both '{self.projects}'",
+                hint="cases and scripts need two different folders (e.g. projects and Tools)",
+            )
+
     @classmethod
     def from_settings(cls, settings: Settings, flag: str | None = None) -> Workspace:
         """The workspace named by --workspace, ROSCOE_WORKSPACE, the config, or the default.
@@ -71,12 +92,23 @@ class Workspace:
         return self.root / self.tools
 
     def case_dir(self, case: str) -> Path:
-        """The real path of a case folder; UsageError (2) when the name is not a safe case."""
+        """The real path of a case folder; UsageError (2) when the name is not a safe case.
+
+        The case is one folder name, and its real folder (symlinks resolved) must be directly
+        inside the real projects folder: the returned path is what gets mounted.
+        """
+        check_case_name(case)
         found = _inside(self.projects_dir, case, "case")
         if not found.is_dir():
             if found.exists():
                 raise UsageError(f"case '{case}' is not a folder", hint=self._cases_hint())
             raise UsageError(f"case '{case}' does not exist", hint=self._cases_hint())
+        if found.parent != self.projects_dir.resolve():
+            raise UsageError(
+                f"the case '{case}' leads to {found}, which is not directly in "
+                f"{self.projects_dir} (through a symlink)",
+                hint=self._cases_hint(),
+            )
         return found
 
     def script_path(self, script: str) -> Path:
@@ -124,6 +156,43 @@ def interpreter(script: Path) -> list[str]:
             hint="give the script one of those endings",
         )
     return command
+
+
+def folder_name_problem(name: object) -> str | None:
+    """Why `name` is not one plain folder name, or None when it is."""
+    if not isinstance(name, str) or not name.strip():
+        return "is empty"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "contains control characters"
+    if "/" in name or "\\" in name:
+        return "contains '/' or '\\' (it must be one folder name)"
+    if name in (".", ".."):
+        return f"is '{name}'"
+    return None
+
+
+def check_case_name(case: str) -> None:
+    """UsageError (2) unless `case` is one folder name (see the module's docstring)."""
+    if not isinstance(case, str) or not case.strip():
+        raise UsageError("the case name is empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in case):
+        raise UsageError("the case name contains a NUL byte or control characters")
+    if os.path.isabs(case) or case.startswith("~"):
+        raise UsageError(
+            f"the case name '{case}' is an absolute path",
+            hint="name a folder in the workspace's projects/",
+        )
+    if ".." in PurePosixPath(case.replace("\\", "/")).parts:
+        raise UsageError(f"the case name '{case}' contains '..'")
+    if case == ".":
+        raise UsageError("the case name '.' names the projects folder itself")
+    if "/" in case or "\\" in case:
+        raise UsageError(
+            f"the case name '{case}' contains '/' or '\\'",
+            hint="a case is one folder directly in the workspace's projects/",
+        )
+    if case.startswith("-"):
+        raise UsageError(f"the case name '{case}' starts with '-'")
 
 
 def _inside(base: Path, name: str, what: str) -> Path:

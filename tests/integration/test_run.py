@@ -145,6 +145,7 @@ def test_exit_code_passes_through_and_shell_scripts_run(
     [
         ("/etc", "echo_args.py", "absolute path"),
         ("../..", "echo_args.py", "'..'"),
+        (f"{CASE}/sub", "echo_args.py", "contains '/'"),
         ("", "echo_args.py", "empty"),
         ("escape", "echo_args.py", "outside"),
         ("no-such-case", "echo_args.py", "case 'no-such-case' does not exist"),
@@ -267,7 +268,8 @@ def test_binary_and_20mb_output_pass_through_byte_exact(
     (run_id,) = run_ids(isolated_dirs)
     saved = (isolated_dirs / "runs" / run_id / "output.log").read_bytes()
     assert len(saved) == len(expected) + len(b"err \xff\n")
-    assert record_of(isolated_dirs, run_id)["output_bytes"] == len(saved)
+    record = record_of(isolated_dirs, run_id)
+    assert (record["output_bytes"], record["saved_output_truncated"]) == (len(saved), False)
 
 
 def test_run_record_and_runs_commands(
@@ -281,7 +283,7 @@ def test_run_record_and_runs_commands(
     assert set(printed) == {
         "id", "case", "script", "args", "image", "image_digest", "engine", "status",
         "exit_code", "started_at", "finished_at", "duration_s", "timed_out", "output_file",
-        "output_bytes", "message",
+        "output_bytes", "saved_output_truncated", "message",
     }  # fmt: skip
     assert printed == record_of(isolated_dirs, run_id)
     assert (printed["status"], printed["exit_code"], printed["args"]) == ("failed", 7, ["x y"])
@@ -300,6 +302,56 @@ def test_run_record_and_runs_commands(
     assert b"failed" in roscoe("runs", "show", run_id).stdout
     missing = roscoe("runs", "show", "../../etc")
     assert missing.returncode == 2 and b"not a run id" in missing.stderr
+    # A record naming some other file as its output: the run's own output.log is read.
+    where = isolated_dirs / "runs" / run_id / "run.json"
+    where.write_text(json.dumps({**printed, "output_file": str(ws / "Tools" / "exit7.py")}))
+    assert roscoe("runs", "show", run_id, "--output").stdout == b"bye\n"
+
+
+def test_run_state_is_private_to_its_owner(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path
+) -> None:
+    assert not isolated_dirs.exists()  # a fresh data dir, made by this run
+    done = run_cli(ws, base_image, CASE, "exit7.py")
+    assert done.returncode == 7, done.stderr
+    (run_id,) = run_ids(isolated_dirs)
+    run = isolated_dirs / "runs" / run_id
+    modes = {
+        str(path.relative_to(isolated_dirs)): oct(path.stat().st_mode & 0o777)
+        for path in (
+            isolated_dirs,
+            isolated_dirs / "runs",
+            run,
+            run / "output.log",
+            run / "run.json",
+        )
+    }
+    assert modes == {
+        ".": "0o700",
+        "runs": "0o700",
+        f"runs/{run_id}": "0o700",
+        f"runs/{run_id}/output.log": "0o600",
+        f"runs/{run_id}/run.json": "0o600",
+    }
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        (["--cpus", "0.0001"], "--cpus must be at least 0.01"),
+        (["--image", "Bad Ref!!"], "not an image reference"),
+        (["--image", ""], "not an image reference"),
+        (["-e", "A B=1"], "not a variable name"),
+    ],
+)
+def test_bad_option_values_exit_2_before_any_container(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, bad: tuple[list[str], str]
+) -> None:
+    options, says = bad
+    done = run_cli(ws, base_image, *options, CASE, "echo_args.py")
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr.decode() and b"Traceback" not in done.stderr
+    assert run_ids(isolated_dirs) == []
 
 
 def test_ten_concurrent_runs_all_succeed(

@@ -108,6 +108,44 @@ def test_choice_order_flag_env_local_config_pinned(tmp_path: Path) -> None:
     assert choose_image(nothing) == ImageChoice(pinned_image(), "pinned")
 
 
+@pytest.mark.parametrize(
+    ("flag", "env"),
+    [
+        ("Bad Ref!!", {}),
+        ("BadRef!!", {}),
+        ("", {}),
+        ("   ", {}),
+        ("UPPER:v1", {}),
+        ("reg:5000/", {}),
+        (None, {"ROSCOE_RUNNER_IMAGE": "no good!"}),
+    ],
+)
+def test_a_bad_or_empty_reference_is_exit_2(
+    tmp_path: Path, flag: str | None, env: dict[str, str]
+) -> None:
+    settings = Settings(env=env, config_path=tmp_path / "absent.toml")
+    with pytest.raises(UsageError) as caught:
+        choose_image(settings, flag)
+    assert caught.value.exit_code == 2
+    assert "not an image reference" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "roscoe-base:bookworm",
+        "127.0.0.1:5000/team/img:v1",
+        "ghcr.io/roscoe-cli/roscoe-runner:v0.1.0",
+        "localhost:5000/a/b@sha256:" + "a" * 64,
+        "busybox",
+        "my_repo/some-name.x:Tag_1.2-rc",
+    ],
+)
+def test_good_references_are_chosen_as_given(tmp_path: Path, ref: str) -> None:
+    settings = Settings(env={}, config_path=tmp_path / "absent.toml")
+    assert choose_image(settings, ref) == ImageChoice(ref, "--image")
+
+
 def inspect_data(version: str | None = __version__) -> dict[str, Any]:
     labels = {OCI_VERSION_LABEL: version} if version else {}
     return {

@@ -173,7 +173,13 @@ def test_shell_scripts_run_with_sh(ws: Workspace, isolated_dirs: Path) -> None:
         {"memory": "lots"},
         {"network": "bridge"},
         {"env": {"A=B": "c"}},
+        {"env": {"A B": "c"}},
+        {"env": {"1A": "c"}},
         {"cpus": -1.0},
+        {"cpus": 0.0001},
+        {"cpus": float("nan")},
+        {"case": "case-a/sub"},
+        {"case": "-x"},
     ],
 )
 def test_bad_input_is_refused_before_any_container(
@@ -323,3 +329,86 @@ def test_a_script_that_closed_its_output_is_waited_for(
     record = execute(engine, ws, _spec())  # type: ignore[arg-type]
     assert (record.status, record.exit_code) == ("failed", 4)
     assert "wait" in engine.calls
+
+
+def test_a_cancel_before_the_start_never_starts_the_container(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    engine = FakeEngine([("stdout", b"never\n")])
+    cancel = threading.Event()
+    cancel.set()  # e.g. Ctrl-C while the container was being created
+    record = execute(engine, ws, _spec(), cancel=cancel)  # type: ignore[arg-type]
+    assert "start" not in engine.calls
+    assert engine.calls == ["create", "attach", "remove"]
+    assert engine.stream is not None and engine.stream.closed
+    assert (record.status, record.exit_code) == ("interrupted", 130)
+    on_disk = (paths.run_dir(record.id) / "run.json").read_text()
+    assert '"status": "interrupted"' in on_disk
+
+
+def test_saved_output_and_record_are_private(ws: Workspace, isolated_dirs: Path) -> None:
+    record = execute(FakeEngine([("stdout", b"x")]), ws, _spec())  # type: ignore[arg-type]
+    where = paths.run_dir(record.id)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (where / "output.log", where / "run.json")}
+    assert modes == {"output.log": 0o600, "run.json": 0o600}
+    for folder in (isolated_dirs, paths.runs_dir(), where):
+        assert folder.stat().st_mode & 0o777 == 0o700
+
+
+def test_saved_output_stops_at_the_cap_but_streaming_goes_on(
+    ws: Workspace, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_exec, "MAX_SAVED_OUTPUT", 10)
+    chunks = [("stdout", b"12345678"), ("stderr", b"abcdef"), ("stdout", b"tail")]
+    seen: list[bytes] = []
+    engine = FakeEngine(chunks)
+    record = execute(engine, ws, _spec(), on_output=lambda n, d: seen.append(d))  # type: ignore[arg-type]
+    assert b"".join(seen) == b"12345678abcdeftail"  # all of it reached the caller
+    saved = (paths.run_dir(record.id) / "output.log").read_bytes()
+    assert saved.startswith(b"12345678ab\n[roscoe: output truncated")
+    assert b"tail" not in saved and saved.count(b"truncated") == 1
+    assert (record.saved_output_truncated, record.output_bytes) == (True, 18)
+    assert record.status == "succeeded"
+
+
+def test_output_under_the_cap_is_saved_whole(ws: Workspace, isolated_dirs: Path) -> None:
+    record = execute(FakeEngine([("stdout", b"x" * 1000)]), ws, _spec())  # type: ignore[arg-type]
+    assert (paths.run_dir(record.id) / "output.log").read_bytes() == b"x" * 1000
+    assert record.saved_output_truncated is False
+
+
+def test_the_mount_is_the_validated_real_folder_whatever_is_swapped_after(
+    ws: Workspace, isolated_dirs: Path, tmp_path: Path
+) -> None:
+    """projects/alias -> projects/case-a is allowed; swapping the alias for a symlink to the
+    host's / after the check (what a racing writer would do) cannot change what is mounted."""
+    alias = ws.root / "projects" / "alias"
+    alias.symlink_to(ws.root / "projects" / "case-a")
+    engine = FakeEngine()
+    real_create = engine.run_create
+
+    def swap_then_create(**kwargs: Any) -> str:
+        alias.unlink()
+        alias.symlink_to("/")
+        return real_create(**kwargs)
+
+    engine.run_create = swap_then_create  # type: ignore[method-assign]
+    execute(engine, ws, _spec(case="alias"))  # type: ignore[arg-type]
+    source = engine.created["binds"][0].split(":")[0]
+    assert source == str((ws.root / "projects" / "case-a").resolve())
+    assert Path(source).resolve() == Path(source)  # no symlink left to follow at mount time
+
+
+def test_a_multi_part_case_is_refused_so_a_script_cannot_swap_a_component(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    """caseA/sub goes through caseA, which a script in caseA can write: refused up front."""
+    (ws.root / "projects" / "case-a" / "sub").mkdir()
+    engine = FakeEngine()
+    with pytest.raises(UsageError, match="contains '/'"):
+        execute(engine, ws, _spec(case="case-a/sub"))  # type: ignore[arg-type]
+    (ws.root / "projects" / "case-a" / "sub").rmdir()
+    (ws.root / "projects" / "case-a" / "sub").symlink_to("/")
+    with pytest.raises(UsageError):
+        execute(engine, ws, _spec(case="case-a/sub"))  # type: ignore[arg-type]
+    assert engine.calls == []

@@ -28,6 +28,7 @@ CONTRACT_KEYS = {
     "timed_out",
     "output_file",
     "output_bytes",
+    "saved_output_truncated",
     "message",
 }
 
@@ -102,6 +103,33 @@ def test_read_output_whole_and_tail(isolated_dirs: Path) -> None:
     assert records.read_output("out") == (payload, False)
     assert records.read_output("out", tail_bytes=100) == (payload[-100:], True)
     assert records.read_output("out", tail_bytes=10_000) == (payload, False)
+
+
+def test_output_is_always_output_log_never_a_path_from_the_record(
+    isolated_dirs: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"not yours")
+    records.write_record(_record("evil", "t", output_file=str(secret)))
+    assert records.read_output("evil") == (b"", False)  # no output.log: nothing, not the file
+    records.write_record(_record("rel", "t", output_file="../evil/run.json"))
+    (paths.run_dir("rel") / "output.log").write_bytes(b"the real output")
+    assert records.read_output("rel") == (b"the real output", False)
+
+
+def test_records_and_their_folders_are_private(isolated_dirs: Path) -> None:
+    # A fresh data dir, created with a permissive umask, and one that already exists 0755.
+    isolated_dirs.mkdir(parents=True, exist_ok=True)
+    isolated_dirs.chmod(0o755)
+    records.write_record(_record("priv", "t"))
+    assert _mode(isolated_dirs) == 0o700
+    assert _mode(paths.runs_dir()) == 0o700
+    assert _mode(paths.run_dir("priv")) == 0o700
+    assert _mode(paths.run_dir("priv") / "run.json") == 0o600
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
 
 
 def test_new_ids_are_valid_and_distinct() -> None:

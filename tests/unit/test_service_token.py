@@ -22,6 +22,18 @@ def test_ensure_token_creates_a_private_token_once(tmp_path: Path) -> None:
     assert [p.name for p in where.parent.iterdir()] == ["service-token"]  # no temp files left
 
 
+def test_the_token_sits_in_a_private_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    monkeypatch.setenv("ROSCOE_DATA_DIR", str(data))
+    ensure_token(data / "service-token")
+    # Even a token chowned to uid 1000 (for the service) is out of reach of host users then.
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+
 def test_ensure_token_hands_the_file_to_an_owner(tmp_path: Path) -> None:
     if os.getuid() != 0:
         pytest.skip("chown to another uid needs root")

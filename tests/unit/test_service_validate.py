@@ -34,6 +34,8 @@ def test_a_full_request_is_accepted() -> None:
 
 def test_the_minimal_request_gets_defaults() -> None:
     assert parse({"case": "a", "script": "s.py"}) == RunRequest("a", "s.py")
+    # Scripts may sit in folders of Tools (mounted read-only as a whole); cases may not.
+    assert parse({"case": "a", "script": "sub/s.py"}) == RunRequest("a", "sub/s.py")
 
 
 @pytest.mark.parametrize(
@@ -54,6 +56,11 @@ def test_the_minimal_request_gets_defaults() -> None:
         (b'{"case": "/etc", "script": "s.py"}', "absolute path"),
         (b'{"case": "~root", "script": "s.py"}', "absolute path"),
         (b'{"case": "a\\u0000b", "script": "s.py"}', "control characters"),
+        (b'{"case": "a/b", "script": "s.py"}', "one folder name"),
+        (b'{"case": "a\\\\b", "script": "s.py"}', "one folder name"),
+        (b'{"case": ".", "script": "s.py"}', "one folder name"),
+        (b'{"case": "-a", "script": "s.py"}', "one folder name"),
+        (b'{"case": "a\\u007f", "script": "s.py"}', "control characters"),
         (b'{"case": "a", "script": "s.py", "args": "-n 3"}', "list of strings"),
         (b'{"case": "a", "script": "s.py", "args": [1]}', "list of strings"),
         (b'{"case": "a", "script": "s.py", "timeout": 0}', "'timeout' must be more than 0"),

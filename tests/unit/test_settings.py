@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,40 @@ def test_paths_follow_environment(isolated_dirs: Path, monkeypatch: pytest.Monke
     monkeypatch.delenv("ROSCOE_DATA_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(isolated_dirs / "xdg"))
     assert paths.data_dir() == isolated_dirs / "xdg" / "roscoe"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_ensure_dir_creates_and_tightens_the_data_dir(isolated_dirs: Path) -> None:
+    old = os.umask(0)  # mkdir's mode alone would give 0777 parents here
+    try:
+        runs = paths.ensure_runs_dir()
+    finally:
+        os.umask(old)
+    assert (_mode(isolated_dirs), _mode(runs)) == (0o700, 0o700)
+    isolated_dirs.chmod(0o755)  # made by an older roscoe, or by hand
+    runs.chmod(0o755)
+    paths.ensure_dir(paths.data_dir() / "server")
+    assert (_mode(isolated_dirs), _mode(isolated_dirs / "server")) == (0o700, 0o700)
+    paths.ensure_runs_dir()
+    assert _mode(runs) == 0o700
+
+
+def test_ensure_dir_leaves_folders_of_others_and_shared_ones_alone(
+    isolated_dirs: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    paths.ensure_dir(shared)
+    assert _mode(shared) == 0o1777
+    if os.getuid() != 0:
+        return
+    # Under a root roscoe the runs dir belongs to the service's uid 1000: keep it so.
+    runs = paths.ensure_runs_dir()
+    os.chown(runs, 1000, 1000)
+    runs.chmod(0o750)
+    paths.ensure_runs_dir()
+    assert (_mode(runs), runs.stat().st_uid) == (0o750, 1000)

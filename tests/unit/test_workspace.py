@@ -29,11 +29,16 @@ def ws(tmp_path: Path) -> Workspace:
     os.symlink(outside, root / "projects" / "escape")
     os.symlink(outside / "evil.py", root / "Tools" / "escape.py")
     os.symlink(root / "Tools" / "tool.py", root / "Tools" / "alias.py")
+    os.symlink(root / "projects" / "case-a", root / "projects" / "alias")
+    os.symlink(root / "projects" / "case-a" / "sub", root / "projects" / "inner")
     return Workspace(root)
 
 
 def test_a_case_resolves_to_its_real_folder(ws: Workspace) -> None:
-    assert ws.case_dir("case-a") == (ws.root / "projects" / "case-a").resolve()
+    real = (ws.root / "projects" / "case-a").resolve()
+    assert ws.case_dir("case-a") == real
+    # A symlink to another case stays allowed: its target is directly in projects/ too.
+    assert ws.case_dir("alias") == real
 
 
 @pytest.mark.parametrize(
@@ -52,6 +57,12 @@ def test_a_case_resolves_to_its_real_folder(ws: Workspace) -> None:
         ("missing", "does not exist"),
         ("file-case", "not a folder"),
         ("bad\x00name", "NUL"),
+        ("bad\nname", "control"),
+        ("case-a/sub", "contains '/'"),
+        ("case-a\\sub", "contains '/'"),
+        ("case-a/", "contains '/'"),
+        ("-rf", "starts with '-'"),
+        ("inner", "not directly in"),
     ],
 )
 def test_unsafe_or_absent_cases_are_refused(ws: Workspace, name: str, why: str) -> None:
@@ -109,3 +120,31 @@ def test_from_settings_names_and_default(tmp_path: Path, isolated_dirs: Path) ->
 
     with pytest.raises(UsageError, match="not a folder"):
         Workspace.from_settings(Settings(env={}), str(tmp_path / "nope"))
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"ROSCOE_PROJECTS_DIR": "/"}, "ROSCOE_PROJECTS_DIR: invalid value for projects_dir"),
+        ({"ROSCOE_PROJECTS_DIR": "/etc"}, "not a plain folder name"),
+        ({"ROSCOE_PROJECTS_DIR": ".."}, "not a plain folder name"),
+        ({"ROSCOE_PROJECTS_DIR": "."}, "not a plain folder name"),
+        ({"ROSCOE_PROJECTS_DIR": "a/b"}, "not a plain folder name"),
+        ({"ROSCOE_TOOLS_DIR": "../Tools"}, "ROSCOE_TOOLS_DIR: invalid value for tools_dir"),
+        ({"ROSCOE_TOOLS_DIR": "projects"}, "projects_dir and tools_dir are both 'projects'"),
+    ],
+)
+def test_projects_and_tools_folders_are_plain_distinct_names(
+    tmp_path: Path, isolated_dirs: Path, env: dict[str, str], says: str
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        Workspace.from_settings(Settings(env=env), str(tmp_path))
+    assert caught.value.exit_code == 2
+    assert says in caught.value.message
+
+
+def test_a_workspace_built_directly_checks_its_folder_names(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="tools_dir"):
+        Workspace(tmp_path, projects="projects", tools="/")
+    with pytest.raises(UsageError, match="both"):
+        Workspace(tmp_path, projects="x", tools="x")

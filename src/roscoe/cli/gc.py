@@ -27,7 +27,9 @@ def gc_command(
     """
     from roscoe.runs.gc import collect
 
-    result = collect(state(ctx).engine(), dry_run=dry_run)
+    st = state(ctx)
+    st.settings.config  # noqa: B018 - an invalid config file stops every command (exit 2)
+    result = collect(st.engine(), dry_run=dry_run)
     if json_output:
         render.print_json(result.to_json())
     else:

@@ -11,7 +11,7 @@ from typing import IO, Annotated, Any
 import typer
 
 from roscoe.cli.state import state
-from roscoe.errors import ImageError, UsageError
+from roscoe.errors import ImageError
 
 
 def run_command(
@@ -97,6 +97,7 @@ def run_command(
       roscoe run --timeout 60 --memory 512m demo-case inventory.py -- --format csv
       roscoe run -e API_TOKEN --json demo-case check.sh
     """
+    from roscoe.envvars import parse_env
     from roscoe.images import choose_image
     from roscoe.runs.execute import execute, plan_run
     from roscoe.runs.spec import RunSpec
@@ -128,15 +129,25 @@ def run_command(
         try:
             record = execute(engine, where, spec, on_output=forward, cancel=cancel)
         except ImageError:
-            # Absent: pull it (with progress on stderr) and go again. The image is only looked
-            # at when creating the container failed, so the usual run costs no extra call.
+            # The image is only looked at when creating the container failed, so the usual
+            # run costs no extra call.
             if engine.image_inspect(choice.ref) is not None:
                 raise
-            from roscoe.cli.pull_view import PullView
-            from roscoe.images import ensure_image
+            record = None
+    if record is None:
+        # Absent: pull it (with progress on stderr), outside the signal handlers, so Ctrl-C
+        # stops the pull and nothing runs; then go again.
+        from roscoe.cli.pull_view import PullView
+        from roscoe.images import ensure_image
 
+        try:
             with PullView(choice.ref, quiet=st.quiet) as view:
                 ensure_image(engine, choice, "missing", view)
+        except KeyboardInterrupt:
+            sys.stderr.write(f"roscoe: interrupted while pulling {choice.ref}; nothing ran\n")
+            sys.stderr.flush()
+            raise typer.Exit(130) from None
+        with _CancelOnSignals(cancel):
             record = execute(engine, where, spec, on_output=forward, cancel=cancel)
     if record.message:
         sys.stderr.write(f"roscoe: {record.message} (run {record.id})\n")
@@ -146,20 +157,6 @@ def run_command(
 
         render.print_json(record.to_json())
     raise typer.Exit(record.exit_code or 0)
-
-
-def parse_env(items: list[str], host: dict[str, str] | os._Environ[str]) -> dict[str, str]:
-    """-e KEY=VALUE, or -e KEY copied from our environment (skipped when unset, like docker)."""
-    found: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise UsageError(f"-e '{item}' has no variable name", hint="use -e KEY=VALUE")
-        if sep:
-            found[key] = value
-        elif key in host:
-            found[key] = host[key]
-    return found
 
 
 class _Forward:

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from roscoe.cli import render
+from roscoe.cli.state import state
 
 app = typer.Typer(
     help=(
@@ -22,6 +23,7 @@ app = typer.Typer(
 
 @app.command("list")
 def list_command(
+    ctx: typer.Context,
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs to show."),
     json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
@@ -33,6 +35,7 @@ def list_command(
     """
     from roscoe.runs.records import list_runs
 
+    state(ctx).settings.config  # noqa: B018 - an invalid config file stops every command (exit 2)
     found = list_runs(limit)
     if json_output:
         render.print_json([record.to_json() for record in found])
@@ -59,6 +62,7 @@ def list_command(
 
 @app.command("show")
 def show_command(
+    ctx: typer.Context,
     run_id: str = typer.Argument(..., metavar="ID", help="A run id from `roscoe runs list`."),
     json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
     output: bool = typer.Option(
@@ -75,8 +79,9 @@ def show_command(
       roscoe runs show 20261121-112715-3f9a1c2e --output --tail 4096
       roscoe runs show 20261121-112715-3f9a1c2e --json
     """
-    from roscoe.runs.records import load_run, read_output, run_dir
+    from roscoe.runs.records import OUTPUT_FILE, load_run, read_output, run_dir
 
+    state(ctx).settings.config  # noqa: B018 - an invalid config file stops every command (exit 2)
     record = load_run(run_id)
     if output:
         data, _ = read_output(run_id, tail)
@@ -98,8 +103,10 @@ def show_command(
         ("started", record.started_at or ""),
         ("finished", record.finished_at or ""),
         ("duration", "" if record.duration_s is None else f"{record.duration_s:.3f} s"),
-        ("output", f"{run_dir(record.id) / record.output_file} ({record.output_bytes} bytes)"),
+        ("output", f"{run_dir(record.id) / OUTPUT_FILE} ({record.output_bytes} bytes)"),
     ]
+    if record.saved_output_truncated:
+        rows.append(("saved", "only the first part of the output was saved (size limit)"))
     if record.message:
         rows.append(("message", record.message))
     for name, value in rows:

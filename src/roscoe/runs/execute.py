@@ -33,14 +33,15 @@ from roscoe.constants import (
     MANAGED_BY_VALUE,
     ExitCode,
 )
+from roscoe.envvars import ENV_NAME
 from roscoe.errors import RoscoeError, UsageError
 from roscoe.runs.records import (
     OUTPUT_FILE,
     RunRecord,
     check_run_id,
+    make_run_dir,
     new_run_id,
     now_iso,
-    run_dir,
     write_record,
 )
 from roscoe.runs.spec import RunSpec
@@ -73,6 +74,12 @@ POLL_S = 0.05  # how often the watcher looks at the cancel event
 SETTLE_S = 0.5  # how long to look for "exited" after the output stream ends, before waiting
 KILL_WAIT_S = 20.0  # after a kill, how long the engine may take to report the exit
 NETWORKS = ("none", "host")
+MIN_CPUS = 0.01  # the engines refuse less (docker: "Range of CPUs is from 0.01 to ...")
+# The most output saved to output.log. Past it the output still streams to the caller (the
+# terminal, the service's client) but the file stops growing, so a runaway script cannot fill
+# the disk; the record says saved_output_truncated. Tens of MB are saved whole.
+MAX_SAVED_OUTPUT = 256 << 20
+TRUNCATED_NOTE = b"\n[roscoe: output truncated here; only the first %d bytes were saved]\n"
 
 
 @dataclass(frozen=True)
@@ -101,12 +108,12 @@ def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> 
         memory_bytes = parse_size(spec.memory)
     except ValueError as exc:
         raise UsageError(f"invalid memory limit: {exc}") from exc
-    if spec.cpus is not None and spec.cpus <= 0:
-        raise UsageError(f"--cpus must be positive, not {spec.cpus}")
+    if spec.cpus is not None and not (math.isfinite(spec.cpus) and spec.cpus >= MIN_CPUS):
+        raise UsageError(f"--cpus must be at least {MIN_CPUS:g}, not {spec.cpus:g}")
     if spec.network not in NETWORKS:
         raise UsageError(f"unknown network '{spec.network}'", hint="use none or host")
     for key in spec.env:
-        if not key or "=" in key or "\x00" in key:
+        if not ENV_NAME.fullmatch(key):
             raise UsageError(f"'{key}' is not a valid environment variable name")
     if any("\x00" in arg for arg in spec.args):
         raise UsageError("a script argument contains a NUL byte")
@@ -204,15 +211,23 @@ def classify(
 
 
 class _Sink:
-    """Saves output to output.log and hands it on; counts bytes; keeps none in memory."""
+    """Saves output to output.log (0600, at most MAX_SAVED_OUTPUT bytes) and hands it all on;
+    counts bytes; keeps none in memory."""
 
     def __init__(self, path: Path, on_output: OnOutput | None):
-        self._file: IO[bytes] = path.open("wb")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._on_output = on_output
         self.bytes = 0
+        self.truncated = False
 
     def write(self, name: str, data: bytes) -> None:
-        self._file.write(data)
+        room = MAX_SAVED_OUTPUT - self.bytes
+        if room > 0:
+            self._file.write(data[:room])
+        if not self.truncated and len(data) > room:
+            self.truncated = True
+            self._file.write(TRUNCATED_NOTE % MAX_SAVED_OUTPUT)
         self.bytes += len(data)
         if self._on_output is not None:
             try:
@@ -340,11 +355,7 @@ def _supervise(
     on_output: OnOutput | None,
     cancel: threading.Event | None,
 ) -> RunRecord:
-    where = run_dir(plan.run_id)
-    try:
-        where.mkdir(parents=True, exist_ok=False)  # unique ids: an existing folder is a clash
-    except FileExistsError:
-        raise UsageError(f"run id '{plan.run_id}' is already taken") from None
+    where = make_run_dir(plan.run_id)
     write_record(record)
     sink = _Sink(where / OUTPUT_FILE, on_output)
     clock = time.monotonic()
@@ -353,6 +364,9 @@ def _supervise(
     try:
         stream = engine.run_attach(container_id)
         try:
+            if cancel is not None and cancel.is_set():
+                # Cancelled before it started (e.g. Ctrl-C while creating): never start it.
+                raise _CancelledBeforeStart
             engine.run_start(container_id)
             clock = time.monotonic()
             follow = _Follow()
@@ -383,6 +397,17 @@ def _supervise(
             timeout=spec.timeout,
             memory=spec.memory,
         )
+    except _CancelledBeforeStart:
+        stopped_for = "cancel"
+        status, code, message = classify(
+            None,
+            timed_out=False,
+            interrupted=True,
+            oom_killed=False,
+            timeout=spec.timeout,
+            memory=spec.memory,
+        )
+        message = "interrupted before the script started"
     except RoscoeError as exc:
         status, code, message = "error", ExitCode.ENGINE_DURING_RUN, exc.message
     except Exception as exc:  # the engine's transport failing mid-stream, for one
@@ -397,4 +422,9 @@ def _supervise(
     record.finished_at = now_iso()
     record.duration_s = round(time.monotonic() - clock, 3)
     record.output_bytes = sink.bytes
+    record.saved_output_truncated = sink.truncated
     return record
+
+
+class _CancelledBeforeStart(Exception):
+    """The cancel event was set before the container was started."""

@@ -71,8 +71,9 @@ class RunRecord:
     finished_at: str | None = None
     duration_s: float | None = None
     timed_out: bool = False
-    output_file: str = OUTPUT_FILE
+    output_file: str = OUTPUT_FILE  # informative only: the output is always OUTPUT_FILE
     output_bytes: int = 0
+    saved_output_truncated: bool = False  # the saved output stopped at MAX_SAVED_OUTPUT
     message: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -92,10 +93,26 @@ def run_dir(run_id: str) -> Path:
     return paths.run_dir(check_run_id(run_id))
 
 
+def make_run_dir(run_id: str) -> Path:
+    """A new, private (0700) folder for one run; UsageError (2) when the id is taken."""
+    paths.ensure_runs_dir()
+    where = run_dir(run_id)
+    try:
+        where.mkdir(mode=0o700)  # unique ids: an existing folder is a clash
+    except FileExistsError:
+        raise UsageError(f"run id '{run_id}' is already taken") from None
+    os.chmod(where, 0o700)  # mkdir's mode went through the umask
+    return where
+
+
 def write_record(record: RunRecord) -> Path:
-    """Write run.json atomically (temp file + rename): readers never see half a record."""
+    """Write run.json atomically (temp file + rename): readers never see half a record.
+
+    The temp file is mkstemp's, created 0600: records are readable by their owner only.
+    """
     where = run_dir(record.id)
-    where.mkdir(parents=True, exist_ok=True)
+    if not where.is_dir():
+        make_run_dir(record.id)
     target = where / RECORD_FILE
     fd, temp = tempfile.mkstemp(prefix=".run-", suffix=".json", dir=where)
     try:
@@ -143,9 +160,13 @@ def list_runs(limit: int = 20) -> list[RunRecord]:
 
 
 def read_output(run_id: str, tail_bytes: int | None = None) -> tuple[bytes, bool]:
-    """A run's saved output (stdout and stderr as they arrived); True when cut to the tail."""
-    record = load_run(run_id)
-    where = run_dir(run_id) / record.output_file
+    """A run's saved output (stdout and stderr as they arrived); True when cut to the tail.
+
+    Always <run dir>/output.log: the record's `output_file` is never used as a path (a record
+    is a file on disk, and must not be able to point a reader at any other file).
+    """
+    load_run(run_id)  # UsageError for an unknown or malformed id
+    where = run_dir(run_id) / OUTPUT_FILE
     try:
         with where.open("rb") as saved:
             size = os.fstat(saved.fileno()).st_size

@@ -92,13 +92,19 @@ def _name(value: Any, what: str) -> str:
         raise Rejected(400, f"'{what}' is empty")
     if len(value) > MAX_NAME_CHARS:
         raise Rejected(400, f"'{what}' is longer than {MAX_NAME_CHARS} characters")
-    if "\x00" in value or any(ord(c) < 32 for c in value):
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise Rejected(400, f"'{what}' contains control characters")
     path = PurePosixPath(value.replace("\\", "/"))
     if path.is_absolute() or value.startswith("~"):
         raise Rejected(400, f"'{what}' must be a name inside the workspace, not an absolute path")
     if ".." in path.parts:
         raise Rejected(400, f"'{what}' must not contain '..'")
+    # A case is ONE folder directly in projects/: a longer name passes through a folder that
+    # scripts can write, where a symlink could be swapped in between the check and the mount.
+    if what == "case" and ("/" in value or "\\" in value or value == "." or value[0] == "-"):
+        raise Rejected(
+            400, "'case' must be one folder name (no '/' or '\\', not '.', not starting with '-')"
+        )
     return value
 
 
