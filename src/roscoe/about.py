@@ -93,9 +93,10 @@ class DoctorReport:
         }
 
 
-# A doctor check that needs the engine: takes it and returns one Check. Later features
-# (the runner container, the port) add theirs to EXTRA_ENGINE_CHECKS.
-EngineCheck = Callable[["Engine"], Check]
+# A doctor check that needs the engine: takes it and returns one Check, or a list of them
+# (checks that share one look at the engine). Later features (the runner container, the
+# port) add theirs to EXTRA_ENGINE_CHECKS.
+EngineCheck = Callable[["Engine"], "Check | list[Check]"]
 EXTRA_ENGINE_CHECKS: list[EngineCheck] = []
 
 
@@ -128,7 +129,9 @@ def doctor_report(
         report.checks.append(_image_check(engine, image_ref, image_source))
     report.checks.append(_data_dir_check())
     if engine is not None:
-        report.checks.extend(check(engine) for check in EXTRA_ENGINE_CHECKS)
+        for check in EXTRA_ENGINE_CHECKS:
+            found = check(engine)
+            report.checks.extend(found if isinstance(found, list) else [found])
     return report
 
 

@@ -13,6 +13,10 @@ Why these choices:
 - The token reaches the service as a read-only file mount, never as an environment variable
   (those show up in `inspect`).
 - Host networking with the service bound to 127.0.0.1: reachable from the host only.
+- The run defaults (ROSCOE_TIMEOUT, _MEMORY, _CPUS, _NETWORK) are resolved on the host and
+  handed over in the environment: the host's config file is not in the container.
+- A digest of the whole environment goes into a label (LABEL_CONFIG_HASH): `server start`
+  replaces a runner whose settings differ from those asked for.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ DEFAULT_SHUTDOWN_GRACE_S = 10.0
 # stopped and removed; `server stop` must wait at least this much longer before SIGKILL.
 CANCEL_MARGIN_S = 20.0
 
+LABEL_CONFIG_HASH = "io.roscoe.config-hash"
+
 UNPRIVILEGED_UID = 1000  # the image's `taskrunner`, used when roscoe itself runs as root
 
 
@@ -85,6 +91,9 @@ class RunnerConfig:
     projects_dir: str = "projects"
     tools_dir: str = "Tools"
     env: dict[str, str] = field(default_factory=dict)  # -e passthrough
+    # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK as resolved on the host (the service's run defaults)
+    run_limits: dict[str, str] = field(default_factory=dict)
+    config_hash: str = ""  # digest of environment(), for the label
     selinux: bool = False
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S
 
@@ -93,15 +102,19 @@ class RunnerConfig:
         return self.shutdown_grace + CANCEL_MARGIN_S
 
     def labels(self) -> dict[str, str]:
-        return {
+        labels = {
             LABEL_MANAGED_BY: MANAGED_BY_VALUE,
             LABEL_KIND: "server",
             LABEL_VERSION: __version__,
             LABEL_IMAGE_VERSION: self.image_version,
         }
+        if self.config_hash:
+            labels[LABEL_CONFIG_HASH] = self.config_hash
+        return labels
 
     def environment(self) -> dict[str, str]:
         env = dict(self.env)
+        env.update(self.run_limits)
         env.update(
             {
                 ENV_PORT: str(self.port),

@@ -6,12 +6,18 @@ every container it made, whatever happens.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import uuid
+from pathlib import Path
 
 import pytest
+from service_fixtures import make_workspace
 
 from helpers import roscoe, roscoe_containers
 from roscoe import __version__, paths
@@ -153,3 +159,99 @@ def test_status_absent(runner_env) -> None:
 def test_status_without_engine_is_exit_3() -> None:
     done = roscoe("server", "status", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert done.returncode == 3, done.stderr.decode()
+
+
+def post_run(port: int, data: dict, timeout: float = 120) -> dict:
+    token = paths.token_file().read_text().strip()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(
+            "POST",
+            "/runs",
+            body=json.dumps(data).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        answer = connection.getresponse()
+        body = answer.read()
+        assert answer.status == 200, body
+        return json.loads(body)  # type: ignore[no-any-return]
+    finally:
+        connection.close()
+
+
+def test_run_limits_reach_the_service(engine, runner_env, unique_name, tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    env = {**runner_env, "ROSCOE_TIMEOUT": "2", "ROSCOE_MEMORY": "256m"}
+    ok(start(env, "--workspace", str(workspace)))
+    inspected = engine.inspect_container(unique_name)
+    assert "ROSCOE_TIMEOUT=2" in inspected["Config"]["Env"]
+    began = time.monotonic()
+    record = post_run(
+        int(runner_env["ROSCOE_PORT"]),
+        {"case": "demo-case", "script": "sleep.py", "args": ["30"]},
+    )
+    assert record["status"] == "timed_out", record
+    assert time.monotonic() - began < 25
+    # Another timeout is another runner: the old one is replaced, not kept.
+    again = ok(start({**env, "ROSCOE_TIMEOUT": "5"}, "--workspace", str(workspace)))
+    assert b"replaced" in again.stdout
+    assert "ROSCOE_TIMEOUT=5" in engine.inspect_container(unique_name)["Config"]["Env"]
+
+
+def test_changed_env_replaces_and_is_what_restart_uses(engine, runner_env, unique_name) -> None:
+    ok(start(runner_env, "-e", "ROSCOE_TEST_SECRET=one"))
+    first = engine.inspect_container(unique_name)
+    label = first["Config"]["Labels"]["io.roscoe.config-hash"]
+    assert label.startswith("hmac-sha256:") and "one" not in label  # a digest only
+    done = ok(start(runner_env, "-e", "ROSCOE_TEST_OTHER=1"))
+    assert b"replaced" in done.stdout
+    second = engine.inspect_container(unique_name)
+    assert second["Id"] != first["Id"]
+    assert "ROSCOE_TEST_OTHER=1" in second["Config"]["Env"]
+    assert not any(e.startswith("ROSCOE_TEST_SECRET=") for e in second["Config"]["Env"])
+    ok(roscoe("server", "restart", env=runner_env))
+    assert "ROSCOE_TEST_OTHER=1" in engine.inspect_container(unique_name)["Config"]["Env"]
+
+
+def test_busy_port_leaves_the_running_runner(engine, runner_env, unique_name) -> None:
+    ok(start(runner_env))
+    before = engine.inspect_container(unique_name)["Id"]
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        refused = start(runner_env, "--port", str(busy))
+    assert refused.returncode == 1
+    assert b"in use" in refused.stderr
+    assert b"replacing" not in refused.stderr
+    after = engine.inspect_container(unique_name)
+    assert after["Id"] == before and after["State"]["Status"] == "running"
+    code, status = status_json(runner_env)
+    assert (code, status["state"]) == (0, "running")
+
+
+def test_stop_timeout_zero_kills_at_once(engine, runner_env, unique_name) -> None:
+    ok(start(runner_env))
+    began = time.monotonic()
+    ok(roscoe("server", "stop", "--timeout", "0", env=runner_env))
+    assert time.monotonic() - began < 15
+    assert engine.inspect_container(unique_name) is None
+
+
+def test_unpinned_image_warns_on_start(engine, runner_env, unique_name) -> None:
+    repository = f"roscoe-test-old-{uuid.uuid4().hex[:10]}"
+    engine.api.tag("roscoe-runner:dev", repository, "latest")
+    try:
+        done = ok(roscoe("server", "start", "--image", f"{repository}:latest", env=runner_env))
+        assert b"warning:" in done.stderr
+        assert b"not pinned" in done.stderr
+    finally:
+        engine.remove_container(unique_name, force=True)
+        engine.api.remove_image(f"{repository}:latest")
+
+
+@pytest.mark.parametrize("wait", ["0", "-1"])
+def test_wait_timeout_must_be_positive(engine, runner_env, unique_name, wait) -> None:
+    done = start(runner_env, "--wait-timeout", wait)
+    assert done.returncode == 2, done.stderr.decode()
+    assert engine.inspect_container(unique_name) is None

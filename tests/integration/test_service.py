@@ -51,6 +51,10 @@ def test_an_authorised_run_of_the_demo_case(start_service: Any) -> None:
     output = live.request("GET", f"/runs/{run_id}/output")
     assert output.status == 200
     assert output.body.decode() == record["output"]
+    assert output.headers["X-Roscoe-Output-Truncated"] == "false"
+    tail = live.request("GET", f"/runs/{run_id}/output?tail=10")
+    assert tail.body == output.body[-10:]
+    assert tail.headers["X-Roscoe-Output-Truncated"] == "true"
     assert live.run_containers() == []  # the one-shot container is gone
 
 

@@ -71,6 +71,9 @@ class FakeEngine:
         return container_id
 
     # -- the Engine methods core modules call ----------------------------------------------
+    def rootless(self) -> bool | None:
+        return None
+
     def image_inspect(self, ref: str) -> dict[str, Any] | None:
         if ref in self.images:
             return self.images[ref]
@@ -434,3 +437,171 @@ def test_likely_causes() -> None:
     assert "--port" in lifecycle.likely_cause("OSError: Address already in use", 1)
     assert "socket" in lifecycle.likely_cause("PermissionError: permission denied: engine.sock", 1)
     assert "runner image" in lifecycle.likely_cause("", 127)
+
+
+# -- settings reach the runner, and a change replaces it ---------------------------------------
+def _env_of(fake: FakeEngine) -> dict[str, str]:
+    inspected = fake.inspect_container(NAME)
+    assert inspected is not None
+    return dict(item.split("=", 1) for item in inspected["Config"]["Env"])
+
+
+def test_run_limits_are_resolved_here_and_handed_to_the_service(
+    fake, answering, monkeypatch
+) -> None:
+    monkeypatch.setenv("ROSCOE_CONTAINER_NAME", NAME)
+    monkeypatch.setenv("ROSCOE_TIMEOUT", "2")
+    monkeypatch.setenv("ROSCOE_MEMORY", "64m")
+    monkeypatch.setenv("ROSCOE_CPUS", "1.5")
+    monkeypatch.setenv("ROSCOE_NETWORK", "host")
+    start(fake, Settings())
+    env = _env_of(fake)
+    assert (env["ROSCOE_TIMEOUT"], env["ROSCOE_MEMORY"]) == ("2", "64m")
+    assert (env["ROSCOE_CPUS"], env["ROSCOE_NETWORK"]) == ("1.5", "host")
+
+    monkeypatch.setenv("ROSCOE_TIMEOUT", "5")
+    again = start(fake, Settings())
+    assert again.outcome == "replaced"
+    assert "other settings" in (again.replaced_because or "")
+    assert _env_of(fake)["ROSCOE_TIMEOUT"] == "5"
+
+
+def test_run_limits_default_without_cpus(fake, settings, answering) -> None:
+    start(fake, settings)
+    env = _env_of(fake)
+    assert (env["ROSCOE_TIMEOUT"], env["ROSCOE_MEMORY"], env["ROSCOE_NETWORK"]) == (
+        "300",
+        "2g",
+        "none",
+    )
+    assert "ROSCOE_CPUS" not in env
+
+
+SECRET = "s3cret-value"
+
+
+def test_changed_env_replaces_the_runner_and_settings_follow(fake, settings, answering) -> None:
+    first = start(
+        fake,
+        settings,
+        wanted=StartSettings(use_local_image=True, port=18765, env={"SECRET_TOKEN": SECRET}),
+    )
+    label = fake.inspect_container(NAME)["Config"]["Labels"]["io.roscoe.config-hash"]
+    assert SECRET not in label
+    same = start(
+        fake,
+        settings,
+        wanted=StartSettings(use_local_image=True, port=18765, env={"SECRET_TOKEN": SECRET}),
+    )
+    assert (same.outcome, same.container_id) == ("already running", first.container_id)
+    other = start(
+        fake, settings, wanted=StartSettings(use_local_image=True, port=18765, env={"OTHER": "1"})
+    )
+    assert other.outcome == "replaced"
+    assert "SECRET_TOKEN" not in _env_of(fake) and _env_of(fake)["OTHER"] == "1"
+    assert state.load_settings().env == {"OTHER": "1"}  # what really runs
+
+
+def test_changed_concurrency_replaces_the_runner(fake, answering, monkeypatch) -> None:
+    monkeypatch.setenv("ROSCOE_CONTAINER_NAME", NAME)
+    start(fake, Settings())
+    monkeypatch.setenv("ROSCOE_SERVICE_CONCURRENCY", "7")
+    assert start(fake, Settings()).outcome == "replaced"
+    assert _env_of(fake)["ROSCOE_SERVICE_CONCURRENCY"] == "7"
+
+
+def test_a_runner_without_the_hash_label_is_replaced(fake, settings, answering) -> None:
+    start(fake, settings)
+    del fake.inspect_container(NAME)["Config"]["Labels"]["io.roscoe.config-hash"]
+    assert start(fake, settings).outcome == "replaced"
+
+
+# -- nothing is removed before the image and the port are known to be fine -------------------
+def test_busy_new_port_leaves_the_running_runner(fake, settings, answering) -> None:
+    first = start(fake, settings)
+    answering["port_in_use"] = True  # something else holds the new port
+    with pytest.raises(OperationFailed) as caught:
+        start(fake, settings, wanted=StartSettings(use_local_image=True, port=18799))
+    assert "in use" in caught.value.message
+    assert first.container_id in fake.containers_by_id
+    assert fake.containers_by_id[first.container_id]["State"]["Status"] == "running"
+    assert state.read_container_id() == first.container_id
+
+
+def test_busy_port_leaves_the_foreign_container_even_with_replace(
+    fake, settings, answering
+) -> None:
+    foreign = fake.add_container(NAME, labels={})
+    answering["port_in_use"] = True
+    with pytest.raises(OperationFailed):
+        start(fake, settings, replace=True)
+    assert foreign in fake.containers_by_id
+
+
+def test_missing_image_leaves_the_running_runner(fake, settings, answering) -> None:
+    first = start(fake, settings)
+    with pytest.raises(ImageError):
+        start(fake, settings, wanted=StartSettings(image="nowhere.invalid/x:1", pull="never"))
+    assert first.container_id in fake.containers_by_id
+
+
+# -- timeouts ---------------------------------------------------------------------------------
+def test_stop_timeout_zero_kills_at_once(fake, settings, answering, monkeypatch) -> None:
+    from roscoe.server import runner
+
+    start(fake, settings)
+    seen: list[float | None] = []
+    real = runner.remove
+    monkeypatch.setattr(
+        runner,
+        "remove",
+        lambda e, cid, stop_timeout=None: (seen.append(stop_timeout), real(e, cid)),
+    )
+    lifecycle.stop(fake, settings, timeout=0)
+    assert seen == [0]
+
+
+@pytest.mark.parametrize("wait", [0, -1])
+def test_wait_timeout_must_be_positive(fake, settings, answering, wait) -> None:
+    with pytest.raises(UsageError):
+        start(fake, settings, wait_timeout=wait)
+    with pytest.raises(UsageError):
+        lifecycle.restart(fake, settings, wait_timeout=wait)
+    assert fake.calls == []
+
+
+def test_negative_stop_timeout_is_usage_error(fake, settings, answering) -> None:
+    with pytest.raises(UsageError):
+        lifecycle.stop(fake, settings, timeout=-1)
+
+
+# -- image warnings reach the result ------------------------------------------------------------
+def test_start_returns_the_image_warnings(fake, settings, answering) -> None:
+    fake.add_image("example.invalid/runner:latest", version="0.0.1")
+    result = start(fake, settings, wanted=StartSettings(image="example.invalid/runner:latest"))
+    text = " ".join(message for message, _ in result.warnings)
+    assert "not pinned" in text
+    assert "0.0.1" in text
+    again = start(fake, settings, wanted=StartSettings(image="example.invalid/runner:latest"))
+    assert again.outcome == "already running" and again.warnings
+
+
+# -- reads never forget the stored ID -----------------------------------------------------------
+def test_status_leaves_a_stale_stored_id_alone(fake, settings, answering) -> None:
+    state.write_container_id("f" * 64)
+    assert status.server_status(fake, settings).state == "absent"
+    assert state.read_container_id() == "f" * 64  # a start under the lock may have written it
+
+
+# -- doctor looks at the runner once ------------------------------------------------------------
+def test_doctor_computes_the_runner_status_once(fake, settings, answering, monkeypatch) -> None:
+    from roscoe import about
+
+    start(fake, settings)
+    calls: list[int] = []
+    real = status.server_status
+    monkeypatch.setattr(status, "server_status", lambda e, s: (calls.append(1), real(e, s))[1])
+    report = about.doctor_report(lambda: fake, DEV_IMAGE, "--use-local-image")  # type: ignore[arg-type,return-value]
+    names = [c.name for c in report.checks]
+    assert names[-3:] == ["runner", "runner version", "runner port"]
+    assert calls == [1]

@@ -8,6 +8,7 @@ import io
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +33,8 @@ class FakeBackend:
         self.gate.set()
         self.records: dict[str, dict[str, Any]] = {}
         self.cancelled: list[str] = []
+        self.outputs: dict[str, bytes] = {}
+        self.tails: list[int] = []
         self._n = 0
 
     def new_run_id(self) -> str:
@@ -58,8 +61,12 @@ class FakeBackend:
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         return self.records.get(run_id)
 
-    def read_output(self, run_id: str) -> bytes | None:
-        return b"hi\n" if run_id in self.records else None
+    def read_output(self, run_id: str, tail_bytes: int) -> tuple[bytes, bool] | None:
+        self.tails.append(tail_bytes)
+        if run_id not in self.records:
+            return None
+        output = self.outputs.get(run_id, b"hi\n")
+        return output[-tail_bytes:], len(output) > tail_bytes
 
 
 @pytest.fixture
@@ -137,6 +144,55 @@ def test_an_authorised_run_returns_its_record(
     output = call(service, "GET", "/runs/run-1/output", headers=AUTH)
     assert (output.status, output.body) == (200, b"hi\n")
     assert output.content_type.startswith("text/plain")
+    assert output.headers["X-Roscoe-Output-Truncated"] == "false"
+
+
+def test_output_is_a_bounded_tail(service: ExecutionService, backend: FakeBackend) -> None:
+    from roscoe.service.api import DEFAULT_OUTPUT_TAIL, MAX_OUTPUT_TAIL
+
+    post_run(service, {"case": "a", "script": "s.py"})
+    backend.outputs["run-1"] = b"x" * (DEFAULT_OUTPUT_TAIL + 10)
+    whole = call(service, "GET", "/runs/run-1/output", headers=AUTH)
+    assert len(whole.body) == DEFAULT_OUTPUT_TAIL
+    assert whole.headers["X-Roscoe-Output-Truncated"] == "true"
+    backend.outputs["run-1"] = b"0123456789"
+    tail = call(service, "GET", "/runs/run-1/output?tail=4", headers=AUTH)
+    assert (tail.body, tail.headers["X-Roscoe-Output-Truncated"]) == (b"6789", "true")
+    assert backend.tails == [DEFAULT_OUTPUT_TAIL, 4]  # the bound reaches the reader
+    for bad in ("0", "-1", "abc", str(MAX_OUTPUT_TAIL + 1)):
+        refused = call(service, "GET", f"/runs/run-1/output?tail={bad}", headers=AUTH)
+        assert refused.status == 400, bad
+    assert backend.tails == [DEFAULT_OUTPUT_TAIL, 4]
+
+
+def test_core_backend_reads_only_the_tail_from_the_end(tmp_path, monkeypatch) -> None:
+    """The saved output is read from its end: never more than the bound into memory."""
+    from roscoe.runs import records
+    from roscoe.service.backend import CoreBackend, RunDefaults
+
+    size = 3 * 1024 * 1024
+    big = tmp_path / "output.log"
+    with big.open("wb") as out:
+        out.write(b"a" * (size - 5) + b"tail!")
+    monkeypatch.setattr(
+        records, "load_run", lambda run_id: type("R", (), {"output_file": big.name})
+    )
+    monkeypatch.setattr(records, "run_dir", lambda run_id: tmp_path)
+    reads: list[int] = []
+    real_open = Path.open
+
+    def counting_open(self, mode="r", *args, **kwargs):
+        handle = real_open(self, mode, *args, **kwargs)
+        if self == big:
+            real_read = handle.read
+            handle.read = lambda n=-1: (reads.append(n), real_read(n))[1]
+        return handle
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    backend = CoreBackend(lambda: None, None, RunDefaults(image="x"))  # type: ignore[arg-type]
+    output, truncated = backend.read_output("20260101-000000-abcdef12", 5)
+    assert (output, truncated) == (b"tail!", True)
+    assert reads == [5]
 
 
 def test_bad_input_is_refused_and_nothing_runs(

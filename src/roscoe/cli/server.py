@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -85,7 +85,22 @@ def _start_failed(exc: Exception) -> None:
         err.print("[dim]the runner wrote no log lines[/]")
 
 
+def _starting(quiet: bool, begin: Callable[[_Progress], StartResult]) -> None:
+    """Run a start or restart with its progress shown, its failure's log lines, its report."""
+    from roscoe.server import lifecycle
+
+    with _progress(quiet) as progress:
+        try:
+            result = begin(progress)
+        except lifecycle.StartFailed as exc:
+            _start_failed(exc)
+            raise
+    _report(result, quiet)
+
+
 def _report(result: StartResult, quiet: bool) -> None:
+    for message, hint in result.warnings:
+        render.warn(message, hint)  # even when quiet: like errors, warnings go to stderr
     if quiet:
         return
     out = render.console()
@@ -132,8 +147,10 @@ def start_command(
 ) -> None:
     """Start the runner container and wait until its service answers.
 
-    Already running with the same image: nothing changes. A stopped or outdated runner is
-    replaced. The container is named roscoe-runner (ROSCOE_CONTAINER_NAME changes it).
+    Already running with the same image and settings: nothing changes. A stopped or
+    outdated runner, or one started with other settings (-e, port, workspace, run limits), is
+    replaced; the image and the port are checked first. The container is named
+    roscoe-runner (ROSCOE_CONTAINER_NAME changes it).
     Exits 0 when the service answers, 1 when it did not start, 2 on bad input,
     3 without an engine, 4 when the image is missing.
 
@@ -145,6 +162,7 @@ def start_command(
     from roscoe.server import lifecycle
     from roscoe.server.state import StartSettings
 
+    lifecycle.check_wait_timeout(wait_timeout)
     st = state(ctx)
     wanted = StartSettings(
         image=image,
@@ -155,21 +173,18 @@ def start_command(
         env=lifecycle.parse_env(env or [], os.environ),
     )
     engine = st.engine()
-    with _progress(st.quiet) as progress:
-        try:
-            result = lifecycle.start(
-                engine,
-                st.settings,
-                wanted,
-                replace=replace,
-                wait_timeout=wait_timeout,
-                progress=progress,
-                on_pull=progress.pull,
-            )
-        except lifecycle.StartFailed as exc:
-            _start_failed(exc)
-            raise
-    _report(result, st.quiet)
+    _starting(
+        st.quiet,
+        lambda progress: lifecycle.start(
+            engine,
+            st.settings,
+            wanted,
+            replace=replace,
+            wait_timeout=wait_timeout,
+            progress=progress,
+            on_pull=progress.pull,
+        ),
+    )
 
 
 @app.command("stop")
@@ -179,7 +194,7 @@ def stop_command(
         None,
         "--timeout",
         help="Seconds after SIGTERM before the runner is killed "
-        "(default: its shutdown grace + 20 s, 30 s).",
+        "(default: its shutdown grace + 20 s, 30 s; 0 kills at once).",
         show_default=False,
     ),
 ) -> None:
@@ -194,6 +209,7 @@ def stop_command(
     """
     from roscoe.server import lifecycle
 
+    lifecycle.check_stop_timeout(timeout)
     st = state(ctx)
     result = lifecycle.stop(st.engine(), st.settings, timeout=timeout)
     if st.quiet:
@@ -212,7 +228,7 @@ def restart_command(
         None,
         "--timeout",
         help="Seconds after SIGTERM before the runner is killed "
-        "(default: its shutdown grace + 20 s, 30 s).",
+        "(default: its shutdown grace + 20 s, 30 s; 0 kills at once).",
         show_default=False,
     ),
     wait_timeout: float = typer.Option(
@@ -228,22 +244,21 @@ def restart_command(
     """
     from roscoe.server import lifecycle
 
+    lifecycle.check_wait_timeout(wait_timeout)
+    lifecycle.check_stop_timeout(timeout)
     st = state(ctx)
     engine = st.engine()
-    with _progress(st.quiet) as progress:
-        try:
-            result = lifecycle.restart(
-                engine,
-                st.settings,
-                stop_timeout=timeout,
-                wait_timeout=wait_timeout,
-                progress=progress,
-                on_pull=progress.pull,
-            )
-        except lifecycle.StartFailed as exc:
-            _start_failed(exc)
-            raise
-    _report(result, st.quiet)
+    _starting(
+        st.quiet,
+        lambda progress: lifecycle.restart(
+            engine,
+            st.settings,
+            stop_timeout=timeout,
+            wait_timeout=wait_timeout,
+            progress=progress,
+            on_pull=progress.pull,
+        ),
+    )
 
 
 @app.command("status")

@@ -1,4 +1,7 @@
-"""`roscoe doctor` checks about the runner: its state, its image's version, its port."""
+"""`roscoe doctor` checks about the runner: its state, its image's version, its port.
+
+The three read one server_status(), computed once per doctor run (runner_checks).
+"""
 
 from __future__ import annotations
 
@@ -20,8 +23,7 @@ def _status(engine: Engine) -> Status:
     return server_status(engine, Settings())
 
 
-def runner_state_check(engine: Engine) -> Check:
-    status = _status(engine)
+def runner_state_check(status: Status) -> Check:
     if status.state == "running":
         return Check(
             "runner",
@@ -50,8 +52,7 @@ def runner_state_check(engine: Engine) -> Check:
     )
 
 
-def runner_version_check(engine: Engine) -> Check:
-    status = _status(engine)
+def runner_version_check(status: Status) -> Check:
     if status.image is None:
         return Check("runner version", "ok", "no runner to compare")
     if status.version_matches:
@@ -66,8 +67,7 @@ def runner_version_check(engine: Engine) -> Check:
     )
 
 
-def runner_port_check(engine: Engine) -> Check:
-    status = _status(engine)
+def runner_port_check(status: Status) -> Check:
     if status.state in ("running", "starting"):
         return Check("runner port", "ok", f"{status.port} is the runner's")
     if health.port_in_use(status.port):
@@ -80,4 +80,12 @@ def runner_port_check(engine: Engine) -> Check:
     return Check("runner port", "ok", f"port {status.port} on 127.0.0.1 is free")
 
 
-CHECKS = [runner_state_check, runner_version_check, runner_port_check]
+def runner_checks(engine: Engine) -> list[Check]:
+    """State, version and port of the runner, from one look at it."""
+    status = _status(engine)
+    return [
+        check(status) for check in (runner_state_check, runner_version_check, runner_port_check)
+    ]
+
+
+CHECKS = [runner_checks]

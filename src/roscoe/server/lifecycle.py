@@ -1,31 +1,43 @@
 """Start, stop and restart the runner container. Returns results; never prints or exits.
 
-Start is idempotent: ours already running with the same image is left alone; ours stopped,
-exited, or on another image or port is replaced; a stranger holding the name is refused
-unless --replace. The whole decision runs under a lock, so two starts at once end with one
-container and both succeed. Ready means the service answers /health on 127.0.0.1:PORT;
-a container that exits (or keeps restarting) while we wait is removed after its last log
-lines are kept for the error.
+Start is idempotent: ours already running with the same image and settings is left alone;
+ours stopped, exited, on another image or started with other settings (port, workspace, -e,
+run limits, concurrency, queue, folders: a hash of its environment in a label) is replaced; a
+stranger holding the name is refused unless --replace. The image is made present and the
+port checked before anything is removed. The whole decision runs under a lock, so two starts
+at once end with one container and both succeed. Ready means the service answers /health on
+127.0.0.1:PORT; a container that exits (or keeps restarting) while we wait is removed after
+its last log lines are kept for the error.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from roscoe import paths
 from roscoe.errors import ImageError, OperationFailed, UsageError
-from roscoe.runner_layout import CANCEL_MARGIN_S, DEFAULT_SHUTDOWN_GRACE_S, ENV_SHUTDOWN_GRACE
+from roscoe.images import PULL_POLICIES
+from roscoe.runner_layout import (
+    CANCEL_MARGIN_S,
+    DEFAULT_SHUTDOWN_GRACE_S,
+    ENV_SHUTDOWN_GRACE,
+    LABEL_CONFIG_HASH,
+    RunnerConfig,
+)
 from roscoe.server import health, runner, state
 from roscoe.server.state import StartSettings
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
-    from roscoe.images import ImageChoice
+    from roscoe.images import ImageChoice, ImageStatus
     from roscoe.pull import PullSnapshot
     from roscoe.settings import Settings
 
@@ -36,7 +48,6 @@ LOG_LINES_ON_FAILURE = 20
 # and remove what still runs after it (runner_layout).
 DEFAULT_STOP_TIMEOUT = DEFAULT_SHUTDOWN_GRACE_S + CANCEL_MARGIN_S
 DEFAULT_WAIT_TIMEOUT = 60.0
-PULL_POLICIES = ("missing", "always", "never")
 
 
 class StartFailed(OperationFailed):
@@ -58,6 +69,8 @@ class StartResult:
     token_file: Path
     replaced_because: str | None = None
     seconds: float = 0.0
+    # (message, hint) about the image: version differs from the CLI's, reference not pinned
+    warnings: list[tuple[str, str | None]] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -85,6 +98,7 @@ class _Plan:
     queue: int
     projects_dir: str
     tools_dir: str
+    run_limits: dict[str, str]  # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK for the service's runs
 
 
 def parse_env(items: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
@@ -131,7 +145,44 @@ def plan_start(settings: Settings, wanted: StartSettings) -> _Plan:
         queue=settings.get("service.queue"),
         projects_dir=settings.get("projects_dir"),
         tools_dir=settings.get("tools_dir"),
+        run_limits=run_limits(settings),
     )
+
+
+RUN_LIMIT_KEYS = ("run.timeout", "run.memory", "run.cpus", "run.network")
+
+
+def run_limits(settings: Settings) -> dict[str, str]:
+    """The run defaults resolved here (env > config > default), as the service's environment.
+
+    The service reads them with its own Settings; neither the host's environment nor its
+    config file reaches the container, so they are handed over explicitly.
+    """
+    from roscoe.settings import SETTINGS
+
+    found: dict[str, str] = {}
+    for key in RUN_LIMIT_KEYS:
+        value = settings.get(key)
+        name = SETTINGS[key].env
+        if value is None or name is None:
+            continue  # no CPU limit: the service's default is none as well
+        found[name] = f"{value:g}" if isinstance(value, float) else str(value)
+    return found
+
+
+def check_wait_timeout(wait_timeout: float) -> None:
+    if not wait_timeout > 0:
+        raise UsageError(
+            f"--wait-timeout {wait_timeout:g}: must be more than 0 seconds",
+            hint=f"the default is {DEFAULT_WAIT_TIMEOUT:g}",
+        )
+
+
+def check_stop_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout >= 0:
+        raise UsageError(
+            f"--timeout {timeout:g}: must be 0 (kill at once) or more seconds",
+        )
 
 
 def start(
@@ -145,6 +196,7 @@ def start(
     on_pull: OnPull | None = None,
 ) -> StartResult:
     """Make sure our runner is running and answering; see the module docstring."""
+    check_wait_timeout(wait_timeout)
     plan = plan_start(settings, wanted)
     with state.start_lock(deadline_s=wait_timeout + 60):
         return _start_locked(
@@ -160,9 +212,11 @@ def start(
 def stop(engine: Engine, settings: Settings, timeout: float | None = None) -> StopResult:
     """Stop our runner gracefully (SIGTERM, SIGKILL after `timeout`) and remove it.
 
-    Without a timeout: the runner's own shutdown grace plus the cancel margin.
+    Without a timeout: the runner's own shutdown grace plus the cancel margin; 0 kills at once.
     """
-    with state.start_lock(deadline_s=(timeout or DEFAULT_STOP_TIMEOUT) + 120):
+    check_stop_timeout(timeout)
+    longest = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+    with state.start_lock(deadline_s=longest + 120):
         return _stop_locked(engine, settings.get("container_name"), timeout)
 
 
@@ -176,9 +230,12 @@ def restart(
     on_pull: OnPull | None = None,
 ) -> StartResult:
     """Stop, then start with the settings of the last start (a new container)."""
+    check_wait_timeout(wait_timeout)
+    check_stop_timeout(stop_timeout)
     wanted = state.load_settings() or StartSettings()
     plan = plan_start(settings, wanted)
-    deadline = (stop_timeout or DEFAULT_STOP_TIMEOUT) + wait_timeout + 120
+    longest = DEFAULT_STOP_TIMEOUT if stop_timeout is None else stop_timeout
+    deadline = longest + wait_timeout + 120
     with state.start_lock(deadline_s=deadline):
         _stop_locked(engine, plan.name, stop_timeout)
         return _start_locked(
@@ -197,12 +254,13 @@ def _quiet(_: str) -> None:
 
 def _stop_locked(engine: Engine, name: str, timeout: float | None) -> StopResult:
     began = time.monotonic()
-    found = runner.find(engine, name)
+    found = runner.find(engine, name, forget_stale=True)
     if found.ours is None:
         state.clear_container_id()
         return StopResult("not running", name=name)
     container_id = str(found.ours["Id"])
-    runner.remove(engine, container_id, stop_timeout=timeout or stop_timeout_of(found.ours))
+    grace = stop_timeout_of(found.ours) if timeout is None else timeout
+    runner.remove(engine, container_id, stop_timeout=grace)
     state.clear_container_id()
     return StopResult("stopped", container_id, name, time.monotonic() - began)
 
@@ -226,42 +284,67 @@ def _start_locked(
     on_pull: OnPull | None = None,
 ) -> StartResult:
     began = time.monotonic()
-    found = runner.find(engine, plan.name)
-    if found.foreign is not None:
-        if not replace:
-            raise OperationFailed(
-                f"a container named {plan.name} exists and is not roscoe's (no roscoe labels)",
-                hint=f"pass --replace to remove it, remove it yourself ({engine.kind} rm -f "
-                f"{plan.name}), or pick another name with ROSCOE_CONTAINER_NAME",
-            )
-        progress(f"removing the container {plan.name} that was in the way (--replace)")
-        runner.remove(engine, str(found.foreign["Id"]), stop_timeout=None)  # rm -f, as asked
-
-    image = _ensure_image(engine, plan, on_pull)
+    found = runner.find(engine, plan.name, forget_stale=True)
+    if found.foreign is not None and not replace:
+        raise OperationFailed(
+            f"a container named {plan.name} exists and is not roscoe's (no roscoe labels)",
+            hint=f"pass --replace to remove it, remove it yourself ({engine.kind} rm -f "
+            f"{plan.name}), or pick another name with ROSCOE_CONTAINER_NAME",
+        )
+    # Everything that can fail without touching a container comes first: the image (pulled
+    # as the policy says), the port, the config. A failed start leaves the old runner be.
+    image_status = _ensure_image(engine, plan, on_pull)
+    image = image_status.inspect or {}
+    config = _config(engine, plan, image)
     replaced_because = None
     if found.ours is not None:
-        replaced_because = _why_replace(found.ours, image, plan)
+        replaced_because = _why_replace(found.ours, image, plan, config)
         if replaced_because is None:
             state.write_container_id(str(found.ours["Id"]))
-            state.save_settings(plan.settings)
-            return _result("already running", found.ours["Id"], plan, None, began)
+            state.save_settings(plan.settings)  # they describe this very container
+            result = _result("already running", found.ours["Id"], plan, None, began)
+            result.warnings = list(image_status.warnings)
+            return result
+    if not _holds_port(found.ours, plan.port):
+        _check_port(plan.port)
+
+    if found.foreign is not None:
+        progress(f"removing the container {plan.name} that was in the way (--replace)")
+        runner.remove(engine, str(found.foreign["Id"]), stop_timeout=None)  # rm -f, as asked
+    if found.ours is not None:
         progress(f"replacing the runner ({replaced_because})")
         runner.remove(engine, str(found.ours["Id"]), stop_timeout=stop_timeout_of(found.ours))
         state.clear_container_id()
+        _check_port(plan.port)  # it held the port; nothing else may have taken it meanwhile
 
-    if health.port_in_use(plan.port):
-        raise OperationFailed(
-            f"port {plan.port} on 127.0.0.1 is already in use by another program",
-            hint=f"stop that program, or choose another port: --port N (or ROSCOE_PORT); "
-            f"`ss -ltnp 'sport = :{plan.port}'` shows who holds it",
-        )
-
-    container_id = _create(engine, plan, image)
+    container_id = _create(engine, config)
     progress("waiting for the execution service to answer /health")
     _wait_ready(engine, container_id, plan.port, wait_timeout)
     state.save_settings(plan.settings)
     outcome = "replaced" if replaced_because else "started"
-    return _result(outcome, container_id, plan, replaced_because, began)
+    result = _result(outcome, container_id, plan, replaced_because, began)
+    result.warnings = list(image_status.warnings)
+    return result
+
+
+def _holds_port(ours: dict[str, Any] | None, port: int) -> bool:
+    """Our running runner listens on this port already (it is freed when it is replaced)."""
+    from roscoe.runner_layout import ENV_PORT
+
+    return (
+        ours is not None
+        and runner.status_of(ours) in ("running", "restarting")
+        and runner.env_value(ours, ENV_PORT) == str(port)
+    )
+
+
+def _check_port(port: int) -> None:
+    if health.port_in_use(port):
+        raise OperationFailed(
+            f"port {port} on 127.0.0.1 is already in use by another program",
+            hint=f"stop that program, or choose another port: --port N (or ROSCOE_PORT); "
+            f"`ss -ltnp 'sport = :{port}'` shows who holds it",
+        )
 
 
 def _result(
@@ -280,7 +363,9 @@ def _result(
     )
 
 
-def _why_replace(ours: dict[str, Any], image: dict[str, Any], plan: _Plan) -> str | None:
+def _why_replace(
+    ours: dict[str, Any], image: dict[str, Any], plan: _Plan, config: RunnerConfig
+) -> str | None:
     """Why our existing runner cannot stay, or None when it is what was asked for."""
     from roscoe.runner_layout import ENV_HOST_WORKSPACE, ENV_PORT
 
@@ -293,22 +378,45 @@ def _why_replace(ours: dict[str, Any], image: dict[str, Any], plan: _Plan) -> st
         return f"it listens on port {runner.env_value(ours, ENV_PORT)}, not {plan.port}"
     if runner.env_value(ours, ENV_HOST_WORKSPACE) != str(plan.workspace):
         return f"it serves another workspace than {plan.workspace}"
+    labels = (ours.get("Config") or {}).get("Labels") or {}
+    if labels.get(LABEL_CONFIG_HASH) != config_hash(config.environment()):
+        return "it was started with other settings (-e, run limits, concurrency, queue or folders)"
     return None
 
 
-def _ensure_image(engine: Engine, plan: _Plan, on_pull: OnPull | None) -> dict[str, Any]:
-    """The image's inspect data, pulled first as the --pull policy says (progress to on_pull)."""
-    from roscoe.images import ensure_image
+def config_hash(environment: Mapping[str, str]) -> str:
+    """A digest of the runner's whole environment, for its label: values never in clear.
+
+    Keyed with the service token, so a short -e value cannot be guessed from the label by
+    trying candidates.
+    """
+    from roscoe.token import read_token
+
+    try:
+        key = read_token(paths.token_file()).encode("utf-8")
+    except Exception:  # no token yet: it is created before the container
+        key = b""
+    text = json.dumps(dict(sorted(environment.items())), separators=(",", ":"))
+    return "hmac-sha256:" + hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _ensure_image(engine: Engine, plan: _Plan, on_pull: OnPull | None) -> ImageStatus:
+    """The image's status with its inspect data, pulled first as the --pull policy says
+    (progress to on_pull); its warnings (version, unpinned reference) go to the result."""
+    from roscoe.images import ensure_image, image_status
 
     status = ensure_image(engine, plan.image, plan.settings.pull, on_pull)
-    found = status.inspect or engine.image_inspect(plan.image.ref)
-    if found is None:
-        raise ImageError(f"image {plan.image.ref} is still not present on {engine.kind}")
-    return found
+    if status.inspect is None:
+        found = engine.image_inspect(plan.image.ref)
+        if found is None:
+            raise ImageError(f"image {plan.image.ref} is still not present on {engine.kind}")
+        status = image_status(engine, plan.image, found)
+    return status
 
 
-def _create(engine: Engine, plan: _Plan, image: dict[str, Any]) -> str:
-    from roscoe.runner_layout import RunnerConfig, runner_user
+def _config(engine: Engine, plan: _Plan, image: dict[str, Any]) -> RunnerConfig:
+    """The runner container as it would be created; prepares the token and the runs dir."""
+    from roscoe.runner_layout import runner_user
     from roscoe.token import ensure_token
 
     root = os.getuid() == 0
@@ -342,7 +450,13 @@ def _create(engine: Engine, plan: _Plan, image: dict[str, Any]) -> str:
         projects_dir=plan.projects_dir,
         tools_dir=plan.tools_dir,
         env=dict(plan.settings.env),
+        run_limits=dict(plan.run_limits),
     )
+    config.config_hash = config_hash(config.environment())
+    return config
+
+
+def _create(engine: Engine, config: RunnerConfig) -> str:
     container, host = config.create_arguments()
     container_id = engine.create_container(container, host)
     state.write_container_id(container_id)

@@ -31,15 +31,17 @@ def is_ours(inspected: dict[str, Any]) -> bool:
     return labels.get(LABEL_MANAGED_BY) == MANAGED_BY_VALUE and labels.get(LABEL_KIND) == "server"
 
 
-def find(engine: Engine, name: str) -> Found:
+def find(engine: Engine, name: str, *, forget_stale: bool = False) -> Found:
     """Our runner (by stored ID, then by name + labels) and any stranger holding the name.
 
-    A stored ID whose container is gone is forgotten silently: the engine was reset, or
-    someone removed the container by hand.
+    A stored ID whose container is gone (the engine was reset, or someone removed it by hand)
+    is ignored; it is forgotten only with forget_stale, which start and stop pass while they
+    hold the start lock: a read (status, logs, doctor) must not race a start that has just
+    written the ID of the container it is creating.
     """
     stored = state.read_container_id()
     ours = engine.inspect_container(stored) if stored else None
-    if stored and ours is None:
+    if stored and ours is None and forget_stale:
         state.clear_container_id()
     if ours is not None and (not is_ours(ours) or container_name(ours) != name):
         ours = None  # the ID now belongs to something else, or the name was changed

@@ -9,7 +9,6 @@ unit tests).
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from roscoe.errors import EngineError, RoscoeError, UsageError
+from roscoe.runs.records import check_run_id
 from roscoe.service.auth import authorized
 from roscoe.service.limiter import QueueFull, RunLimiter, ShuttingDown
 from roscoe.service.log import JsonLog
@@ -32,7 +32,11 @@ from roscoe.service.validate import (
 RETRY_AFTER_S = 5
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 1000
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# GET /runs/{id}/output serves the end of the output: this much by default, ?tail=N bytes up
+# to the maximum. The whole file stays in the runs dir on the host.
+DEFAULT_OUTPUT_TAIL = 1024 * 1024
+MAX_OUTPUT_TAIL = 16 * 1024 * 1024
+TRUNCATED_HEADER = "X-Roscoe-Output-Truncated"
 
 
 class RunBackend(Protocol):
@@ -50,7 +54,8 @@ class RunBackend(Protocol):
 
     def get_run(self, run_id: str) -> dict[str, Any] | None: ...
 
-    def read_output(self, run_id: str) -> bytes | None: ...
+    def read_output(self, run_id: str, tail_bytes: int) -> tuple[bytes, bool] | None:
+        """At most the last tail_bytes of the output, and whether it was cut; None: no run."""
 
 
 @dataclass
@@ -152,9 +157,11 @@ class ExecutionService:
                 return self.post_run(headers, read_body)
             return self.list_runs(query)
         run_id = parts[1]
-        if not _RUN_ID.fullmatch(run_id):
+        try:
+            check_run_id(run_id)
+        except UsageError:
             return Response.error(404, "no such run")
-        return self.run_output(run_id) if len(parts) == 3 else self.get_run(run_id)
+        return self.run_output(run_id, query) if len(parts) == 3 else self.get_run(run_id)
 
     @staticmethod
     def _allow(method: str, *allowed: str) -> Response | None:
@@ -261,16 +268,25 @@ class ExecutionService:
             return Response.error(404, f"no run {run_id}")
         return Response.json(200, record)
 
-    def run_output(self, run_id: str) -> Response:
-        output = self.backend.read_output(run_id)
-        if output is None:
+    def run_output(self, run_id: str, query: dict[str, list[str]] | None = None) -> Response:
+        raw = ((query or {}).get("tail") or [str(DEFAULT_OUTPUT_TAIL)])[-1]
+        try:
+            tail = int(raw)
+        except ValueError:
+            return Response.error(400, "tail must be a whole number of bytes")
+        if not 1 <= tail <= MAX_OUTPUT_TAIL:
+            return Response.error(400, f"tail must be between 1 and {MAX_OUTPUT_TAIL} bytes")
+        found = self.backend.read_output(run_id, tail)
+        if found is None:
             return Response.error(404, f"no run {run_id}")
+        output, truncated = found
+        headers = {TRUNCATED_HEADER: "true" if truncated else "false"}
         try:
             output.decode("utf-8")
             content_type = "text/plain; charset=utf-8"
         except UnicodeDecodeError:
             content_type = "application/octet-stream"
-        return Response(200, output, content_type=content_type)
+        return Response(200, output, content_type=content_type, headers=headers)
 
     # -- shutdown --------------------------------------------------------------------------
     def cancel_all(self) -> list[str]:

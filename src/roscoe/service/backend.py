@@ -91,10 +91,12 @@ class CoreBackend:
         except UsageError:
             return None
 
-    def read_output(self, run_id: str) -> bytes | None:
+    def read_output(self, run_id: str, tail_bytes: int) -> tuple[bytes, bool] | None:
+        """The last `tail_bytes` of a run's output (read from the end, never more), and True
+        when that is not all of it; None when there is no such run."""
         from roscoe.runs.records import read_output
 
         try:
-            return read_output(run_id)[0]
+            return read_output(run_id, tail_bytes=tail_bytes)
         except UsageError:
             return None
