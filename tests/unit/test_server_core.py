@@ -306,14 +306,6 @@ def test_bad_pull_policy_is_usage_error(fake, settings, answering) -> None:
         start(fake, settings, wanted=StartSettings(use_local_image=True, pull="sometimes"))
 
 
-def test_parse_env() -> None:
-    assert lifecycle.parse_env(["A=1", "B", "C="], {"B": "two"}) == {"A": "1", "B": "two", "C": ""}
-    with pytest.raises(UsageError):
-        lifecycle.parse_env(["MISSING"], {})
-    with pytest.raises(UsageError):
-        lifecycle.parse_env(["1BAD=x"], {})
-
-
 def test_env_values_stay_out_of_settings_json(fake, settings, answering) -> None:
     wanted = StartSettings(use_local_image=True, port=18765, env={"API_KEY": "s3cret"})
     start(fake, settings, wanted=wanted)

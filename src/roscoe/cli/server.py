@@ -159,6 +159,7 @@ def start_command(
       roscoe server start --use-local-image --port 9000
       roscoe server start -e API_KEY -e MODE=fast --workspace ~/cases
     """
+    from roscoe.envvars import parse_env
     from roscoe.server import lifecycle
     from roscoe.server.state import StartSettings
 
@@ -170,7 +171,7 @@ def start_command(
         pull=pull.strip().lower(),
         port=port,
         workspace=workspace,
-        env=lifecycle.parse_env(env or [], os.environ),
+        env=parse_env(env or [], os.environ),
     )
     engine = st.engine()
     _starting(

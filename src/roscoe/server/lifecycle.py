@@ -17,7 +17,7 @@ import hmac
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -99,27 +99,6 @@ class _Plan:
     projects_dir: str
     tools_dir: str
     run_limits: dict[str, str]  # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK for the service's runs
-
-
-def parse_env(items: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
-    """-e KEY=VALUE or -e KEY (value from roscoe's own environment) -> {KEY: VALUE}."""
-    found: dict[str, str] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
-            raise UsageError(
-                f"-e {key or item!r}: not a variable name",
-                hint="use -e KEY=VALUE, or -e KEY to pass KEY from your environment",
-            )
-        if not eq:
-            if key not in environ:
-                raise UsageError(
-                    f"-e {key}: {key} is not set in your environment",
-                    hint=f"set it, or pass -e {key}=VALUE",
-                )
-            value = environ[key]
-        found[key] = value
-    return found
 
 
 def plan_start(settings: Settings, wanted: StartSettings) -> _Plan:
