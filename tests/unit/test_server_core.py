@@ -6,11 +6,24 @@ Real engines are exercised in tests/integration/test_server.py.
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import stat
+import threading
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from roscoe import __version__, paths
+from roscoe.constants import DEV_IMAGE, LABEL_KIND, LABEL_MANAGED_BY
 from roscoe.engine.detect import Endpoint
+from roscoe.errors import ImageError, OperationFailed, UsageError
+from roscoe.server import health, lifecycle, state, status
+from roscoe.server.state import StartSettings
+from roscoe.settings import Settings
 
 _ids = itertools.count(1)
 
@@ -134,21 +147,6 @@ class FakeEngine:
         self.last_logs_kwargs = kwargs
         yield 1, self.logs_of.get(ref, b"")
 
-
-import json  # noqa: E402
-import os  # noqa: E402
-import stat  # noqa: E402
-import threading  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from roscoe import __version__, paths  # noqa: E402
-from roscoe.constants import DEV_IMAGE, LABEL_KIND, LABEL_MANAGED_BY  # noqa: E402
-from roscoe.errors import ImageError, OperationFailed, UsageError  # noqa: E402
-from roscoe.server import health, lifecycle, state, status  # noqa: E402
-from roscoe.server.state import StartSettings  # noqa: E402
-from roscoe.settings import Settings  # noqa: E402
 
 OURS = {LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"}
 NAME = "roscoe-unit-runner"
@@ -597,3 +595,18 @@ def test_doctor_computes_the_runner_status_once(fake, settings, answering, monke
     names = [c.name for c in report.checks]
     assert names[-3:] == ["runner", "runner version", "runner port"]
     assert calls == [1]
+
+
+def test_a_privileged_port_is_refused_before_the_engine(fake, settings) -> None:
+    with pytest.raises(UsageError, match="port 81 is privileged"):
+        lifecycle.start(fake, settings, StartSettings(use_local_image=True, port=81))
+    assert fake.calls == []
+
+
+def test_likely_cause_reads_the_runners_words_not_roscoes() -> None:
+    hint = lifecycle.likely_cause("PermissionError: [Errno 13] Permission denied", 1)
+    assert "engine socket" not in hint
+    socket_hint = lifecycle.likely_cause(
+        '{"event": "startup_failed", "error": "permission denied on /run/roscoe/engine.sock"}', 1
+    )
+    assert "engine socket" in socket_hint

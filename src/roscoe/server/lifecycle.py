@@ -114,9 +114,16 @@ def plan_start(settings: Settings, wanted: StartSettings) -> _Plan:
     # uid 1000; 0700 keeps every other host user out all the same.
     paths.ensure_dir(paths.data_dir())
     workspace = Workspace.from_settings(settings, wanted.workspace)
+    port = settings.get("port", wanted.port)
+    if port < UNPRIVILEGED_PORTS:
+        raise UsageError(
+            f"port {port} is privileged: the runner has no capabilities and cannot listen on "
+            "a port below 1024",
+            hint="choose a port from 1024 to 65535 with --port or ROSCOE_PORT",
+        )
     return _Plan(
         name=settings.get("container_name"),
-        port=settings.get("port", wanted.port),
+        port=port,
         workspace=workspace.root,
         image=choose_image(settings, wanted.image, wanted.use_local_image),
         settings=wanted,
@@ -129,6 +136,7 @@ def plan_start(settings: Settings, wanted: StartSettings) -> _Plan:
 
 
 RUN_LIMIT_KEYS = ("run.timeout", "run.memory", "run.cpus", "run.network")
+UNPRIVILEGED_PORTS = 1024
 
 
 def run_limits(settings: Settings) -> dict[str, str]:
@@ -396,6 +404,7 @@ def _ensure_image(engine: Engine, plan: _Plan, on_pull: OnPull | None) -> ImageS
 def _config(engine: Engine, plan: _Plan, image: dict[str, Any]) -> RunnerConfig:
     """The runner container as it would be created; prepares the token and the runs dir."""
     from roscoe.runner_layout import runner_user
+    from roscoe.runs.execute import selinux_enforcing
     from roscoe.token import ensure_token
 
     root = os.getuid() == 0
@@ -430,6 +439,7 @@ def _config(engine: Engine, plan: _Plan, image: dict[str, Any]) -> RunnerConfig:
         tools_dir=plan.tools_dir,
         env=dict(plan.settings.env),
         run_limits=dict(plan.run_limits),
+        selinux=selinux_enforcing(),
     )
     config.config_hash = config_hash(config.environment())
     return config
@@ -493,7 +503,10 @@ def _fail(
     runner.remove(engine, container_id, stop_timeout=None)
     state.clear_container_id()
     raise StartFailed(
-        message, likely_cause("\n".join(lines) + "\n" + message, exit_code, timed_out), lines
+        # The runner's own words only: roscoe's message names "the engine" by itself.
+        message,
+        likely_cause("\n".join(lines), exit_code, timed_out),
+        lines,
     )
 
 
