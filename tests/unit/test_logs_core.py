@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from roscoe.engine.client import LogFrames
+from roscoe.engine.streams import LogFrames
 from roscoe.errors import UsageError
 from roscoe.server import logs
 
@@ -117,7 +117,7 @@ def test_tail_and_timeout_are_asked_of_the_engine(monkeypatch: pytest.MonkeyPatc
 
 
 def test_unchunk_split_anywhere() -> None:
-    from roscoe.engine.client import Unchunk
+    from roscoe.engine.streams import Unchunk
 
     body = b"4\r\none\n\r\n1;ext=1\r\nx\r\nA\r\n" + b"0123456789" + b"\r\n0\r\n\r\n"
     for cut in range(len(body) + 1):

@@ -1,0 +1,158 @@
+"""The engine calls for the long-lived runner container, as a part of `Engine`.
+
+Create, start, stop, and read its logs. These go through the docker SDK (`self.api`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from roscoe.engine.streams import LogFrames, Unchunk, shutdown
+
+if TYPE_CHECKING:
+    import docker
+
+
+class RunnerCalls:
+    """Mixed into Engine."""
+
+    # Provided by Engine.
+    api: docker.APIClient
+    kind: str
+
+    def create_container(self, container: Mapping[str, Any], host: Mapping[str, Any]) -> str:
+        """Create a container from (create_container kwargs, create_host_config kwargs)."""
+        import docker.errors
+
+        from roscoe.errors import ImageError, OperationFailed
+
+        try:
+            host_config = self.api.create_host_config(**host)
+            created = self.api.create_container(host_config=host_config, **container)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageError(
+                f"image {container.get('image')} is not present on {self.kind}",
+                hint="pull or build it first",
+            ) from exc
+        except docker.errors.APIError as exc:
+            raise OperationFailed(
+                f"{self.kind} refused to create container {container.get('name')}: {explain(exc)}"
+            ) from exc
+        return str(created["Id"])
+
+    def start_container(self, ref: str) -> None:
+        import docker.errors
+
+        from roscoe.errors import OperationFailed
+
+        try:
+            self.api.start(ref)
+        except docker.errors.APIError as exc:
+            raise OperationFailed(
+                f"{self.kind} could not start the container: {explain(exc)}"
+            ) from exc
+
+    def stop_container(self, ref: str, timeout: float) -> bool:
+        """SIGTERM, then SIGKILL after `timeout` seconds; False if the container was gone."""
+        import docker.errors
+
+        try:
+            self.api.stop(ref, timeout=max(0, round(timeout)))
+        except docker.errors.NotFound:
+            return False
+        return True
+
+    def log_tail(self, ref: str, lines: int) -> bytes:
+        """The last `lines` lines of a container's output, asked of the engine."""
+        import docker.errors
+
+        try:
+            return bytes(self.api.logs(ref, stdout=True, stderr=True, tail=lines, stream=False))
+        except docker.errors.APIError:
+            return b""
+
+    def stream_logs(
+        self,
+        ref: str,
+        *,
+        tty: bool = False,
+        follow: bool = False,
+        tail: int | str = "all",
+        since: int | None = None,
+        timestamps: bool = False,
+        read_timeout: float = 60.0,
+        still_running: Callable[[], bool] | None = None,
+    ) -> Iterator[tuple[int, bytes]]:
+        """A container's output as (stream, bytes) pieces: 1 stdout, 2 stderr; never slurped.
+
+        The tail is asked of the engine. Silence never ends a followed stream: the SDK's read
+        timeout would (docker-py #931), and Podman sends its response headers only with the
+        first output (podman #23712), so the request waits without a read timeout, in a
+        reader thread; every `read_timeout` seconds of silence `still_running()` is asked
+        whether to keep waiting (a stream that outlives its container must not hang).
+        """
+        import queue
+        import threading
+
+        params: dict[str, Any] = {
+            "stdout": 1,
+            "stderr": 1,
+            "follow": int(follow),
+            "timestamps": int(timestamps),
+            "tail": str(tail),
+        }
+        if since is not None:
+            params["since"] = since
+        url = self.api._url("/containers/{0}/logs", ref)
+        response = self.api._get(url, params=params, stream=True, timeout=(30, None))
+        self.api._raise_for_status(response)
+        fp = response.raw._fp  # http.client's response
+        # Engines send each log line as its own HTTP chunk: http.client would hand them over
+        # one by one (a million calls for a million lines), so the body is read from the
+        # socket's buffer in large blocks and de-chunked here.
+        body = fp.fp
+        unchunk = Unchunk() if fp.chunked else None
+        decoder = None if tty else LogFrames()
+        pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=64)
+
+        def read() -> None:
+            try:
+                while True:
+                    block = body.read1(256 * 1024)
+                    if not block:
+                        break
+                    data = unchunk.feed(block) if unchunk is not None else block
+                    if data:
+                        pieces.put(data)
+                    if unchunk is not None and unchunk.done:
+                        break
+            except BaseException as exc:  # handed to the consumer, which decides
+                pieces.put(exc)
+            pieces.put(None)
+
+        reader = threading.Thread(target=read, name="roscoe-logs", daemon=True)
+        reader.start()
+        try:
+            while True:
+                try:
+                    item = pieces.get(timeout=read_timeout if follow else None)
+                except queue.Empty:
+                    if still_running is None or still_running():
+                        continue
+                    return
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                if decoder is None:
+                    yield 1, item
+                else:
+                    yield from decoder.feed(item)
+        finally:
+            shutdown(response)
+
+
+def explain(exc: Any) -> str:
+    text = str(getattr(exc, "explanation", None) or exc)
+    return text.splitlines()[0][:300] if text else type(exc).__name__
