@@ -105,8 +105,8 @@ def choose_image(
             choice = ImageChoice(pinned_image(), "pinned")
     # The reference grammar the engines accept ([host[:port]/]path[:tag][@digest]), checked
     # here so a typo is exit 2 before any container, not an engine error (125) after one.
-    parse_reference(choice.ref)
-    if not _REFERENCE.fullmatch(choice.ref.strip()):
+    # A regex, not the SDK's parser: this runs on every `roscoe run`, which never loads the SDK.
+    if not _REFERENCE.fullmatch(choice.ref):
         raise UsageError(
             f"{choice.source}: '{choice.ref}' is not an image reference",
             hint="e.g. registry:5000/team/name:tag (lowercase name, tag of letters, digits, ._-)",
