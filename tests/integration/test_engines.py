@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from helpers import roscoe
 
@@ -89,3 +91,28 @@ def test_dash_dash_version_does_not_import_the_docker_sdk() -> None:
     assert result.returncode == 0, result.stderr
     assert out.startswith("roscoe ")
     assert "HEAVY []" in out
+
+
+def test_a_run_never_loads_the_docker_sdk(
+    engine_env: dict[str, str], base_image: str, tmp_path: Path
+) -> None:
+    # The SDK costs ~150 ms to import, more than a run may add on top of the engine.
+    (tmp_path / "projects" / "c").mkdir(parents=True)
+    (tmp_path / "Tools").mkdir()
+    (tmp_path / "Tools" / "t.py").write_text("print('ran')\n")
+    for folder in (tmp_path / "projects" / "c", tmp_path / "Tools"):
+        folder.chmod(0o777)
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['roscoe', 'run', '--workspace', {str(tmp_path)!r}, '--image', "
+        f"{base_image!r}, 'c', 't.py']\n"
+        "try:\n"
+        "    runpy.run_module('roscoe', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code\n"
+        "print('SDK', 'docker' in sys.modules or 'requests' in sys.modules)\n"
+    )
+    env = {**os.environ, **engine_env}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines()[-2:] == ["ran", "SDK False"]
