@@ -24,8 +24,8 @@ from packaging.version import InvalidVersion, Version
 from roscoe.engine.detect import Endpoint, Probe, locate, runtime_choice, socket_error
 from roscoe.engine.runner import RunnerCalls, explain
 from roscoe.engine.runs import RunCalls
-from roscoe.engine.wire import SdkWire, Wire, WireError
-from roscoe.errors import EngineError
+from roscoe.engine.wire import SdkWire, Wire, WireError, quoted
+from roscoe.errors import EngineError, OperationFailed, RoscoeError
 
 if TYPE_CHECKING:
     import docker
@@ -108,8 +108,8 @@ class Engine(RunCalls, RunnerCalls):
     def rootless(self) -> bool | None:
         """True when the engine runs without root (rootless Docker or Podman)."""
         try:
-            info = self.api.info()
-        except Exception:
+            info = self.wire.call("GET", "/info")
+        except (WireError, OSError):
             return None
         options = " ".join(info.get("SecurityOptions") or [])
         if "rootless" in options:
@@ -126,14 +126,14 @@ class Engine(RunCalls, RunnerCalls):
     # -- images ---------------------------------------------------------------------------
     def image_inspect(self, ref: str) -> dict[str, Any] | None:
         """The image's inspect data, or None when it is not present locally."""
-        import docker.errors
-
         try:
-            return dict(self.api.inspect_image(ref))
-        except docker.errors.ImageNotFound:
-            return None
-        except docker.errors.NotFound:
-            return None
+            return dict(self.wire.call("GET", f"/images/{quoted(ref)}/json"))
+        except WireError as exc:
+            if exc.status == 404:
+                return None
+            raise self._failed(f"could not inspect image {ref}", exc) from exc
+        except OSError as exc:
+            raise self._failed(f"could not inspect image {ref}", exc) from exc
 
     def pull_stream(self, repository: str, tag: str) -> Iterator[dict[str, Any]]:
         """The engine's pull events, decoded (roscoe.pull folds them into progress).
@@ -169,33 +169,50 @@ class Engine(RunCalls, RunnerCalls):
         return guarded()
 
     # -- containers -----------------------------------------------------------------------
+    # Over the wire like a run's calls: `server status`, `gc` and `doctor` then never load the
+    # docker SDK either.
     def containers(self, labels: Mapping[str, str], all: bool = True) -> list[dict[str, Any]]:
         """Containers carrying every label given (key=value)."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        return list(self.api.containers(all=all, filters=filters))
+        try:
+            found = self.wire.call(
+                "GET", "/containers/json", params={"all": all, "filters": filters}
+            )
+        except (WireError, OSError) as exc:
+            raise self._failed("could not list containers", exc) from exc
+        return list(found or [])
 
     def inspect_container(self, ref: str) -> dict[str, Any] | None:
-        import docker.errors
-
         try:
-            return dict(self.api.inspect_container(ref))
-        except docker.errors.NotFound:
-            return None
+            return dict(self.wire.call("GET", f"/containers/{quoted(ref)}/json"))
+        except WireError as exc:
+            if exc.status == 404:
+                return None
+            raise self._failed(f"could not inspect container {ref}", exc) from exc
+        except OSError as exc:
+            raise self._failed(f"could not inspect container {ref}", exc) from exc
 
     def remove_container(self, ref: str, force: bool = True) -> bool:
         """Remove a container; False if it was already gone."""
-        import docker.errors
-
         try:
-            self.api.remove_container(ref, force=force, v=True)
-        except docker.errors.NotFound:
-            return False
-        except docker.errors.APIError as exc:
+            self.wire.call(
+                "DELETE", f"/containers/{quoted(ref)}", params={"force": force, "v": True}
+            )
+        except WireError as exc:
             # Removal already under way (e.g. AutoRemove, or a concurrent gc): it will be gone.
-            if exc.status_code == 409 and "in progress" in str(exc.explanation or ""):
+            if exc.status == 404 or (exc.status == 409 and "in progress" in exc.message):
                 return False
-            raise
+            raise self._failed(f"could not remove container {ref}", exc) from exc
+        except OSError as exc:
+            raise self._failed(f"could not remove container {ref}", exc) from exc
         return True
+
+    def _failed(self, what: str, exc: BaseException) -> RoscoeError:
+        """The socket failing is no reachable engine (3); the engine refusing, a failure (1)."""
+        if isinstance(exc, OSError):
+            return EngineError(f"{what}: the {self.kind} engine stopped answering: {exc}")
+        reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        return OperationFailed(f"{what}: {self.kind} said: {reason}")
 
 
 def connect(runtime: str | None = None, probe: Probe | None = None, timeout: int = 60) -> Engine:
