@@ -54,6 +54,12 @@ def test_gc_after_a_sigkilled_roscoe(tmp_path: Path, engine: Any, base_image: st
         assert f"roscoe-run-{run_id}" in done.stdout.decode()
         assert engine.inspect_container(container_id) is None
         assert roscoe_containers(engine, **ours) == []
+
+        # The record its roscoe never finished is finished by gc, from the container's end.
+        record = json.loads(roscoe("runs", "show", run_id, "--json").stdout)
+        assert record["status"] == "failed"
+        assert record["exit_code"] == 137  # the in-container timeout's SIGKILL
+        assert "recorded by roscoe gc" in record["message"]
     finally:
         if proc.poll() is None:
             proc.kill()

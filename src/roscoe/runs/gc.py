@@ -134,9 +134,44 @@ def collect(engine: Engine, dry_run: bool) -> GcResult:
             result.removed.append(item)
             continue
         try:
+            if item.run_id:
+                close_abandoned_record(engine, str(container.get("Id")), item.run_id, reason)
             engine.remove_container(str(container.get("Id")), force=True)
         except Exception as exc:  # one stubborn container must not stop the sweep
             result.failed.append((item, str(exc).splitlines()[0] if str(exc) else repr(exc)))
             continue
         result.removed.append(item)
     return result
+
+
+def close_abandoned_record(engine: Engine, container_id: str, run_id: str, reason: str) -> None:
+    """Finish the record of a run whose roscoe died, from its container's final state.
+
+    Its roscoe never wrote the outcome, so the record still says "running". Records of runs
+    made elsewhere (another data dir, the service's) are not here, and are left alone.
+    """
+    from roscoe.errors import UsageError
+    from roscoe.runs.records import load_run, now_iso, write_record
+
+    try:
+        record = load_run(run_id)
+    except UsageError:
+        return
+    if record.status != "running":
+        return
+    state = (engine.inspect_container(container_id) or {}).get("State") or {}
+    running = bool(state.get("Running"))
+    code = state.get("ExitCode")
+    if running or code is None:
+        record.status, record.exit_code = "error", None
+    elif code == 0:
+        record.status, record.exit_code = "succeeded", 0
+    else:  # 137 here is as likely the in-container timeout's kill as the memory limit's
+        record.status, record.exit_code = "failed", int(code)
+    ended = "still running" if running else f"exited with {code}"
+    record.message = (
+        f"roscoe ended before this run did ({ended}); recorded by roscoe gc ({reason}); "
+        "the saved output stops where roscoe ended"
+    )
+    record.finished_at = now_iso()
+    write_record(record)
