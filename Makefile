@@ -1,4 +1,5 @@
-# roscoe: developer tasks. `make install` once, then `make test`.
+# roscoe: developer tasks. From a fresh clone, `make demo` runs the main job and `make test`
+# the tests; each installs and starts what it needs (Debian: engines from its packages).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ IMAGE_REPOSITORY ?= ghcr.io/roscoe-cli/roscoe-runner
 BASE_IMAGE ?= roscoe-base:bookworm
 ENGINE_HOST ?= unix:///var/run/docker.sock
 
-.PHONY: install test unit lint fmt engines-up engines-down base-image build-image run-local test-image push-image demo bench clean
+.PHONY: install test unit test-images lint fmt engines-up engines-down base-image build-image run-local test-image push-image demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +18,16 @@ $(BIN)/python:
 install: $(BIN)/python ## a local venv with roscoe editable and the test tools
 	$(BIN)/pip install --quiet -e '.[test]'
 
-test: ## the whole suite (integration tests need engines: see `make engines-up`)
+# `make demo` and `make test` work from a fresh clone: each brings up what it needs first
+# (the venv, the engines, the images); every step is skipped when already done.
+test: install engines-up test-images ## the whole suite, on real Docker and Podman
 	$(BIN)/pytest
 
-unit: ## only the tests that need no engine
+unit: install ## only the tests that need no engine
 	$(BIN)/pytest tests/unit
+
+test-images: base-image ## the runner image from this tree, in both engines
+	bash scripts/build-test-images.sh
 
 lint:
 	$(BIN)/ruff check src tests bench examples
@@ -95,7 +101,7 @@ test-image: build-image ## build the runner image and prove the service in it wo
 	echo "test-image: ok"
 
 # The demo: the inventory tool on the example case, in the small base image (make base-image).
-demo: ## run examples/workspace/Tools/create_file_inventory.py against the demo case
+demo: install engines-up base-image ## the inventory tool on the example case, in the base image
 	DOCKER_HOST=$${DOCKER_HOST:-$(ENGINE_HOST)} $(BIN)/roscoe run --workspace examples/workspace \
 		--image $(BASE_IMAGE) demo-case create_file_inventory.py -- --format md
 
