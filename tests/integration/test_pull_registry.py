@@ -7,6 +7,7 @@ removes the reference from the engine under test before pulling, and after.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -16,7 +17,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -75,23 +76,21 @@ def small_rootfs() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module")
-def pushed() -> Iterator[str]:
-    """A reference that exists only in the registry, under a unique repository name."""
+@contextlib.contextmanager
+def in_registry(name: str, make_local: Callable[[str], None]) -> Iterator[str]:
+    """A reference that exists only in the loopback registry, under a unique repository.
+
+    `make_local(ref)` creates `ref` on Docker; it is pushed, untagged locally, yielded, and
+    deleted from the registry at the end.
+    """
     if not registry_up():
         skip_or_fail(f"no registry at {REGISTRY} (scripts/engines.sh start)", "docker")
     docker = ENGINE_HOSTS["docker"]
     if dk(docker, "version").returncode != 0:
         skip_or_fail(f"docker is not reachable at {docker}", "docker")
-    repository = f"roscoe-test/pull-{uuid.uuid4().hex[:10]}"
+    repository = f"roscoe-test/{name}-{uuid.uuid4().hex[:10]}"
     ref = f"{REGISTRY}/{repository}:v1"
-    subprocess.run(
-        ["docker", "-H", docker, "import", "-", ref],
-        input=small_rootfs(),
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
+    make_local(ref)
     try:
         pushed = dk(docker, "push", ref)
         assert pushed.returncode == 0, pushed.stderr
@@ -99,6 +98,23 @@ def pushed() -> Iterator[str]:
         dk(docker, "rmi", ref)
     yield ref
     delete_from_registry(repository, "v1")
+
+
+@pytest.fixture(scope="module")
+def pushed() -> Iterator[str]:
+    """A small image of random bytes that exists only in the registry."""
+
+    def import_rootfs(ref: str) -> None:
+        subprocess.run(
+            ["docker", "-H", ENGINE_HOSTS["docker"], "import", "-", ref],
+            input=small_rootfs(),
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+
+    with in_registry("pull", import_rootfs) as ref:
+        yield ref
 
 
 @pytest.fixture

@@ -8,35 +8,24 @@ layers, and roscoe must see the image present afterwards.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from test_pull_registry import delete_from_registry, dk, registry_up
+from test_pull_registry import dk, in_registry
 from test_server import ok, status_json
 
-from helpers import ENGINE_HOSTS, REGISTRY, RUNNER_IMAGE, roscoe, skip_or_fail
+from helpers import ENGINE_HOSTS, RUNNER_IMAGE, roscoe, skip_or_fail
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
 
 @pytest.fixture(scope="module")
 def pushed_runner() -> Iterator[str]:
-    if not registry_up():
-        skip_or_fail(f"no registry at {REGISTRY} (scripts/engines.sh start)", "docker")
     docker = ENGINE_HOSTS["docker"]
     if dk(docker, "image", "inspect", RUNNER_IMAGE).returncode != 0:
         skip_or_fail(f"{RUNNER_IMAGE} is not built on docker (make build-image)", "docker")
-    repository = f"roscoe-test/runner-{uuid.uuid4().hex[:10]}"
-    ref = f"{REGISTRY}/{repository}:v1"
-    dk(docker, "tag", RUNNER_IMAGE, ref, check=True)
-    try:
-        pushed = dk(docker, "push", ref)
-        assert pushed.returncode == 0, pushed.stderr
-    finally:
-        dk(docker, "rmi", ref)
-    yield ref
-    delete_from_registry(repository, "v1")
+    with in_registry("runner", lambda ref: dk(docker, "tag", RUNNER_IMAGE, ref, check=True)) as ref:
+        yield ref
 
 
 @pytest.fixture
