@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import typer
@@ -46,17 +47,26 @@ def list_command(
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for column in ("id", "status", "exit", "duration", "case", "script"):
-        table.add_column(column, no_wrap=column not in ("case", "script"), overflow="fold")
-    for record in found:
-        table.add_row(
+    rows = [
+        (
             record.id,
-            _status(record.status),
+            record.status,
             "" if record.exit_code is None else str(record.exit_code),
             "" if record.duration_s is None else f"{record.duration_s:.1f} s",
-            render.escape(record.case),
-            render.escape(" ".join([record.script, *record.args])),
+            record.case,
+            shlex.join([record.script, *record.args]),
         )
+        for record in found
+    ]
+    # One line per run, like `docker ps`: every column keeps its width but the command line,
+    # which is cut (not wrapped) when the terminal is narrow.
+    names = ("id", "status", "exit", "duration", "case", "script")
+    for index, name in enumerate(names):
+        widest = max(len(name), *(len(row[index]) for row in rows))
+        fixed = name != "script"
+        table.add_column(name, no_wrap=True, overflow="ellipsis", min_width=widest if fixed else 12)
+    for row in rows:
+        table.add_row(row[0], _status(row[1]), *(render.escape(cell) for cell in row[2:]))
     render.console().print(table)
 
 
