@@ -18,6 +18,7 @@ from roscoe import paths
 from roscoe.constants import DEFAULT_CONTAINER_NAME, DEFAULT_PORT
 from roscoe.errors import UsageError
 
+MAX_SIZE = (1 << 63) - 1  # the engines hold limits in a signed 64-bit integer
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
 
@@ -29,6 +30,8 @@ def parse_size(text: str) -> int:
     number, unit = float(match.group(1)), match.group(2).lower()
     factor = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
     value = int(number * factor)
+    if value > MAX_SIZE:
+        raise ValueError(f"'{text}' is larger than any engine takes (at most 8 EiB)")
     if value < 6 << 20:
         raise ValueError(f"'{text}' is too small (the engines need at least 6m)")
     return value

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from service_fixtures import DEMO_CASE, DEMO_SCRIPT, Answer, LiveService, start_service
 
-from helpers import roscoe
+from helpers import RUNNER_IMAGE, roscoe
 
 __all__ = ["start_service"]  # the fixture, imported so pytest finds it here
 
@@ -56,6 +56,17 @@ def test_an_authorised_run_of_the_demo_case(start_service: Any) -> None:
     assert tail.body == output.body[-10:]
     assert tail.headers["X-Roscoe-Output-Truncated"] == "true"
     assert live.run_containers() == []  # the one-shot container is gone
+
+    # A run made by the CLI on the host is served too, even when roscoe runs as root (the
+    # service is uid 1000 and the runs folder is handed to it).
+    cli = roscoe(
+        "run", "--workspace", str(live.workspace), "--image", RUNNER_IMAGE, "--json",
+        DEMO_CASE, DEMO_SCRIPT,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    cli_id = json.loads(cli.stdout)["id"]
+    assert live.request("GET", f"/runs/{cli_id}").json()["status"] == "succeeded"
+    assert live.request("GET", f"/runs/{cli_id}/output").status == 200
 
 
 def test_a_failing_script_comes_back_with_its_exit_code(start_service: Any) -> None:

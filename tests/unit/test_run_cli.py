@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,28 @@ def test_ctrl_c_during_the_pull_ends_the_run_before_anything_is_created(
     assert done.output.count("\n") == 1
     assert engine.calls == ["create", "inspect"]  # the one try before the pull; none after
     assert not paths.runs_dir().exists() or not any(paths.runs_dir().iterdir())
+
+
+class InterruptedWhileCreating(NoImageEngine):
+    """Ctrl-C lands while the container is being created, and then the image is missing."""
+
+    def run_create(self, **kwargs: Any) -> str:
+        os.kill(os.getpid(), signal.SIGINT)  # roscoe's handler turns it into a cancel
+        return super().run_create(**kwargs)
+
+
+def test_ctrl_c_while_creating_does_not_go_on_to_pull(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = InterruptedWhileCreating()
+    monkeypatch.setattr(CliState, "engine", lambda self: fake)
+    pulls: list[Any] = []
+    monkeypatch.setattr("roscoe.images.ensure_image", lambda *args, **kwargs: pulls.append(args))
+    done = invoke("run", "--workspace", str(ws), "--image", "img:v1", "case-a", "tool.py")
+    assert done.exit_code == 130, done.output
+    assert "interrupted before pulling img:v1; nothing ran" in done.output
+    assert pulls == []
+    assert fake.calls == ["create", "inspect"]
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from roscoe.constants import LABEL_DEADLINE, LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_RUN_ID
 from roscoe.runs import gc
+from roscoe.runs.records import RunRecord, load_run, now_iso, write_record
 
 NOW = 1_000_000.0
 HOST = "this-host"
@@ -92,3 +95,47 @@ def test_collect_reports_a_container_it_could_not_remove() -> None:
     engine = FakeEngine([overdue], fail={overdue["Id"]})
     result = gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
     assert result.removed == [] and "device busy" in result.failed[0][1]
+
+
+class InspectingEngine(FakeEngine):
+    def __init__(self, found: list[dict[str, Any]], states: dict[str, dict[str, Any]]) -> None:
+        super().__init__(found)
+        self.states = states
+
+    def inspect_container(self, ref: str) -> dict[str, Any] | None:
+        return {"State": self.states[ref]}
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "exit_code", "said"),
+    [
+        # created, never started: engines report exit 0, which must not read as success
+        ({"Status": "created", "Running": False, "ExitCode": 0}, "interrupted", None, "never"),
+        ({"Status": "exited", "Running": False, "ExitCode": 0}, "succeeded", 0, "exited with 0"),
+        ({"Status": "exited", "Running": False, "ExitCode": 137}, "failed", 137, "with 137"),
+        ({"Status": "running", "Running": True, "ExitCode": 0}, "error", None, "still running"),
+    ],
+)
+def test_gc_finishes_the_record_its_roscoe_never_wrote(
+    state: dict[str, Any], status: str, exit_code: int | None, said: str
+) -> None:
+    import time
+
+    write_record(RunRecord(id="run-42", case="c", script="s.py", started_at=now_iso()))
+    abandoned = _container("exited", time.time() - 5)
+    engine = InspectingEngine([abandoned], {abandoned["Id"]: state})
+    gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
+    record = load_run("run-42")
+    assert (record.status, record.exit_code) == (status, exit_code)
+    assert said in str(record.message) and "roscoe gc" in str(record.message)
+    assert engine.removed == [abandoned["Id"]]
+
+
+def test_gc_leaves_a_finished_record_alone() -> None:
+    import time
+
+    write_record(RunRecord(id="run-42", case="c", script="s.py", status="failed", exit_code=3))
+    abandoned = _container("exited", time.time() - 5)
+    engine = InspectingEngine([abandoned], {abandoned["Id"]: {"Status": "exited", "ExitCode": 0}})
+    gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
+    assert (load_run("run-42").status, load_run("run-42").exit_code) == ("failed", 3)

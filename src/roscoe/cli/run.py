@@ -6,11 +6,12 @@ import os
 import signal
 import sys
 import threading
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, NoReturn
 
 import typer
 
 from roscoe.cli.state import state
+from roscoe.constants import ExitCode
 from roscoe.errors import ImageError
 
 
@@ -140,13 +141,13 @@ def run_command(
         from roscoe.cli.pull_view import PullView
         from roscoe.images import ensure_image
 
+        if cancel.is_set():  # Ctrl-C came while the container was being created
+            _interrupted(f"interrupted before pulling {choice.ref}; nothing ran")
         try:
             with PullView(choice.ref, quiet=st.quiet) as view:
                 ensure_image(engine, choice, "missing", view)
         except KeyboardInterrupt:
-            sys.stderr.write(f"roscoe: interrupted while pulling {choice.ref}; nothing ran\n")
-            sys.stderr.flush()
-            raise typer.Exit(130) from None
+            _interrupted(f"interrupted while pulling {choice.ref}; nothing ran")
         with _CancelOnSignals(cancel):
             record = execute(engine, where, spec, on_output=forward, cancel=cancel)
     if record.message:
@@ -157,6 +158,12 @@ def run_command(
 
         render.print_json(record.to_json())
     raise typer.Exit(record.exit_code or 0)
+
+
+def _interrupted(message: str) -> NoReturn:
+    sys.stderr.write(f"roscoe: {message}\n")
+    sys.stderr.flush()
+    raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 class _Forward:

@@ -39,6 +39,7 @@ from roscoe.runs.records import (
     OUTPUT_FILE,
     RunRecord,
     check_run_id,
+    hand_over,
     make_run_dir,
     new_run_id,
     now_iso,
@@ -216,6 +217,7 @@ class _Sink:
 
     def __init__(self, path: Path, on_output: OnOutput | None):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        hand_over(path)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._on_output = on_output
         self.bytes = 0

@@ -162,13 +162,15 @@ def close_abandoned_record(engine: Engine, container_id: str, run_id: str, reaso
     state = (engine.inspect_container(container_id) or {}).get("State") or {}
     running = bool(state.get("Running"))
     code = state.get("ExitCode")
-    if running or code is None:
-        record.status, record.exit_code = "error", None
+    if str(state.get("Status", "")).lower() == "created":
+        # roscoe died between creating and starting it: engines say exit 0, but nothing ran.
+        record.status, record.exit_code, ended = "interrupted", None, "it never started"
+    elif running or code is None:
+        record.status, record.exit_code, ended = "error", None, "still running"
     elif code == 0:
-        record.status, record.exit_code = "succeeded", 0
+        record.status, record.exit_code, ended = "succeeded", 0, "exited with 0"
     else:  # 137 here is as likely the in-container timeout's kill as the memory limit's
-        record.status, record.exit_code = "failed", int(code)
-    ended = "still running" if running else f"exited with {code}"
+        record.status, record.exit_code, ended = "failed", int(code), f"exited with {code}"
     record.message = (
         f"roscoe ended before this run did ({ended}); recorded by roscoe gc ({reason}); "
         "the saved output stops where roscoe ended"

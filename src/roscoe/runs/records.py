@@ -102,7 +102,22 @@ def make_run_dir(run_id: str) -> Path:
     except FileExistsError:
         raise UsageError(f"run id '{run_id}' is already taken") from None
     os.chmod(where, 0o700)  # mkdir's mode went through the umask
+    hand_over(where)
     return where
+
+
+def hand_over(path: Path) -> None:
+    """Give a new file or folder under runs/ to the runs folder's owner, when we are root.
+
+    Under a root roscoe, `roscoe server start` hands runs/ to the runner's unprivileged user,
+    so that its service can list and read every run; the CLI's records must follow, or the
+    service would see only its own. The data dir above stays 0700 root: nobody else gets in.
+    """
+    if os.getuid() != 0:
+        return
+    owner = paths.runs_dir().stat()
+    if (owner.st_uid, owner.st_gid) != (0, 0):
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def write_record(record: RunRecord) -> Path:
@@ -119,6 +134,7 @@ def write_record(record: RunRecord) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(record.to_json(), out, indent=2)
             out.write("\n")
+        hand_over(Path(temp))
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
