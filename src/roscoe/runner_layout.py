@@ -168,7 +168,10 @@ class RunnerConfig:
             "restart_policy": {"Name": "unless-stopped"},
             "group_add": self.group_add(),
             "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
+            # On SELinux hosts the container policy forbids connecting to the engine socket
+            # (a socket cannot be relabelled with :z); a container that holds the engine
+            # socket is root-equivalent anyway, so its label confinement is turned off.
+            "security_opt": ["no-new-privileges", *(["label=disable"] if self.selinux else [])],
             "read_only": True,
             "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m"},  # noqa: S108 - the container's own /tmp
             "init": False,

@@ -1,0 +1,55 @@
+"""The runner container's definition: what `roscoe server start` asks the engine for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from roscoe.runner_layout import CONTAINER_TOKEN_FILE, RunnerConfig, ServiceEnv
+
+
+def config(tmp_path: Path, **overrides: object) -> RunnerConfig:
+    socket = tmp_path / "engine.sock"
+    socket.touch()
+    values: dict[str, object] = {
+        "image": "roscoe-runner:dev",
+        "name": "roscoe-runner",
+        "port": 8765,
+        "workspace": tmp_path / "ws",
+        "runs_dir": tmp_path / "runs",
+        "token_file": tmp_path / "token",
+        "engine_socket": str(socket),
+        "engine_kind": "docker",
+        "env": {"API_KEY": "k"},
+    }
+    values.update(overrides)
+    return RunnerConfig(**values)  # type: ignore[arg-type]
+
+
+def test_least_privilege_and_loopback(tmp_path: Path) -> None:
+    container, host = config(tmp_path).create_arguments()
+    assert host["cap_drop"] == ["ALL"] and host["read_only"] is True
+    assert host["security_opt"] == ["no-new-privileges"]
+    assert host["network_mode"] == "host"
+    assert container["user"] != "0:0" and not container["user"].startswith("0:")
+    assert host["binds"][str(tmp_path / "token")] == {"bind": CONTAINER_TOKEN_FILE, "mode": "ro"}
+    assert host["binds"][str(tmp_path / "ws")]["mode"] == "ro"
+    assert "ROSCOE_TOKEN" not in container["environment"]  # the token is a file, not a variable
+
+
+@pytest.mark.parametrize("selinux", [True, False])
+def test_selinux_hosts_relabel_mounts_and_unconfine_the_socket_holder(
+    tmp_path: Path, selinux: bool
+) -> None:
+    _, host = config(tmp_path, selinux=selinux).create_arguments()
+    assert ("label=disable" in host["security_opt"]) is selinux
+    assert host["binds"][str(tmp_path / "ws")]["mode"] == ("ro,z" if selinux else "ro")
+
+
+def test_the_service_reads_back_what_the_starter_wrote(tmp_path: Path) -> None:
+    wanted = config(tmp_path, port=9911, concurrency=2, queue=3)
+    env = ServiceEnv.from_environ(wanted.environment())
+    assert (env.port, env.concurrency, env.queue) == (9911, 2, 3)
+    assert env.host_workspace == tmp_path / "ws"
+    assert env.passthrough == ("API_KEY",)
