@@ -35,6 +35,7 @@ from roscoe.constants import (
     LABEL_VERSION,
     MANAGED_BY_VALUE,
 )
+from roscoe.host import container_user
 
 # Inside the runner container.
 CONTAINER_WORKSPACE = "/workspace"
@@ -61,16 +62,6 @@ DEFAULT_SHUTDOWN_GRACE_S = 10.0
 CANCEL_MARGIN_S = 20.0
 
 LABEL_CONFIG_HASH = "io.roscoe.config-hash"
-
-UNPRIVILEGED_UID = 1000  # the image's `taskrunner`, used when roscoe itself runs as root
-
-
-def runner_user() -> tuple[int, int]:
-    """The uid:gid runs and the service use: the invoking user's, or taskrunner's under root."""
-    uid, gid = os.getuid(), os.getgid()
-    if uid == 0:
-        return UNPRIVILEGED_UID, UNPRIVILEGED_UID
-    return uid, gid
 
 
 @dataclass
@@ -153,7 +144,7 @@ class RunnerConfig:
 
     def create_arguments(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(create_container kwargs, create_host_config kwargs) for the low-level API."""
-        uid, gid = runner_user()
+        uid, gid = container_user()
         container = {
             "image": self.image,
             "name": self.name,

@@ -23,7 +23,8 @@ import pytest
 
 from roscoe import paths
 from roscoe.constants import LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY_VALUE
-from roscoe.runner_layout import UNPRIVILEGED_UID, RunnerConfig
+from roscoe.host import UNPRIVILEGED_UID
+from roscoe.runner_layout import RunnerConfig
 from roscoe.token import ensure_token
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workspace"

@@ -35,6 +35,7 @@ from roscoe.constants import (
 )
 from roscoe.envvars import ENV_NAME
 from roscoe.errors import RoscoeError, UsageError
+from roscoe.host import container_user, selinux_enforcing
 from roscoe.runs.records import (
     OUTPUT_FILE,
     RunRecord,
@@ -58,7 +59,6 @@ OnOutput = Callable[[str, bytes], None]
 
 DATA_MOUNT = "/data"
 TOOLS_MOUNT = "/tools"
-ROOT_FALLBACK_USER = "1000:1000"  # never root inside, even when roscoe itself runs as root
 PIDS_LIMIT = 512
 TMPFS = {"/tmp": "rw,nosuid,nodev,mode=1777"}  # noqa: S108 - the container's own /tmp
 BASE_ENV = {
@@ -150,16 +150,9 @@ def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> 
 
 
 def default_user() -> str:
-    """The caller's uid:gid, so files the script writes are the caller's; never root."""
-    uid = os.getuid()
-    return ROOT_FALLBACK_USER if uid == 0 else f"{uid}:{os.getgid()}"
-
-
-def selinux_enforcing() -> bool:
-    try:
-        return Path("/sys/fs/selinux/enforce").read_text().strip() == "1"
-    except OSError:
-        return False
+    """The caller's uid:gid, or taskrunner's under root (`roscoe.host`): never root inside."""
+    uid, gid = container_user()
+    return f"{uid}:{gid}"
 
 
 def run_labels(run_id: str, started: float, timeout: float) -> dict[str, str]:

@@ -112,7 +112,7 @@ def plan_start(settings: Settings, wanted: StartSettings) -> _Plan:
         )
     # The data dir first, private: the token and the runs dir inside it may be handed to
     # uid 1000; 0700 keeps every other host user out all the same.
-    paths.ensure_dir(paths.data_dir())
+    paths.ensure_data_dir()
     workspace = Workspace.from_settings(settings, wanted.workspace)
     port = settings.get("port", wanted.port)
     if port < UNPRIVILEGED_PORTS:
@@ -403,12 +403,11 @@ def _ensure_image(engine: Engine, plan: _Plan, on_pull: OnPull | None) -> ImageS
 
 def _config(engine: Engine, plan: _Plan, image: dict[str, Any]) -> RunnerConfig:
     """The runner container as it would be created; prepares the token and the runs dir."""
-    from roscoe.runner_layout import runner_user
-    from roscoe.runs.execute import selinux_enforcing
+    from roscoe.host import container_user, selinux_enforcing
     from roscoe.token import ensure_token
 
     root = os.getuid() == 0
-    owner = runner_user() if root else None
+    owner = container_user() if root else None
     token_file = paths.token_file()
     ensure_token(token_file, owner=owner)
     runs = paths.ensure_dir(paths.runs_dir())
