@@ -15,6 +15,8 @@
 set -euo pipefail
 
 STATE=${ROSCOE_ENGINES_STATE:-/tmp/roscoe-engines}
+mkdir -p "$STATE"
+STATE=$(cd "$STATE" && pwd) # absolute: daemons are launched from inside it
 DOCKER_SOCK=/var/run/docker.sock
 PODMAN_SOCK=/run/podman/podman.sock
 REGISTRY_ADDR=127.0.0.1:5000
@@ -143,9 +145,11 @@ launch() {
     logf="$STATE/$name.log"
     rm -f "$pf" "$pf.tmp"
     : >"$logf"
+    # From the state folder, not the caller's: daemons leave files in their working folder
+    # (Podman's container monitor writes an `oom` marker there when a container is OOM-killed).
     # shellcheck disable=SC2016
-    setsid -f bash -c 'echo $$ >"$1.tmp" && mv "$1.tmp" "$1"; shift; exec "$@"' _ "$pf" "$@" \
-        </dev/null >>"$logf" 2>&1
+    (cd "$STATE" && setsid -f bash -c 'echo $$ >"$1.tmp" && mv "$1.tmp" "$1"; shift; exec "$@"' \
+        _ "$pf" "$@" </dev/null >>"$logf" 2>&1)
     local i
     for ((i = 0; i < 50; i++)); do
         [[ -s $pf ]] && break
