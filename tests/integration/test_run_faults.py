@@ -69,4 +69,3 @@ def test_an_absent_image_is_named_literally(tmp_path: Path, engine: Any) -> None
     assert done.returncode == 4, done.stderr
     assert b"nonexist:zzz" in done.stderr
     assert "\U0001f4a4".encode() not in done.stderr  # not the emoji rich makes of ":zzz:"
-
