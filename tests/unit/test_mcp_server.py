@@ -16,11 +16,11 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from mcp import Client  # noqa: E402
+from mcp import Client
 
-from roscoe.errors import UsageError  # noqa: E402
-from roscoe.mcp.backend import LOCAL_USER, Principal, RunAsk, RunView  # noqa: E402
-from roscoe.mcp.server import build_server  # noqa: E402
+from roscoe.errors import UsageError
+from roscoe.mcp.backend import LOCAL_USER, Principal, RunAsk, RunView
+from roscoe.mcp.server import build_server
 
 TOOLS = {"list_cases", "list_tools", "run_script", "start_run", "get_run", "cancel_run"}
 

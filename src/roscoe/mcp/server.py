@@ -4,6 +4,7 @@ Imported only where the SDK is installed (`roscoe[mcp]`, and the runner image). 
 calls block, so each runs in a worker thread; the event loop only waits and sends progress.
 """
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -124,9 +125,7 @@ async def _run_and_wait(
                 elapsed = round(sent + 0.1, 1)
             await ctx.report_progress(elapsed, None, tools.progress_message(view, elapsed))
             sent = elapsed
-            view = await anyio.to_thread.run_sync(
-                backend.wait, view.run_id, tools.PROGRESS_EVERY_S
-            )
+            view = await anyio.to_thread.run_sync(backend.wait, view.run_id, tools.PROGRESS_EVERY_S)
             if view.finished:
                 break
     except anyio.get_cancelled_exc_class():
@@ -143,10 +142,8 @@ async def _run_and_wait(
 
 
 def _cancel_quietly(backend: Backend, run_id: str, who: Principal) -> None:
-    try:
+    with contextlib.suppress(RoscoeError):  # already over: nothing to stop
         backend.cancel(run_id, who)
-    except RoscoeError:  # already over: nothing to stop
-        pass
 
 
 def _guarded(fn: Callable[[Backend, Principal], tools.ToolResult]) -> Callable[..., Any]:

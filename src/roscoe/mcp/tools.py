@@ -118,14 +118,13 @@ def list_tools(backend: Backend, who: Principal) -> ToolResult:
         text = "No tools: the workspace's Tools folder holds no .py or .sh scripts."
     else:
         lines = [
-            f"- {t['name']} ({t['kind']}): {t['description'] or '(no description)'}"
-            for t in tools
+            f"- {t['name']} ({t['kind']}): {t['description'] or '(no description)'}" for t in tools
         ]
         text = f"{len(tools)} tool(s):\n" + "\n".join(lines)
     return ToolResult(text, {"tools": tools})
 
 
-def make_ask(
+def make_ask(  # noqa: PLR0911 - one early refusal per rule reads as the list of rules
     backend: Backend, case: Any, script: Any, args: Any, timeout: Any
 ) -> RunAsk | ToolResult:
     """The run asked for, or the refusal (malformed on its face: before the backend looks)."""
@@ -138,10 +137,10 @@ def make_ask(
         args = []
     if isinstance(args, str) or not isinstance(args, Sequence):
         return _refused(
-            "'args' must be a list of strings", "e.g. [\"--format\", \"md\"]: one item per argument"
+            "'args' must be a list of strings", 'e.g. ["--format", "md"]: one item per argument'
         )
     if not all(isinstance(a, str) for a in args):
-        return _refused("'args' must be a list of strings", "quote numbers: [\"--top\", \"5\"]")
+        return _refused("'args' must be a list of strings", 'quote numbers: ["--top", "5"]')
     if len(args) > MAX_ARGS:
         return _refused(f"'args' has more than {MAX_ARGS} items")
     if any(len(a) > MAX_ARG_CHARS or "\x00" in a for a in args):
