@@ -119,15 +119,13 @@ async def _run_and_wait(
     started = time.monotonic()
     sent = -1.0
     try:
-        while True:
+        while not view.finished:
             elapsed = round(time.monotonic() - started, 1)
             if elapsed <= sent:  # progress must grow with every notification
                 elapsed = round(sent + 0.1, 1)
             await ctx.report_progress(elapsed, None, tools.progress_message(view, elapsed))
             sent = elapsed
             view = await anyio.to_thread.run_sync(backend.wait, view.run_id, tools.PROGRESS_EVERY_S)
-            if view.finished:
-                break
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_cancel_quietly, backend, view.run_id, who)
