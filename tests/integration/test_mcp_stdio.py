@@ -7,6 +7,7 @@ would, against a copy of the example workspace; runs use the small base image.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from roscoe.runs.records import load_run
 
 pytestmark = pytest.mark.engine
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "agents" / "mcp_demo.py"
 MCP_TOOLS = {"list_cases", "list_tools", "run_script", "start_run", "get_run", "cancel_run"}
 DEADLINE_S = 60.0
 
@@ -186,3 +188,17 @@ def test_refused_inputs_are_error_results(base_image: str, workspace: Path, engi
     assert "about to fail" in said["failure"]
     assert "no run with id" in said["no such run"]
     assert "is not a run id" in said["bad run id"]
+
+
+def test_the_agent_example_runs_the_demo(base_image: str, workspace: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--workspace", str(workspace), "--image", base_image],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S * 2,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "MCP tools: list_cases, list_tools, run_script" in result.stdout
+    assert "# Inventory of /data" in result.stdout
+    assert ": succeeded, exit code 0" in result.stdout
