@@ -66,10 +66,10 @@ def create_runner(scratch: Path, image: str, inflight: int) -> tuple[Any, str, i
     os.environ["ROSCOE_DATA_DIR"] = str(scratch / "data")
     os.environ["ROSCOE_CONFIG_DIR"] = str(scratch / "config")
 
-    from roscoe import paths
+    from roscoe.config import paths
     from roscoe.engine import connect
-    from roscoe.runner_layout import UNPRIVILEGED_UID, RunnerConfig
-    from roscoe.token import ensure_token
+    from roscoe.runner.layout import UNPRIVILEGED_UID, RunnerConfig
+    from roscoe.runner.token import ensure_token
 
     engine = connect()
     owner = (UNPRIVILEGED_UID, UNPRIVILEGED_UID) if os.getuid() == 0 else None

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from roscoe.engine import Engine, connect
-from roscoe.pull import pull_image
+from roscoe.images.pull import pull_image
 
 HOSTS = {
     "docker": os.environ.get("ROSCOE_TEST_DOCKER_HOST", "unix:///var/run/docker.sock"),

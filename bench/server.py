@@ -63,8 +63,8 @@ def docker(host: str, *args: str, **kwargs: object) -> subprocess.CompletedProce
 
 def docker_run_args(env: dict[str, str], name: str, port: int, engine: str) -> list[str]:
     """The runner container as `docker run` flags, from the same RunnerConfig roscoe uses."""
-    from roscoe import paths
-    from roscoe.runner_layout import RunnerConfig
+    from roscoe.config import paths
+    from roscoe.runner.layout import RunnerConfig
 
     os.environ.update(env)
     config = RunnerConfig(
@@ -129,7 +129,7 @@ def bench_engine(engine: str, repeat: int) -> None:
 
         # A container that printed 1,000,000 lines, labelled as a runner so `roscoe logs`
         # reads it (it finds the runner by name and roscoe's labels).
-        from roscoe.constants import LABEL_KIND, LABEL_MANAGED_BY
+        from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY
 
         noisy = f"{name}-lines"
         script = "import sys\nfor i in range(1000000): sys.stdout.write(f'line {i}\\n')"

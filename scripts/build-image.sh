@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the roscoe runner image (docker/Dockerfile) and tag it twice: the reference pinned to
-# this roscoe version (roscoe.constants.pinned_image()) and roscoe-runner:dev (what
+# this roscoe version (roscoe.images.version.pinned_image()) and roscoe-runner:dev (what
 # `--use-local-image` runs). Optionally copy it into Podman too.
 #
 #   scripts/build-image.sh                                   # core flavour, Docker only
@@ -65,11 +65,17 @@ VERSION=${VERSION#v}
 
 # The pinned reference comes from roscoe itself, so there is one place that spells it.
 PINNED=$(PYTHONPATH="$ROOT/src" python3 -c \
-    "import sys; from roscoe.constants import pinned_image; print(pinned_image(sys.argv[1]))" "$VERSION")
+    "import sys; from roscoe.images.version import pinned_image; print(pinned_image(sys.argv[1]))" "$VERSION")
 DEV=$DEV_REPO:dev
 if [[ $FLAVOR == browser ]]; then
     PINNED=$PINNED-browser
     DEV=$DEV_REPO:dev-browser
+fi
+# ROSCOE_BUILD_DEV_TAG=NAME builds roscoe-runner:NAME only (no pinned tag), so a branch can test
+# its own image beside everyone else's (tests take it from ROSCOE_TEST_RUNNER_IMAGE).
+if [[ -n ${ROSCOE_BUILD_DEV_TAG:-} ]]; then
+    DEV=$DEV_REPO:$ROSCOE_BUILD_DEV_TAG
+    PINNED=$DEV
 fi
 
 IFS=, read -r -a ENGINE_LIST <<<"$ENGINES"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from roscoe.constants import LABEL_MANAGED_BY, MANAGED_BY_VALUE
+from roscoe.labels import LABEL_MANAGED_BY, MANAGED_BY_VALUE
 
 ENGINE_HOSTS = {
     "docker": os.environ.get("ROSCOE_TEST_DOCKER_HOST", "unix:///var/run/docker.sock"),

@@ -33,21 +33,21 @@ def service_address() -> ServiceAddress:
     """Where the service is and the token to use: ROSCOE_URL/ROSCOE_TOKEN, else roscoe's own."""
     url = os.environ.get(ENV_URL, "").strip().rstrip("/")
     if not url:
-        from roscoe.settings import Settings
+        from roscoe.config.settings import Settings
 
         try:
             port = Settings().get("port")
         except Exception:  # a broken config file must not break the tool; use the default
-            from roscoe.constants import DEFAULT_PORT
+            from roscoe.config.settings import DEFAULT_PORT
 
             port = DEFAULT_PORT
         url = f"http://127.0.0.1:{port}"
     token = os.environ.get(ENV_TOKEN, "").strip()
     if token:
         return ServiceAddress(url, token, ENV_TOKEN)
-    from roscoe import paths
+    from roscoe.config import paths
     from roscoe.errors import UsageError
-    from roscoe.token import read_token
+    from roscoe.runner.token import read_token
 
     where = paths.token_file()
     try:

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from roscoe.constants import ExitCode
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes (README, "Exit codes"). A run's script code passes straight through."""
+
+    OK = 0
+    FAILED = 1  # the operation failed, or the state is not the one asked for
+    USAGE = 2  # invalid usage or input
+    NO_ENGINE = 3  # no reachable container engine
+    IMAGE = 4  # image absent and not pullable, or the pull failed
+    TIMEOUT = 124  # roscoe run: the script ran past --timeout
+    ENGINE_DURING_RUN = 125  # roscoe run: the engine failed while the run was under way
+    OOM = 137  # roscoe run: killed at the memory limit (128 + SIGKILL)
+    INTERRUPTED = 130  # roscoe run: Ctrl-C or SIGTERM
 
 
 class RoscoeError(Exception):

@@ -1,6 +1,6 @@
 """A live execution service in the runner image, started the way `roscoe server start` does.
 
-The container is created from runner_layout.RunnerConfig.create_arguments() through the
+The container is created from roscoe.runner.layout.RunnerConfig.create_arguments() through the
 Engine seam, with a unique name and a free port; readiness is /health answering, within a
 deadline; its logs are printed at teardown (pytest shows them when a test fails); it is always
 removed, with any run container it left behind in this test's workspace.
@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from roscoe import paths
-from roscoe.constants import LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY_VALUE
-from roscoe.host import UNPRIVILEGED_UID
-from roscoe.runner_layout import RunnerConfig
-from roscoe.token import ensure_token
+from roscoe.config import paths
+from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY_VALUE
+from roscoe.runner.layout import RunnerConfig
+from roscoe.runner.token import ensure_token
+from roscoe.runs.host import UNPRIVILEGED_UID
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workspace"
 DEMO_CASE = "demo-case"

@@ -11,7 +11,7 @@ import pytest
 from test_run_support import CASE, make_workspace, spawn_cli, wait_for_output, wait_until
 
 from helpers import roscoe, roscoe_containers
-from roscoe.constants import LABEL_OWNER_PID
+from roscoe.labels import LABEL_OWNER_PID
 
 pytestmark = pytest.mark.engine
 

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from roscoe import __version__
-from roscoe.constants import OCI_VERSION_LABEL
+from roscoe.images.version import OCI_VERSION_LABEL
 
 pytestmark = [pytest.mark.engine, pytest.mark.image]
 

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from helpers import ENGINE_HOSTS, REGISTRY, roscoe, skip_or_fail
-from roscoe.images import ImageChoice, ensure_image
+from roscoe.images.choice import ImageChoice
+from roscoe.images.ensure import ensure_image
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 

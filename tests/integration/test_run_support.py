@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import roscoe, roscoe_containers
-from roscoe.constants import LABEL_OWNER_PID, LABEL_RUN_ID
+from roscoe.labels import LABEL_OWNER_PID, LABEL_RUN_ID
 
 CASE = "case-1"
 

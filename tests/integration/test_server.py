@@ -20,7 +20,8 @@ import pytest
 from service_fixtures import make_workspace
 
 from helpers import roscoe, roscoe_containers
-from roscoe import __version__, paths
+from roscoe import __version__
+from roscoe.config import paths
 
 pytestmark = pytest.mark.engine
 

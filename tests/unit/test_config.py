@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from helpers import roscoe
-from roscoe import paths
-from roscoe.config_file import effective, set_value, unset_value
-from roscoe.constants import pinned_image
+from roscoe.config import paths
+from roscoe.config.file import effective, set_value, unset_value
+from roscoe.config.settings import SETTINGS, Settings, load_config, validate
 from roscoe.errors import UsageError
-from roscoe.settings import SETTINGS, Settings, load_config, validate
+from roscoe.images.version import pinned_image
 
 COMMENTED = """\
 # my roscoe settings

@@ -9,18 +9,18 @@ from typing import Any
 import pytest
 
 from roscoe import __version__
-from roscoe.constants import DEV_IMAGE, OCI_VERSION_LABEL, pinned_image
+from roscoe.config.settings import Settings
 from roscoe.errors import ImageError, UsageError
-from roscoe.images import (
-    ImageChoice,
-    choose_image,
+from roscoe.images.choice import ImageChoice, choose_image
+from roscoe.images.ensure import ensure_image, image_status
+from roscoe.images.reference import parse_reference
+from roscoe.images.version import (
+    DEV_IMAGE,
+    OCI_VERSION_LABEL,
     container_version_match,
-    ensure_image,
-    image_status,
-    parse_reference,
+    pinned_image,
     version_match,
 )
-from roscoe.settings import Settings
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 
 from roscoe.engine.streams import LogFrames
 from roscoe.errors import UsageError
-from roscoe.server import logs
+from roscoe.runner import logs
 
 NOW = 1_700_000_000.0
 
@@ -86,8 +86,8 @@ class _Engine:
 
 
 def test_no_runner_is_exit_1_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from roscoe.config.settings import Settings
     from roscoe.errors import OperationFailed
-    from roscoe.settings import Settings
 
     with pytest.raises(OperationFailed) as caught:
         logs.runner_logs(_Engine({}), Settings())
@@ -96,8 +96,8 @@ def test_no_runner_is_exit_1_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_tail_and_timeout_are_asked_of_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    from roscoe.constants import LABEL_KIND, LABEL_MANAGED_BY
-    from roscoe.settings import Settings
+    from roscoe.config.settings import Settings
+    from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY
 
     monkeypatch.setenv("ROSCOE_LOGS_READ_TIMEOUT", "2")
     ours = {

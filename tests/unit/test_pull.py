@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from roscoe.engine.errors import pull_failure
 from roscoe.errors import EngineError, ImageError, RoscoeError
-from roscoe.pull import (
+from roscoe.images.pull import (
     COMMITTING,
     DONE,
     DOWNLOADING,
@@ -23,7 +24,6 @@ from roscoe.pull import (
     RESOLVING,
     PullProgress,
     PullSnapshot,
-    pull_failure,
     pull_image,
     stream_error,
 )

@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from roscoe.cli.pull_view import PullView, describe
-from roscoe.pull import COMMITTING, DONE, DOWNLOADING, PullSnapshot
+from roscoe.cli.progress import PullView, describe
+from roscoe.images.pull import COMMITTING, DONE, DOWNLOADING, PullSnapshot
 
 
 def snap(phase: str = DOWNLOADING, downloaded: int = 5_000_000, **kw: object) -> PullSnapshot:

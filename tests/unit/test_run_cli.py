@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from roscoe import paths
 from roscoe.cli.app import app
-from roscoe.cli.state import CliState
-from roscoe.envvars import parse_env
+from roscoe.cli.context import CliState
+from roscoe.config import paths
+from roscoe.config.parse import parse_env
 from roscoe.errors import ImageError, RoscoeError, UsageError
 
 
@@ -76,7 +76,7 @@ def test_ctrl_c_during_the_pull_ends_the_run_before_anything_is_created(
     def interrupted_pull(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("roscoe.images.ensure_image", interrupted_pull)
+    monkeypatch.setattr("roscoe.images.ensure.ensure_image", interrupted_pull)
     done = invoke("run", "--workspace", str(ws), "--image", "img:v1", "case-a", "tool.py")
     assert done.exit_code == 130, done.output
     assert "interrupted while pulling img:v1" in done.output
@@ -99,7 +99,9 @@ def test_ctrl_c_while_creating_does_not_go_on_to_pull(
     fake = InterruptedWhileCreating()
     monkeypatch.setattr(CliState, "engine", lambda self: fake)
     pulls: list[Any] = []
-    monkeypatch.setattr("roscoe.images.ensure_image", lambda *args, **kwargs: pulls.append(args))
+    monkeypatch.setattr(
+        "roscoe.images.ensure.ensure_image", lambda *args, **kwargs: pulls.append(args)
+    )
     done = invoke("run", "--workspace", str(ws), "--image", "img:v1", "case-a", "tool.py")
     assert done.exit_code == 130, done.output
     assert "interrupted before pulling img:v1; nothing ran" in done.output

@@ -10,13 +10,17 @@ from typing import Any
 
 import pytest
 
-from roscoe import paths
-from roscoe.constants import LABEL_DEADLINE, LABEL_KIND, LABEL_RUN_ID, LABEL_STARTED
+from roscoe.config import paths
 from roscoe.errors import EngineError, ImageError, UsageError
+from roscoe.labels import LABEL_DEADLINE, LABEL_KIND, LABEL_RUN_ID, LABEL_STARTED
 from roscoe.runs import execute as run_exec
-from roscoe.runs.execute import classify, execute
+from roscoe.runs import host as run_host
+from roscoe.runs import output as run_output
+from roscoe.runs import plan as run_plan
+from roscoe.runs.execute import execute
+from roscoe.runs.outcome import classify
 from roscoe.runs.spec import RunSpec
-from roscoe.workspace import Workspace
+from roscoe.runs.workspace import Workspace
 
 
 class FakeStream:
@@ -304,11 +308,11 @@ def test_status_mapping(
 
 
 def test_root_never_runs_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run_exec.os, "getuid", lambda: 0)
-    assert run_exec.default_user() == "1000:1000"
-    monkeypatch.setattr(run_exec.os, "getuid", lambda: 1234)
-    monkeypatch.setattr(run_exec.os, "getgid", lambda: 99)
-    assert run_exec.default_user() == "1234:99"
+    monkeypatch.setattr(run_host.os, "getuid", lambda: 0)
+    assert run_plan.default_user() == "1000:1000"
+    monkeypatch.setattr(run_host.os, "getuid", lambda: 1234)
+    monkeypatch.setattr(run_host.os, "getgid", lambda: 99)
+    assert run_plan.default_user() == "1234:99"
 
 
 def test_a_container_slow_to_report_its_exit_is_looked_at_again(
@@ -358,7 +362,7 @@ def test_saved_output_and_record_are_private(ws: Workspace, isolated_dirs: Path)
 def test_saved_output_stops_at_the_cap_but_streaming_goes_on(
     ws: Workspace, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(run_exec, "MAX_SAVED_OUTPUT", 10)
+    monkeypatch.setattr(run_output, "MAX_SAVED_OUTPUT", 10)
     chunks = [("stdout", b"12345678"), ("stderr", b"abcdef"), ("stdout", b"tail")]
     seen: list[bytes] = []
     engine = FakeEngine(chunks)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from roscoe.constants import LABEL_DEADLINE, LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_RUN_ID
+from roscoe.labels import LABEL_DEADLINE, LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_RUN_ID
 from roscoe.runs import gc
 from roscoe.runs.records import RunRecord, load_run, now_iso, write_record
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from roscoe import paths
+from roscoe.config import paths
 from roscoe.errors import UsageError
 from roscoe.runs import records
 from roscoe.runs.records import RunRecord

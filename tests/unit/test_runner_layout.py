@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from roscoe.runner_layout import CONTAINER_TOKEN_FILE, RunnerConfig, ServiceEnv
+from roscoe.runner.layout import CONTAINER_TOKEN_FILE, RunnerConfig, ServiceEnv
 
 
 def config(tmp_path: Path, **overrides: object) -> RunnerConfig:

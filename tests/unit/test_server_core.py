@@ -17,13 +17,16 @@ from typing import Any
 
 import pytest
 
-from roscoe import __version__, paths
-from roscoe.constants import DEV_IMAGE, LABEL_KIND, LABEL_MANAGED_BY
+from roscoe import __version__
+from roscoe.config import paths
+from roscoe.config.settings import Settings
 from roscoe.engine.detect import Endpoint
 from roscoe.errors import ImageError, OperationFailed, UsageError
-from roscoe.server import health, lifecycle, state, status
-from roscoe.server.state import StartSettings
-from roscoe.settings import Settings
+from roscoe.images.version import DEV_IMAGE
+from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY
+from roscoe.runner import health, lifecycle, status
+from roscoe.runner import store as state
+from roscoe.runner.store import StartSettings
 
 _ids = itertools.count(1)
 
@@ -537,7 +540,7 @@ def test_missing_image_leaves_the_running_runner(fake, settings, answering) -> N
 
 # -- timeouts ---------------------------------------------------------------------------------
 def test_stop_timeout_zero_kills_at_once(fake, settings, answering, monkeypatch) -> None:
-    from roscoe.server import runner
+    from roscoe.runner import container as runner
 
     start(fake, settings)
     seen: list[float | None] = []
@@ -585,7 +588,7 @@ def test_status_leaves_a_stale_stored_id_alone(fake, settings, answering) -> Non
 
 # -- doctor looks at the runner once ------------------------------------------------------------
 def test_doctor_computes_the_runner_status_once(fake, settings, answering, monkeypatch) -> None:
-    from roscoe import about
+    from roscoe.diagnostics import doctor as about
 
     start(fake, settings)
     calls: list[int] = []

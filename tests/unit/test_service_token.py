@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from roscoe.errors import UsageError
-from roscoe.token import ensure_token, read_token
+from roscoe.runner.token import ensure_token, read_token
 
 
 def test_ensure_token_creates_a_private_token_once(tmp_path: Path) -> None:

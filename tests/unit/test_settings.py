@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from roscoe import paths
+from roscoe.config import paths
+from roscoe.config.settings import Settings, parse_size
 from roscoe.errors import UsageError
-from roscoe.settings import Settings, parse_size
 
 
 def write_config(text: str) -> Path:

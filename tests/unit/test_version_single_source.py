@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from roscoe import __version__
-from roscoe.constants import pinned_image
+from roscoe.images.version import pinned_image
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMULA = ROOT / "packaging" / "homebrew" / "roscoe.rb"

@@ -115,7 +115,7 @@ def test_ci_runs_every_supported_python_through_the_ci_entry_point() -> None:
 
 
 def test_the_image_pushed_is_the_one_the_cli_pins() -> None:
-    from roscoe.constants import IMAGE_REPOSITORY
+    from roscoe.images.version import IMAGE_REPOSITORY
 
     assert f"IMAGE: {IMAGE_REPOSITORY}" in text("image.yml")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from roscoe.config.settings import Settings
 from roscoe.errors import UsageError
-from roscoe.settings import Settings
-from roscoe.workspace import Workspace
+from roscoe.runs.workspace import Workspace
 
 
 @pytest.fixture

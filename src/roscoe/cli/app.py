@@ -13,7 +13,7 @@ import sys
 import typer
 
 from roscoe import __version__
-from roscoe.cli.state import CliState
+from roscoe.cli.context import CliState
 
 app = typer.Typer(
     name="roscoe",

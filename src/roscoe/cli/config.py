@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from roscoe.cli import render
-from roscoe.cli.state import state
+from roscoe.cli.context import state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -49,7 +49,7 @@ def show_command(
       roscoe config show
       roscoe config show --json | jq '.settings.port'
     """
-    from roscoe.config_file import effective
+    from roscoe.config.file import effective
 
     st = state(ctx)
     report = effective(st.settings, {"engine": st.runtime})
@@ -89,9 +89,9 @@ def get_command(
       roscoe config get port
       roscoe config get run.memory
     """
-    from roscoe.config_file import effective
+    from roscoe.config.file import effective
+    from roscoe.config.settings import SETTINGS
     from roscoe.errors import UsageError
-    from roscoe.settings import SETTINGS
 
     if key not in SETTINGS:
         raise UsageError(f"unknown setting '{key}'", hint=f"known settings: {', '.join(SETTINGS)}")
@@ -117,7 +117,7 @@ def set_command(
       roscoe config set engine podman
       roscoe config set service.concurrency 8
     """
-    from roscoe.config_file import set_value
+    from roscoe.config.file import set_value
 
     change = set_value(key, value, state(ctx).settings.config_path)
     render.info(f"{key} = {json.dumps(change.value)} written to {render.escape(str(change.path))}")
@@ -136,7 +136,7 @@ def unset_command(
       roscoe config unset run.memory
       roscoe config unset engine
     """
-    from roscoe.config_file import unset_value
+    from roscoe.config.file import unset_value
 
     change = unset_value(key, state(ctx).settings.config_path)
     where = render.escape(str(change.path))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from roscoe.cli import render
-from roscoe.cli.state import state
+from roscoe.cli.context import state
 
 _MARK = {"ok": "[green]✔[/]", "warn": "[yellow]![/]", "fail": "[red]✘[/]"}
 
@@ -22,8 +22,8 @@ def doctor_command(
       roscoe doctor
       roscoe --runtime podman doctor --json
     """
-    from roscoe.about import doctor_report
-    from roscoe.images import choose_image
+    from roscoe.diagnostics.doctor import doctor_report
+    from roscoe.images.choice import choose_image
 
     st = state(ctx)
     image = choose_image(st.settings)

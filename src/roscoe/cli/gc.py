@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from roscoe.cli import render
-from roscoe.cli.state import state
+from roscoe.cli.context import state
 
 
 def gc_command(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from roscoe.cli import render
-from roscoe.cli.state import state
+from roscoe.cli.context import state
 
 app = typer.Typer(
     name="image",
@@ -38,8 +38,9 @@ def pull_command(
       roscoe image pull --image 127.0.0.1:5000/team/roscoe-runner:v0.1.0
       roscoe --runtime podman image pull
     """
-    from roscoe.cli.pull_view import PullView
-    from roscoe.images import choose_image, ensure_image
+    from roscoe.cli.progress import PullView
+    from roscoe.images.choice import choose_image
+    from roscoe.images.ensure import ensure_image
 
     st = state(ctx)
     choice = choose_image(st.settings, image, use_local_image)
@@ -68,7 +69,8 @@ def show_command(
       roscoe image show
       ROSCOE_RUNNER_IMAGE=roscoe-runner:dev roscoe image show --json
     """
-    from roscoe.images import choose_image, image_status
+    from roscoe.images.choice import choose_image
+    from roscoe.images.ensure import image_status
 
     st = state(ctx)
     choice = choose_image(st.settings, image, use_local_image)

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from roscoe.cli.state import state
+from roscoe.cli.context import state
 
 
 def logs_command(
@@ -32,7 +32,7 @@ def logs_command(
       roscoe logs -f --since 10m
       roscoe logs -n all -t > runner.log
     """
-    from roscoe.server.logs import parse_since, parse_tail, runner_logs
+    from roscoe.runner.logs import parse_since, parse_tail, runner_logs
 
     lines = parse_tail(tail)
     since_ts = parse_since(since) if since is not None else None

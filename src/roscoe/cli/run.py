@@ -10,9 +10,8 @@ from typing import IO, Annotated, Any, NoReturn
 
 import typer
 
-from roscoe.cli.state import state
-from roscoe.constants import ExitCode
-from roscoe.errors import ImageError
+from roscoe.cli.context import state
+from roscoe.errors import ExitCode, ImageError
 
 
 def run_command(
@@ -98,11 +97,11 @@ def run_command(
       roscoe run --timeout 60 --memory 512m demo-case inventory.py -- --format csv
       roscoe run -e API_TOKEN --json demo-case check.sh
     """
-    from roscoe.envvars import parse_env
-    from roscoe.images import choose_image
+    from roscoe.config.parse import parse_env
+    from roscoe.images.choice import choose_image
     from roscoe.runs.execute import execute, plan_run
     from roscoe.runs.spec import RunSpec
-    from roscoe.workspace import Workspace
+    from roscoe.runs.workspace import Workspace
 
     st = state(ctx)
     settings = st.settings
@@ -138,8 +137,8 @@ def run_command(
     if record is None:
         # Absent: pull it (with progress on stderr), outside the signal handlers, so Ctrl-C
         # stops the pull and nothing runs; then go again.
-        from roscoe.cli.pull_view import PullView
-        from roscoe.images import ensure_image
+        from roscoe.cli.progress import PullView
+        from roscoe.images.ensure import ensure_image
 
         if cancel.is_set():  # Ctrl-C came while the container was being created
             _interrupted(f"interrupted before pulling {choice.ref}; nothing ran")

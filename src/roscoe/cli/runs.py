@@ -8,7 +8,7 @@ import sys
 import typer
 
 from roscoe.cli import render
-from roscoe.cli.state import state
+from roscoe.cli.context import state
 
 app = typer.Typer(
     help=(

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from roscoe.cli import render
-from roscoe.cli.state import state
+from roscoe.cli.context import state
 
 if TYPE_CHECKING:
-    from roscoe.pull import PullSnapshot
-    from roscoe.server.lifecycle import StartResult
-    from roscoe.server.status import Status
+    from roscoe.images.pull import PullSnapshot
+    from roscoe.runner.lifecycle import StartResult
+    from roscoe.runner.status import Status
 
 app = typer.Typer(
     name="server",
@@ -50,7 +50,7 @@ class _Progress:
             self.err.print(render.escape(message), soft_wrap=True)
 
     def pull(self, snap: PullSnapshot) -> None:
-        from roscoe.cli.pull_view import PLAIN_INTERVAL, describe
+        from roscoe.cli.progress import PLAIN_INTERVAL, describe
 
         if self.quiet:
             return
@@ -87,7 +87,7 @@ def _start_failed(exc: Exception) -> None:
 
 def _starting(quiet: bool, begin: Callable[[_Progress], StartResult]) -> None:
     """Run a start or restart with its progress shown, its failure's log lines, its report."""
-    from roscoe.server import lifecycle
+    from roscoe.runner import lifecycle
 
     with _progress(quiet) as progress:
         try:
@@ -159,9 +159,9 @@ def start_command(
       roscoe server start --use-local-image --port 9000
       roscoe server start -e API_KEY -e MODE=fast --workspace ~/cases
     """
-    from roscoe.envvars import parse_env
-    from roscoe.server import lifecycle
-    from roscoe.server.state import StartSettings
+    from roscoe.config.parse import parse_env
+    from roscoe.runner import lifecycle
+    from roscoe.runner.store import StartSettings
 
     lifecycle.check_wait_timeout(wait_timeout)
     st = state(ctx)
@@ -208,7 +208,7 @@ def stop_command(
       roscoe server stop
       roscoe server stop --timeout 60
     """
-    from roscoe.server import lifecycle
+    from roscoe.runner import lifecycle
 
     lifecycle.check_stop_timeout(timeout)
     st = state(ctx)
@@ -243,7 +243,7 @@ def restart_command(
     Examples:
       roscoe server restart
     """
-    from roscoe.server import lifecycle
+    from roscoe.runner import lifecycle
 
     lifecycle.check_wait_timeout(wait_timeout)
     lifecycle.check_stop_timeout(timeout)
@@ -276,7 +276,7 @@ def status_command(
       roscoe server status
       roscoe server status --json | jq .state
     """
-    from roscoe.server.status import server_status
+    from roscoe.runner.status import server_status
 
     st = state(ctx)
     status = server_status(st.engine(), st.settings)
@@ -339,7 +339,7 @@ def _cli_version() -> str:
 
 
 def _token_file() -> object:
-    from roscoe import paths
+    from roscoe.config import paths
 
     return paths.token_file()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from roscoe.cli import render
-from roscoe.cli.state import state
+from roscoe.cli.context import state
 
 
 def version_command(
@@ -20,7 +20,7 @@ def version_command(
       roscoe version
       roscoe version --json | jq .engine.kind
     """
-    from roscoe.about import version_report
+    from roscoe.diagnostics.version import version_report
 
     report = version_report(state(ctx).engine)
     if json_output:

@@ -136,7 +136,7 @@ class Engine(RunCalls, RunnerCalls):
             raise self._failed(f"could not inspect image {ref}", exc) from exc
 
     def pull_stream(self, repository: str, tag: str) -> Iterator[dict[str, Any]]:
-        """The engine's pull events, decoded (roscoe.pull folds them into progress).
+        """The engine's pull events, decoded (roscoe.images.pull folds them into progress).
 
         Errors the engine answers at once (Docker: unknown manifest, unreachable registry)
         raise ImageError here; Podman sends the same inside the stream, which the caller checks.
@@ -144,7 +144,7 @@ class Engine(RunCalls, RunnerCalls):
         """
         import docker.errors
 
-        from roscoe.pull import pull_failure
+        from roscoe.engine.errors import pull_failure
 
         ref = f"{repository}@{tag}" if ":" in tag else f"{repository}:{tag}"
         try:

@@ -176,7 +176,7 @@ class RunCalls:
 
 
 def _run_error(what: str, exc: BaseException) -> EngineError:
-    from roscoe.constants import ExitCode
+    from roscoe.errors import ExitCode
 
     reason = (
         getattr(exc, "explanation", None)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from roscoe.constants import (
+from roscoe.labels import (
     LABEL_DEADLINE,
     LABEL_KIND,
     LABEL_MANAGED_BY,

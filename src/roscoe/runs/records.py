@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from roscoe import paths
+from roscoe.config import paths
 from roscoe.errors import UsageError
 
 RECORD_FILE = "run.json"

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from roscoe.errors import UsageError
+from roscoe.runs.workspace import Workspace
 from roscoe.service.validate import RunRequest
-from roscoe.workspace import Workspace
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine

@@ -15,14 +15,14 @@ from types import FrameType
 
 from roscoe import __version__
 from roscoe.errors import RoscoeError
-from roscoe.runner_layout import CANCEL_MARGIN_S, ServiceEnv
+from roscoe.runner.layout import CANCEL_MARGIN_S, ServiceEnv
 from roscoe.service.api import ExecutionService
 from roscoe.service.backend import CoreBackend, RunDefaults
 from roscoe.service.limiter import RunLimiter
 from roscoe.service.log import JsonLog
 
 # After cancelling: how long stopping and removing the cancelled runs' containers may take
-# (within the margin `server stop` leaves; see runner_layout.CANCEL_MARGIN_S).
+# (within the margin `server stop` leaves; see runner.layout.CANCEL_MARGIN_S).
 CANCEL_WAIT_S = CANCEL_MARGIN_S - 5
 ANSWER_WAIT_S = 5.0
 
@@ -98,11 +98,11 @@ def _drain(service: ExecutionService, grace: float, log: JsonLog) -> None:
 
 
 def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
+    from roscoe.config.settings import Settings
     from roscoe.engine import connect
     from roscoe.errors import UsageError
-    from roscoe.settings import Settings
-    from roscoe.token import read_token
-    from roscoe.workspace import Workspace
+    from roscoe.runner.token import read_token
+    from roscoe.runs.workspace import Workspace
 
     env = ServiceEnv.from_environ()
     token = read_token(env.token_file)

@@ -8,17 +8,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from roscoe import __version__
-from roscoe.about import Check
-from roscoe.server import health
+from roscoe.diagnostics.checks import Check
+from roscoe.runner import health
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
-    from roscoe.server.status import Status
+    from roscoe.runner.status import Status
 
 
 def _status(engine: Engine) -> Status:
-    from roscoe.server.status import server_status
-    from roscoe.settings import Settings
+    from roscoe.config.settings import Settings
+    from roscoe.runner.status import server_status
 
     return server_status(engine, Settings())
 
@@ -86,6 +86,3 @@ def runner_checks(engine: Engine) -> list[Check]:
     return [
         check(status) for check in (runner_state_check, runner_version_check, runner_port_check)
     ]
-
-
-CHECKS = [runner_checks]

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roscoe import paths
+from roscoe.config import paths
 from roscoe.errors import OperationFailed
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from roscoe.settings import Settings
+from roscoe.config.settings import Settings
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine

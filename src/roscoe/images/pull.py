@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from roscoe.constants import ExitCode
-from roscoe.errors import ImageError, RoscoeError
+from roscoe.engine.errors import pull_failure
+from roscoe.errors import ExitCode, ImageError, RoscoeError
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
@@ -86,6 +86,10 @@ class PullSnapshot:
     @property
     def layers_done(self) -> int:
         return self.layers_complete if self.extracting else self.layers_fetched
+
+
+# Pull progress, called while the image is being pulled.
+OnPull = Callable[[PullSnapshot], None]
 
 
 def stream_error(event: Mapping[str, Any]) -> str | None:
@@ -216,7 +220,7 @@ def pull_image(
     Raises ImageError (exit 4) for an error in the stream, a registry the engine cannot reach,
     or a pull that "succeeds" without the image; RoscoeError with exit 130 on Ctrl-C.
     """
-    from roscoe.images import parse_reference
+    from roscoe.images.reference import parse_reference
 
     wanted = parse_reference(ref)
     tracker = PullProgress(ref)
@@ -273,35 +277,3 @@ def pull_image(
         events=tracker.events,
         inspect=landed,
     )
-
-
-def pull_failure(ref: str, reason: str) -> ImageError:
-    """One line with the registry's reason, and a hint that fits it."""
-    text = reason.strip().splitlines()[0] if reason.strip() else "unknown error"
-    if len(text) > 300:
-        text = text[:297] + "..."
-    lowered = text.lower()
-    if any(
-        word in lowered
-        for word in ("unauthorized", "authentication required", "denied", "forbidden")
-    ):
-        hint = (
-            "the registry wants credentials: `docker login REGISTRY` (or `podman login`), "
-            "then pull again"
-        )
-    elif any(
-        word in lowered
-        for word in ("connection refused", "no such host", "i/o timeout", "dial tcp", "pinging")
-    ):
-        hint = (
-            "the engine cannot reach the registry; check the address and that it is up, or "
-            "work offline with an image present locally (`make build-image`, --use-local-image)"
-        )
-    elif any(word in lowered for word in ("manifest unknown", "not found", "name unknown")):
-        hint = (
-            "no such tag or repository in the registry; check the reference "
-            "(`roscoe image show` prints the one in use)"
-        )
-    else:
-        hint = "`roscoe --debug image pull` shows every event the engine sent"
-    return ImageError(f"could not pull {ref}: {text}", hint=hint)

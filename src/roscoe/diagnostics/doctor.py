@@ -1,4 +1,4 @@
-"""What `roscoe version` and `roscoe doctor` report. Returns results; never prints."""
+"""What `roscoe doctor` checks: the engine, the image, the data dir and the runner. Never prints."""
 
 from __future__ import annotations
 
@@ -8,72 +8,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from roscoe import __version__, paths
-from roscoe.constants import pinned_image
+from roscoe.config import paths
+from roscoe.diagnostics.checks import Check
+from roscoe.diagnostics.runner_checks import runner_checks
+from roscoe.diagnostics.version import EngineReport
 from roscoe.errors import EngineError
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
-
-
-@dataclass
-class EngineReport:
-    available: bool
-    kind: str | None = None
-    version: str | None = None
-    api_version: str | None = None
-    endpoint: str | None = None
-    source: str | None = None
-    error: str | None = None
-    hint: str | None = None
-
-    @classmethod
-    def of(cls, engine: Engine) -> EngineReport:
-        return cls(
-            available=True,
-            kind=engine.info.kind,
-            version=engine.info.version,
-            api_version=engine.info.api_version,
-            endpoint=engine.endpoint.url,
-            source=engine.endpoint.source,
-        )
-
-
-@dataclass
-class VersionReport:
-    cli_version: str
-    runner_image: str
-    python: str
-    engine: EngineReport
-    failure: EngineError | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "cli_version": self.cli_version,
-            "runner_image": self.runner_image,
-            "python": self.python,
-            "engine": asdict(self.engine),
-        }
-
-
-def version_report(get_engine: Callable[[], Engine]) -> VersionReport:
-    import platform
-
-    try:
-        engine = EngineReport.of(get_engine())
-        failure = None
-    except EngineError as exc:
-        engine = EngineReport(available=False, error=exc.message, hint=exc.hint)
-        failure = exc
-    return VersionReport(__version__, pinned_image(), platform.python_version(), engine, failure)
-
-
-@dataclass
-class Check:
-    name: str
-    status: str  # "ok", "warn" (works, but worth knowing), "fail"
-    detail: str
-    hint: str | None = None
 
 
 @dataclass
@@ -91,13 +33,6 @@ class DoctorReport:
             "engine": asdict(self.engine) if self.engine else None,
             "checks": [asdict(c) for c in self.checks],
         }
-
-
-# A doctor check that needs the engine: takes it and returns one Check, or a list of them
-# (checks that share one look at the engine). Later features (the runner container, the
-# port) add theirs to EXTRA_ENGINE_CHECKS.
-EngineCheck = Callable[["Engine"], "Check | list[Check]"]
-EXTRA_ENGINE_CHECKS: list[EngineCheck] = []
 
 
 def doctor_report(
@@ -129,9 +64,8 @@ def doctor_report(
         report.checks.append(_image_check(engine, image_ref, image_source))
     report.checks.append(_data_dir_check())
     if engine is not None:
-        for check in EXTRA_ENGINE_CHECKS:
-            found = check(engine)
-            report.checks.extend(found if isinstance(found, list) else [found])
+        # The runner's checks (state, image version, port) share one look at the runner.
+        report.checks.extend(runner_checks(engine))
     return report
 
 
@@ -145,7 +79,7 @@ def _image_check(engine: Engine, ref: str, source: str) -> Check:
             "it is pulled on first use; `roscoe image pull` fetches it now, "
             "`make build-image` builds it from source",
         )
-    from roscoe.images import image_version_label, version_match
+    from roscoe.images.version import image_version_label, version_match
 
     verdict = version_match(image_version_label(found))
     mismatch = verdict.warning(f"{ref} ({source})")
@@ -177,10 +111,3 @@ def _free_space(where: os.PathLike[str]) -> str:
     except OSError:
         return ""
     return f" ({stats.f_bavail * stats.f_frsize / (1 << 30):.1f} GiB free)"
-
-
-# The runner container's checks (state, image version, port); registered here so every
-# doctor report has them. At the end: roscoe.server.checks imports Check from this module.
-from roscoe.server.checks import CHECKS as _RUNNER_CHECKS  # noqa: E402
-
-EXTRA_ENGINE_CHECKS.extend(_RUNNER_CHECKS)

@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from roscoe import __version__
-from roscoe.constants import (
+from roscoe.labels import (
     LABEL_IMAGE_VERSION,
     LABEL_KIND,
     LABEL_MANAGED_BY,
     LABEL_VERSION,
     MANAGED_BY_VALUE,
 )
-from roscoe.host import container_user
+from roscoe.runs.host import container_user
 
 # Inside the runner container.
 CONTAINER_WORKSPACE = "/workspace"

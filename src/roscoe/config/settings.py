@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roscoe import paths
-from roscoe.constants import DEFAULT_CONTAINER_NAME, DEFAULT_PORT
+from roscoe.config import paths
 from roscoe.errors import UsageError
 
 MAX_SIZE = (1 << 63) - 1  # the engines hold limits in a signed 64-bit integer
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+DEFAULT_CONTAINER_NAME = "roscoe-runner"
+DEFAULT_PORT = 8765
 
 
 def parse_size(text: str) -> int:

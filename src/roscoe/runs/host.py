@@ -1,7 +1,7 @@
 """Facts about the host that decide how every container roscoe creates is set up.
 
-Shared by one-shot runs (`runs.execute`) and the runner container (`runner_layout`,
-`server.lifecycle`), so the rules live in one place.
+Shared by one-shot runs (`runs.execute`) and the runner container (`runner.layout`,
+`runner.lifecycle`), so the rules live in one place.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """How a pull looks: one rich bar on a terminal, a few plain lines when output is piped.
 
 Any command that may pull (image pull, server start, run) passes `PullView(...)` as the
-`progress` callback of roscoe.images.ensure_image / roscoe.pull.pull_image, inside `with`.
+`progress` callback of roscoe.images.ensure.ensure_image / roscoe.images.pull.pull_image,
+inside `with`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from roscoe.cli import render
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from roscoe.pull import PullSnapshot
+    from roscoe.images.pull import PullSnapshot
 
 PLAIN_INTERVAL = 2.0  # seconds between plain progress lines
 SILENCE_NOTICE = 3.0  # seconds of engine silence before the line says so

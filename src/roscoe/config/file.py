@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from roscoe import paths
-from roscoe.constants import pinned_image
+from roscoe.config import paths
+from roscoe.config.settings import SETTINGS, Resolved, Settings, validate
 from roscoe.errors import UsageError
-from roscoe.settings import SETTINGS, Resolved, Settings, validate
+from roscoe.images.version import pinned_image
 
 if TYPE_CHECKING:
     from tomlkit import TOMLDocument

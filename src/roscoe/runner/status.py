@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from roscoe import __version__, paths
-from roscoe.server import health, runner
+from roscoe import __version__
+from roscoe.config import paths
+from roscoe.runner import container as runner
+from roscoe.runner import health
 
 if TYPE_CHECKING:
+    from roscoe.config.settings import Settings
     from roscoe.engine import Engine
-    from roscoe.settings import Settings
 
 STATES = ("running", "starting", "exited", "absent")
 
@@ -77,7 +79,7 @@ class Status:
 
 
 def server_status(engine: Engine, settings: Settings) -> Status:
-    from roscoe.runner_layout import ENV_HOST_WORKSPACE, ENV_PORT, ENV_RUNNER_IMAGE
+    from roscoe.runner.layout import ENV_HOST_WORKSPACE, ENV_PORT, ENV_RUNNER_IMAGE
 
     name = settings.get("container_name")
     found = runner.find(engine, name)

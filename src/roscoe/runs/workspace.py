@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from roscoe.errors import UsageError
 
 if TYPE_CHECKING:
-    from roscoe.settings import Settings
+    from roscoe.config.settings import Settings
 
 # What a script's file name ending means: the interpreter the container runs it with.
 # Anything else is refused, so a data file is never executed by accident.

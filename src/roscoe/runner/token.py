@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from roscoe import paths
+from roscoe.config import paths
 from roscoe.errors import OperationFailed, UsageError
 
 

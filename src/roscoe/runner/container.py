@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from roscoe.constants import LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY_VALUE, OCI_VERSION_LABEL
-from roscoe.server import state
+from roscoe.images.version import OCI_VERSION_LABEL
+from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY_VALUE
+from roscoe.runner import store as state
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from roscoe.errors import OperationFailed, UsageError
-from roscoe.server import runner
+from roscoe.runner import container as runner
 
 if TYPE_CHECKING:
+    from roscoe.config.settings import Settings
     from roscoe.engine import Engine
-    from roscoe.settings import Settings
 
 DEFAULT_READ_TIMEOUT = 60.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)

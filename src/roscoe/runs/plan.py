@@ -1,0 +1,144 @@
+"""A run's shape: everything the caller named, checked, and turned into the container's
+command, mounts, user, limits and labels. Nothing here touches the engine."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from roscoe import __version__
+from roscoe.config.parse import ENV_NAME
+from roscoe.config.settings import parse_size
+from roscoe.errors import UsageError
+from roscoe.labels import (
+    LABEL_DEADLINE,
+    LABEL_KIND,
+    LABEL_MANAGED_BY,
+    LABEL_OWNER_HOST,
+    LABEL_OWNER_PID,
+    LABEL_RUN_ID,
+    LABEL_STARTED,
+    LABEL_VERSION,
+    MANAGED_BY_VALUE,
+)
+from roscoe.runs.host import container_user, selinux_enforcing
+from roscoe.runs.records import (
+    check_run_id,
+    new_run_id,
+)
+from roscoe.runs.spec import RunSpec
+from roscoe.runs.workspace import Workspace, interpreter
+
+if TYPE_CHECKING:
+    pass
+
+DATA_MOUNT = "/data"
+TOOLS_MOUNT = "/tools"
+PIDS_LIMIT = 512
+TMPFS = {"/tmp": "rw,nosuid,nodev,mode=1777"}  # noqa: S108 - the container's own /tmp
+BASE_ENV = {
+    "HOME": "/tmp",  # noqa: S108 - the only writable place besides /data
+    "PYTHONUNBUFFERED": "1",  # output shows up live, not when a buffer fills
+    "PYTHONDONTWRITEBYTECODE": "1",  # /tools is read-only
+}
+# If roscoe is SIGKILLed it cannot kill the container at the timeout; coreutils `timeout`
+# inside the container does, this long after. gc may sweep a container still running
+# DEADLINE_SLACK_S after that.
+BACKSTOP_GRACE_S = 3.0
+DEADLINE_SLACK_S = 30
+NETWORKS = ("none", "host")
+MIN_CPUS = 0.01  # the engines refuse less (docker: "Range of CPUs is from 0.01 to ...")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A validated spec: host paths, the command line and the limits, ready for the engine."""
+
+    run_id: str
+    case_dir: Path
+    script_path: Path
+    entrypoint: list[str]
+    command: list[str]
+    binds: list[str]
+    env: dict[str, str]
+    user: str
+    memory_bytes: int
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> RunPlan:
+    """Check everything the caller named and build the container's shape. UsageError (2)."""
+    case_dir = workspace.case_dir(spec.case)
+    script = workspace.script_path(spec.script)
+    if not spec.timeout or not math.isfinite(spec.timeout) or spec.timeout <= 0:
+        raise UsageError(f"the timeout must be a positive number of seconds, not {spec.timeout}")
+    try:
+        memory_bytes = parse_size(spec.memory)
+    except ValueError as exc:
+        raise UsageError(f"invalid memory limit: {exc}") from exc
+    if spec.cpus is not None and not (math.isfinite(spec.cpus) and spec.cpus >= MIN_CPUS):
+        raise UsageError(f"--cpus must be at least {MIN_CPUS:g}, not {spec.cpus:g}")
+    if spec.network not in NETWORKS:
+        raise UsageError(f"unknown network '{spec.network}'", hint="use none or host")
+    for key in spec.env:
+        if not ENV_NAME.fullmatch(key):
+            raise UsageError(f"'{key}' is not a valid environment variable name")
+    if any("\x00" in arg for arg in spec.args):
+        raise UsageError("a script argument contains a NUL byte")
+
+    case_host = workspace.host_path(case_dir)
+    tools_host = workspace.host_path(workspace.tools_dir.resolve())
+    relabel = ",z" if selinux_enforcing() else ""
+    for path in (case_host, tools_host):
+        if ":" in str(path):
+            raise UsageError(
+                f"{path} contains ':', which the engines cannot bind-mount",
+                hint="rename the folder, or move the workspace",
+            )
+    backstop = f"{spec.timeout + BACKSTOP_GRACE_S:g}"
+    return RunPlan(
+        run_id=check_run_id(run_id) if run_id else new_run_id(),
+        case_dir=case_dir,
+        script_path=script,
+        entrypoint=["timeout"],
+        command=[
+            "-s",
+            "KILL",
+            backstop,
+            *interpreter(script),
+            workspace.in_container(script),
+            *spec.args,
+        ],
+        binds=[f"{case_host}:{DATA_MOUNT}:rw{relabel}", f"{tools_host}:{TOOLS_MOUNT}:ro{relabel}"],
+        env={**BASE_ENV, **spec.env},
+        user=spec.user or default_user(),
+        memory_bytes=memory_bytes,
+    )
+
+
+def default_user() -> str:
+    """The caller's uid:gid, or taskrunner's under root (`roscoe.host`): never root inside."""
+    uid, gid = container_user()
+    return f"{uid}:{gid}"
+
+
+def run_labels(run_id: str, started: float, timeout: float) -> dict[str, str]:
+    deadline = int(started + math.ceil(timeout) + BACKSTOP_GRACE_S + DEADLINE_SLACK_S)
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY_VALUE,
+        LABEL_KIND: "run",
+        LABEL_RUN_ID: run_id,
+        LABEL_OWNER_PID: str(os.getpid()),
+        LABEL_OWNER_HOST: socket.gethostname(),
+        LABEL_STARTED: str(int(started)),
+        LABEL_DEADLINE: str(deadline),
+        LABEL_VERSION: __version__,
+    }
+
+
+def container_name(run_id: str) -> str:
+    return f"roscoe-run-{run_id}"
