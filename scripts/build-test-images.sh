@@ -19,8 +19,10 @@ bash "$ROOT/scripts/build-image.sh" "${ARGS[@]}"
 
 ROOTLESS_USER=${ROSCOE_TEST_ROOTLESS_USER:-roscoe-rootless}
 if id "$ROOTLESS_USER" >/dev/null 2>&1 && [[ ${EUID:-$(id -u)} -eq 0 ]]; then
-    PINNED=$(PYTHONPATH="$ROOT/src" python3 -c "from roscoe.constants import pinned_image; print(pinned_image())")
-    bash "$ROOT/scripts/engines.sh" load-rootless "$BASE" roscoe-runner:dev "$PINNED"
+    # Every name the runner image just built carries in rootful Podman (the dev tag, the pinned one).
+    RUNNER=roscoe-runner:${ROSCOE_BUILD_DEV_TAG:-dev}
+    mapfile -t NAMES < <(podman image inspect --format '{{range .RepoTags}}{{println .}}{{end}}' "$RUNNER" | sed '/^$/d')
+    bash "$ROOT/scripts/engines.sh" load-rootless "$BASE" "${NAMES[@]}"
 else
     echo "build-test-images.sh: no rootless test user $ROOTLESS_USER here (scripts/engines.sh install); images not copied to it" >&2
 fi
