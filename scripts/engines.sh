@@ -278,8 +278,9 @@ install_packages() {
 install_rootless_user() {
     local t0=$SECONDS
     if ! id "$ROOTLESS_USER" >/dev/null 2>&1; then
-        # useradd also gives it subordinate id ranges (SUB_UID_* in /etc/login.defs).
-        useradd --create-home --user-group --shell /usr/sbin/nologin \
+        # useradd also gives it subordinate id ranges (SUB_UID_* in /etc/login.defs). Its uid is
+        # 2000 or above: never 1000, the runner image's user, so no test passes by that accident.
+        useradd -K UID_MIN=2000 -K GID_MIN=2000 --create-home --user-group --shell /usr/sbin/nologin \
             --comment "roscoe rootless Podman tests" "$ROOTLESS_USER"
         log "created user $ROOTLESS_USER"
     fi
