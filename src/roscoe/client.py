@@ -158,6 +158,12 @@ def format_record(record: dict[str, Any], what: str) -> str:
         head = f"Failure: {what} failed with exit code {code}{took}{run}."
     elif status == "cancelled":
         head = f"Cancelled: {what} was cancelled before it finished{run}."
+    elif status == "unknown":
+        head = (
+            f"Unknown: the container engine stopped answering while {what} ran{run}, so how it "
+            "ended is not known; it may still be running and may have changed the case. "
+            "Do not assume it ran or failed: check the case, or run it again later."
+        )
     elif status == "interrupted":
         head = (
             f"Interrupted: {what} was stopped before it finished (the service is shutting "

@@ -44,6 +44,13 @@ class EngineError(RoscoeError):
     exit_code = ExitCode.NO_ENGINE
 
 
+class EngineUnreachable(EngineError):
+    """The engine's socket failed while a run's container existed: how the run goes on is not
+    known (the container may still be running). `roscoe run` exits 125."""
+
+    exit_code = ExitCode.ENGINE_DURING_RUN
+
+
 class ImageError(RoscoeError):
     """The image is absent and could not be pulled, or the pull failed."""
 

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from roscoe.config import paths
-from roscoe.errors import EngineError, ImageError, UsageError
+from roscoe.errors import EngineError, EngineUnreachable, ImageError, UsageError
 from roscoe.labels import LABEL_DEADLINE, LABEL_KIND, LABEL_RUN_ID, LABEL_STARTED
 from roscoe.runs import execute as run_exec
 from roscoe.runs import host as run_host
 from roscoe.runs import output as run_output
 from roscoe.runs import plan as run_plan
+from roscoe.runs import records
 from roscoe.runs.execute import execute
 from roscoe.runs.outcome import classify
 from roscoe.runs.spec import RunSpec
@@ -466,3 +467,35 @@ def test_no_cpu_limit_costs_no_info_call(ws: Workspace, isolated_dirs: Path) -> 
     engine = FakeEngine()
     execute(engine, ws, _spec())  # type: ignore[arg-type]
     assert "cpu_count" not in engine.calls
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        EngineUnreachable("could not inspect the run container: [Errno 111] Connection refused"),
+        ConnectionResetError(104, "Connection reset by peer"),
+    ],
+)
+def test_an_engine_that_stops_answering_leaves_the_run_unknown_and_in_place(
+    ws: Workspace, isolated_dirs: Path, failure: Exception
+) -> None:
+    # The script may run on (Podman's containers outlive its API service): roscoe claims no
+    # result and removes nothing; gc finishes the record from the container's real end.
+    engine = FakeEngine([("stdout", b"so far\n")], fail={"state": failure})
+    record = execute(engine, ws, _spec())  # type: ignore[arg-type]
+    assert (record.status, record.exit_code) == ("unknown", 125)
+    assert str(record.message).startswith("lost track of the run: the engine stopped answering")
+    assert "may still be running" in str(record.message)
+    assert "remove" not in engine.calls
+    assert records.load_run(record.id).status == "unknown"
+    assert (paths.run_dir(record.id) / "output.log").read_bytes() == b"so far\n"
+
+
+def test_an_engine_that_answers_with_a_failure_is_still_an_error(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    refused = EngineError("could not inspect the run container: 500 boom", exit_code=125)
+    engine = FakeEngine(fail={"state": refused})
+    record = execute(engine, ws, _spec())  # type: ignore[arg-type]
+    assert (record.status, record.exit_code) == ("error", 125)
+    assert engine.calls[-1] == "remove"

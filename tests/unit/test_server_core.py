@@ -111,6 +111,19 @@ class FakeEngine:
                 return container
         return None
 
+    def containers(self, labels: Mapping[str, str], all: bool = True) -> list[dict[str, Any]]:
+        """The list form (`GET /containers/json`) of those carrying every label given."""
+        return [
+            {
+                "Id": c["Id"],
+                "Names": [c["Name"]],
+                "State": c["State"]["Status"],
+                "Labels": c["Config"]["Labels"],
+            }
+            for c in self.containers_by_id.values()
+            if all_labels(c["Config"]["Labels"], labels)
+        ]
+
     def create_container(self, container: Mapping[str, Any], host: Mapping[str, Any]) -> str:
         name = str(container["name"])
         if self.inspect_container(name) is not None:
@@ -156,6 +169,10 @@ class FakeEngine:
         yield 1, self.logs_of.get(ref, b"")
 
 
+def all_labels(have: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
+    return all(have.get(k) == v for k, v in wanted.items())
+
+
 OURS = {LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"}
 NAME = "roscoe-unit-runner"
 
@@ -163,14 +180,16 @@ NAME = "roscoe-unit-runner"
 @pytest.fixture
 def answering(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
     """/health answers (or not) without a real service; no port is really in use."""
-    world = {"answering": True, "port_in_use": False}
-    monkeypatch.setattr(
-        health,
-        "probe",
-        lambda port, timeout=1.0: health.Health(
-            world["answering"], 200 if world["answering"] else None, 1.5, {"runs_in_flight": 2}
-        ),
-    )
+    world = {"answering": True, "port_in_use": False, "engine_reachable": True}
+
+    def probe(port: int, timeout: float = 1.0, *, engine: bool = False) -> health.Health:
+        payload: dict[str, Any] = {"runs_in_flight": 2}
+        if engine:
+            payload["engine_reachable"] = world["engine_reachable"]
+            payload["engine_error"] = None if world["engine_reachable"] else "connection refused"
+        return health.Health(world["answering"], 200 if world["answering"] else None, 1.5, payload)
+
+    monkeypatch.setattr(health, "probe", probe)
     monkeypatch.setattr(health, "port_in_use", lambda port: world["port_in_use"])
     return world
 
@@ -410,6 +429,26 @@ def test_status_starting_when_health_does_not_answer(fake, settings, answering) 
     assert not found.healthy
 
 
+def test_a_runner_that_cannot_reach_its_engine_is_degraded_and_replaced(
+    fake, settings, answering
+) -> None:
+    # Its service answers /health, but not one run could work (issue 10: a runner holding a
+    # socket the engine had replaced said "already running").
+    first = start(fake, settings)
+    answering["engine_reachable"] = False
+    found = status.server_status(fake, settings)
+    assert (found.state, found.healthy) == ("degraded", False)
+    data = found.to_json()
+    assert data["health"]["engine_reachable"] is False
+    assert data["health"]["engine_error"] == "connection refused"
+    again = start(fake, settings)
+    assert again.outcome == "replaced" and again.container_id != first.container_id
+    assert again.replaced_because == "it cannot reach the engine (connection refused)"
+    answering["engine_reachable"] = True
+    assert start(fake, settings).outcome == "already running"
+    assert status.server_status(fake, settings).state == "running"
+
+
 def test_status_exited_with_code(fake, settings, answering) -> None:
     fake.add_container(NAME, labels=OURS, status="exited")
     data = status.server_status(fake, settings).to_json()
@@ -625,3 +664,57 @@ def test_likely_cause_reads_the_runners_words_not_roscoes() -> None:
         '{"event": "startup_failed", "error": "permission denied on /run/roscoe/engine.sock"}', 1
     )
     assert "engine socket" in socket_hint
+
+
+def test_start_stops_the_runs_a_killed_runner_left_and_finishes_their_records(
+    fake, settings, answering
+) -> None:
+    from roscoe.labels import LABEL_OWNER_CONTAINER, LABEL_OWNER_STARTED, LABEL_RUN_ID
+    from roscoe.runs.records import RunRecord, load_run, write_record
+
+    first = start(fake, settings)
+    killed = fake.containers_by_id[first.container_id]
+    killed["State"]["Status"] = "exited"  # `docker kill`: its runs run on, nobody collects them
+    write_record(RunRecord(id="run-in-flight", case="c", script="s.py"))
+    run_id = fake.add_container(
+        "roscoe-run-run-in-flight",
+        labels={
+            LABEL_MANAGED_BY: "roscoe",
+            LABEL_KIND: "run",
+            LABEL_RUN_ID: "run-in-flight",
+            LABEL_OWNER_CONTAINER: first.container_id,
+            LABEL_OWNER_STARTED: killed["State"]["StartedAt"],
+        },
+    )
+    fake.containers_by_id[run_id]["State"]["Running"] = True
+    again = start(fake, settings)
+    assert again.outcome == "replaced"
+    assert [item.run_id for item in again.swept] == ["run-in-flight"]
+    assert run_id not in fake.containers_by_id
+    assert "is gone" in again.swept[0].reason  # the old runner was replaced: removed
+    assert load_run("run-in-flight").status == "interrupted"
+
+
+def test_the_runner_knows_its_name_and_ties_runs_to_its_container(
+    fake, settings, answering
+) -> None:
+    from roscoe.labels import LABEL_OWNER_CONTAINER, LABEL_OWNER_PID, LABEL_OWNER_STARTED
+    from roscoe.runs.plan import run_labels
+    from roscoe.service.owner import runner_owner
+
+    runner_id = fake.add_container(NAME, labels=OURS)
+    owner = runner_owner(fake, NAME)  # type: ignore[arg-type]
+    assert owner == {
+        LABEL_OWNER_CONTAINER: runner_id,
+        LABEL_OWNER_STARTED: "2024-05-01T12:00:00.123456789Z",
+    }
+    labels = run_labels("r1", 0.0, 10, owner)
+    assert labels[LABEL_OWNER_CONTAINER] == runner_id and LABEL_OWNER_PID not in labels
+    fake.add_container("stranger", labels={})
+    assert runner_owner(fake, "stranger") == {}  # type: ignore[arg-type]
+    assert runner_owner(fake, "absent") == {}  # type: ignore[arg-type]
+    assert f"ROSCOE_CONTAINER_NAME={NAME}" in _env_list(fake, start(fake, settings))
+
+
+def _env_list(fake: FakeEngine, result: lifecycle.StartResult) -> list[str]:
+    return list(fake.containers_by_id[result.container_id]["Config"]["Env"])

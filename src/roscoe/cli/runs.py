@@ -135,6 +135,7 @@ _COLOURS = {
     "oom_killed": "yellow",
     "interrupted": "yellow",
     "error": "red",
+    "unknown": "magenta",
     "running": "cyan",
 }
 

@@ -101,6 +101,11 @@ def _starting(quiet: bool, begin: Callable[[_Progress], StartResult]) -> None:
 def _report(result: StartResult, quiet: bool) -> None:
     for message, hint in result.warnings:
         render.warn(message, hint)  # even when quiet: like errors, warnings go to stderr
+    for item in result.swept:
+        render.info(
+            f"removed {render.escape(item.name or item.container_id)} "
+            f"(run {render.escape(item.run_id or '?')}): {render.escape(item.reason)}"
+        )
     if quiet:
         return
     out = render.console()
@@ -293,6 +298,8 @@ def _print_status(status: Status) -> None:
     word = {
         "running": "[green]running[/]",
         "starting": "[yellow]starting[/] (the service does not answer yet)",
+        "degraded": "[red]degraded[/] (the service answers but cannot reach the engine; "
+        "`roscoe server start` replaces it)",
         "exited": f"[red]exited[/] (code {status.exit_code})",
         "absent": "[dim]absent[/]",
     }[status.state]
@@ -312,16 +319,16 @@ def _print_status(status: Status) -> None:
     rows.append(("engine", render.escape(where)))
     if status.uptime_s is not None:
         rows.append(("uptime", _duration(status.uptime_s)))
-    if status.state in ("running", "starting"):
+    if status.state in ("running", "starting", "degraded"):
         h = status.health
-        rows.append(
-            (
-                "health",
-                f"answering ({h.latency_ms} ms)"
-                if h.answering
-                else f"not answering ({render.escape(str(h.error))})",
-            )
+        said = (
+            f"answering ({h.latency_ms} ms)"
+            if h.answering
+            else f"not answering ({render.escape(str(h.error))})"
         )
+        if h.engine_reachable is False:
+            said += f"; [red]cannot reach the engine[/] ({render.escape(str(h.engine_error))})"
+        rows.append(("health", said))
     rows += [
         ("endpoint", status.endpoint),
         ("token file", render.escape(str(_token_file()))),

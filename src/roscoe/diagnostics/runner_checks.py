@@ -36,6 +36,14 @@ def runner_state_check(status: Status) -> Check:
         if status.foreign:
             detail += " (a container that is not roscoe's holds the name)"
         return Check("runner", "warn", detail, "`roscoe server start` starts it")
+    if status.state == "degraded":
+        return Check(
+            "runner",
+            "fail",
+            f"{status.name} answers on {status.endpoint} but cannot reach the engine "
+            f"({status.health.engine_error})",
+            "`roscoe server start` replaces it",
+        )
     if status.state == "starting":
         return Check(
             "runner",
@@ -68,7 +76,7 @@ def runner_version_check(status: Status) -> Check:
 
 
 def runner_port_check(status: Status) -> Check:
-    if status.state in ("running", "starting"):
+    if status.state in ("running", "starting", "degraded"):
         return Check("runner port", "ok", f"{status.port} is the runner's")
     if health.port_in_use(status.port):
         return Check(

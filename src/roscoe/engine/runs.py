@@ -14,7 +14,7 @@ from typing import Any
 from roscoe.engine.detect import Endpoint
 from roscoe.engine.streams import OutputStream
 from roscoe.engine.wire import SdkWire, Wire, WireError, quoted
-from roscoe.errors import EngineError, ImageError
+from roscoe.errors import EngineError, EngineUnreachable, ImageError
 
 
 class RunCalls:
@@ -179,6 +179,8 @@ class RunCalls:
 
 
 def _run_error(what: str, exc: BaseException) -> EngineError:
+    """125 either way; EngineUnreachable when the socket itself failed (the engine did not
+    answer), so the run is known to be out of sight rather than refused."""
     from roscoe.errors import ExitCode
 
     reason = (
@@ -190,4 +192,6 @@ def _run_error(what: str, exc: BaseException) -> EngineError:
     if isinstance(reason, bytes):
         reason = reason.decode("utf-8", "replace")
     reason = str(reason).strip().splitlines()[0][:300] if str(reason).strip() else what
+    if isinstance(exc, OSError):
+        return EngineUnreachable(f"{what}: {reason}")
     return EngineError(f"{what}: {reason}", exit_code=ExitCode.ENGINE_DURING_RUN)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from roscoe import __version__
@@ -41,7 +41,14 @@ from roscoe.runs.host import container_user
 CONTAINER_WORKSPACE = "/workspace"
 CONTAINER_DATA_DIR = "/var/lib/roscoe"  # ROSCOE_DATA_DIR of the service; runs/ is the host's
 CONTAINER_TOKEN_FILE = "/run/roscoe/token"  # noqa: S105 - a path, not a secret
-CONTAINER_ENGINE_SOCKET = "/run/roscoe/engine.sock"
+CONTAINER_ENGINE_SOCKET = "/run/roscoe/engine.sock"  # the socket file, mounted by itself
+CONTAINER_ENGINE_DIR = "/run/roscoe/engine"  # or the socket's folder, mounted whole
+# A bind mount of a socket FILE keeps the file the engine had when the runner started: when
+# the engine's API service restarts (Podman's, which its containers outlive) it makes a new
+# socket, and the runner could no longer reach it while it went on answering /health. A
+# folder mount shows the new socket. Only a folder of the engine's own is mounted (never
+# all of /run for Docker's /var/run/docker.sock); readiness (/health?engine=1) covers the rest.
+ENGINE_SOCKET_FOLDERS = ("podman", "docker")
 
 ENV_PORT = "ROSCOE_PORT"
 ENV_WORKSPACE = "ROSCOE_WORKSPACE"
@@ -56,6 +63,8 @@ ENV_PROJECTS_DIR = "ROSCOE_PROJECTS_DIR"
 ENV_TOOLS_DIR = "ROSCOE_TOOLS_DIR"
 ENV_PASSTHROUGH = "ROSCOE_PASSTHROUGH_ENV"  # names of -e variables, forwarded to each run
 ENV_SHUTDOWN_GRACE = "ROSCOE_SHUTDOWN_GRACE"  # seconds runs may finish after SIGTERM
+# Its own name: the service looks itself up by it, to tie its runs to its container id.
+ENV_CONTAINER_NAME = "ROSCOE_CONTAINER_NAME"
 DEFAULT_SHUTDOWN_GRACE_S = 10.0
 # After the grace, the service cancels what still runs and waits for those containers to be
 # stopped and removed; `server stop` must wait at least this much longer before SIGKILL.
@@ -121,15 +130,17 @@ class RunnerConfig:
                 ENV_TOOLS_DIR: self.tools_dir,
                 ENV_PASSTHROUGH: ",".join(sorted(self.env)),
                 ENV_SHUTDOWN_GRACE: f"{self.shutdown_grace:g}",
-                "DOCKER_HOST": f"unix://{CONTAINER_ENGINE_SOCKET}",
+                ENV_CONTAINER_NAME: self.name,
+                "DOCKER_HOST": f"unix://{engine_socket_mount(self.engine_socket)[2]}",
             }
         )
         return env
 
     def binds(self) -> dict[str, dict[str, str]]:
         relabel = ",z" if self.selinux else ""
+        source, target, _ = engine_socket_mount(self.engine_socket)
         return {
-            self.engine_socket: {"bind": CONTAINER_ENGINE_SOCKET, "mode": "rw"},
+            source: {"bind": target, "mode": "rw"},
             str(self.workspace): {"bind": CONTAINER_WORKSPACE, "mode": "ro" + relabel},
             str(self.runs_dir): {"bind": f"{CONTAINER_DATA_DIR}/runs", "mode": "rw" + relabel},
             str(self.token_file): {"bind": CONTAINER_TOKEN_FILE, "mode": "ro" + relabel},
@@ -168,6 +179,14 @@ class RunnerConfig:
             "init": False,
         }
         return container, host
+
+
+def engine_socket_mount(host_socket: str) -> tuple[str, str, str]:
+    """(what to bind-mount from the host, where in the runner, the socket's path there)."""
+    path = PurePosixPath(host_socket)
+    if path.parent.name in ENGINE_SOCKET_FOLDERS:
+        return str(path.parent), CONTAINER_ENGINE_DIR, f"{CONTAINER_ENGINE_DIR}/{path.name}"
+    return host_socket, CONTAINER_ENGINE_SOCKET, CONTAINER_ENGINE_SOCKET
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from roscoe.config.settings import Settings
     from roscoe.engine import Engine
     from roscoe.images.pull import OnPull
+    from roscoe.runs.gc import GcItem
 
 
 Progress = Callable[[str], None]
@@ -83,6 +84,8 @@ class StartResult:
     seconds: float = 0.0
     # (message, hint) about the image: version differs from the CLI's, reference not pinned
     warnings: list[tuple[str, str | None]] = field(default_factory=list)
+    # runs of runner containers that are no more, stopped and removed (their records finished)
+    swept: list[GcItem] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -221,12 +224,13 @@ def _start_locked(
     config = build_config(engine, plan, image)
     replaced_because = None
     if found.ours is not None:
-        replaced_because = _why_replace(found.ours, image, plan, config)
+        replaced_because = _why_replace(found.ours, image, plan, config) or _why_cut_off(plan.port)
         if replaced_because is None:
             state.write_container_id(str(found.ours["Id"]))
             state.save_settings(plan.settings)  # they describe this very container
             result = _result("already running", found.ours["Id"], plan, None, began)
             result.warnings = list(image_status.warnings)
+            result.swept = _sweep_left_behind(engine, result)
             return result
     if not _holds_port(found.ours, plan.port):
         _check_port(plan.port)
@@ -247,7 +251,21 @@ def _start_locked(
     outcome = "replaced" if replaced_because else "started"
     result = _result(outcome, container_id, plan, replaced_because, began)
     result.warnings = list(image_status.warnings)
+    result.swept = _sweep_left_behind(engine, result)
     return result
+
+
+def _sweep_left_behind(engine: Engine, result: StartResult) -> list[GcItem]:
+    """Stop and remove the runs of runner containers that are no more (a killed runner's, for
+    one), and finish their records; what could not be removed becomes a warning."""
+    from roscoe.runs.gc import collect
+
+    swept = collect(engine, dry_run=False, runner_runs_only=True)
+    for item, error in swept.failed:
+        result.warnings.append(
+            (f"could not remove {item.name or item.container_id}: {error}", "`roscoe gc` retries")
+        )
+    return swept.removed
 
 
 def _holds_port(ours: dict[str, Any] | None, port: int) -> bool:
@@ -304,4 +322,12 @@ def _why_replace(
     labels = (ours.get("Config") or {}).get("Labels") or {}
     if labels.get(LABEL_CONFIG_HASH) != config_hash(config.environment()):
         return "it was started with other settings (-e, run limits, concurrency, queue or folders)"
+    return None
+
+
+def _why_cut_off(port: int) -> str | None:
+    """Why a runner that is as asked must still be replaced: it cannot reach its engine."""
+    look = health.probe(port, engine=True)
+    if look.answering and look.engine_reachable is False:
+        return f"it cannot reach the engine ({look.engine_error or 'no answer'})"
     return None

@@ -1,7 +1,9 @@
 """`roscoe server status`: what the runner is doing, as one result object.
 
 The JSON keys of `Status.to_json()` are a contract (tests/unit/test_server_core.py):
-state is one of running, starting (container up, /health not answering yet), exited, absent.
+state is one of running, starting (container up, /health not answering yet), degraded (the
+service answers but cannot reach its engine: `roscoe server start` replaces it), exited,
+absent.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from roscoe.config.settings import Settings
     from roscoe.engine import Engine
 
-STATES = ("running", "starting", "exited", "absent")
+STATES = ("running", "starting", "degraded", "exited", "absent")
 
 
 @dataclass
@@ -120,9 +122,14 @@ def server_status(engine: Engine, settings: Settings) -> Status:
         if started is not None:
             status.started_at = started.isoformat()
             status.uptime_s = round((datetime.now(timezone.utc) - started).total_seconds(), 1)
-        status.health = health.probe(status.port)
+        status.health = health.probe(status.port, engine=True)
         answering = status.health.answering and engine_state == "running"
-        status.state = "running" if answering else "starting"
+        if not answering:
+            status.state = "starting"
+        elif status.health.engine_reachable is False:
+            status.state = "degraded"
+        else:
+            status.state = "running"
         in_flight = status.health.payload.get("runs_in_flight")
         status.runs_in_flight = int(in_flight) if isinstance(in_flight, int) else None
     else:

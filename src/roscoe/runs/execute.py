@@ -9,15 +9,18 @@ never accumulated in memory, so binary or huge output is just bytes passing thro
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from roscoe.errors import ExitCode, RoscoeError
+from roscoe.errors import EngineUnreachable, ExitCode, RoscoeError
 from roscoe.runs.records import (
     OUTPUT_FILE,
+    UNKNOWN,
     RunRecord,
     make_run_dir,
     now_iso,
@@ -100,17 +103,21 @@ def execute(
     on_output: OnOutput | None = None,
     cancel: threading.Event | None = None,
     run_id: str | None = None,
+    owner: Mapping[str, str] | None = None,
 ) -> RunRecord:
     """Run `spec` and return its record (also written to <data dir>/runs/<id>/run.json).
 
     Raises before any container exists: UsageError (2) for a bad case, script, id or
     limit (a CPU limit above the engine's CPU count too); ImageError (4) when the image is
-    absent; EngineError (125) when the container
-    cannot be created. Once the container exists, nothing is raised: an engine failure
-    gives a record with status "error", exit_code 125 and the engine's reason in
-    `message`. Setting `cancel` (from any thread) stops the container: status
-    "interrupted". The container is removed in every case. Never prints, never exits,
-    installs no signal handlers; safe to call from many threads at once.
+    absent; EngineError (125) when the container cannot be created. Once the container
+    exists, nothing is raised: an engine that answers with a failure gives status "error",
+    exit_code 125 and the engine's reason in `message`; an engine that stops answering gives
+    status "unknown" (exit_code 125): the container may still be running, so it is left for
+    `roscoe gc`, which finishes the record from its real end. Setting `cancel` (from any
+    thread) stops the container: status "interrupted". Otherwise the container is removed in
+    every case. Never prints, never exits, installs no signal handlers; safe to call from
+    many threads at once. `owner`: the labels of the runner container that starts the run
+    (the service passes them), instead of this process's pid and host name.
     """
     plan = plan_run(workspace, spec, run_id)
     if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
@@ -125,7 +132,7 @@ def execute(
         user=plan.user,
         workdir=DATA_MOUNT,
         env=plan.env,
-        labels=run_labels(plan.run_id, started_wall, spec.timeout),
+        labels=run_labels(plan.run_id, started_wall, spec.timeout, owner),
         binds=plan.binds,
         network=spec.network,
         memory_bytes=plan.memory_bytes,
@@ -149,7 +156,11 @@ def execute(
         )
     finally:
         try:
-            engine.run_remove(container_id)
+            if record.status != UNKNOWN:
+                engine.run_remove(container_id)
+            # else: the script may still be running: removing it (should the engine be back
+            # this very moment) would kill it. gc removes it once it has ended, and finishes
+            # the record from its real end.
         except RoscoeError as exc:
             # gc removes it later (it is labelled); the outcome of the run still stands.
             log.warning("run %s: %s", plan.run_id, exc.message)
@@ -220,10 +231,8 @@ def _supervise(
             memory=spec.memory,
         )
         message = "interrupted before the script started"
-    except RoscoeError as exc:
-        status, code, message = "error", ExitCode.ENGINE_DURING_RUN, exc.message
-    except Exception as exc:  # the engine's transport failing mid-stream, for one
-        status, code, message = "error", ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
+    except Exception as exc:  # the engine failing, or its socket
+        status, code, message = _engine_failure(exc)
     finally:
         sink.close()
     record.status = status
@@ -236,6 +245,28 @@ def _supervise(
     record.output_bytes = sink.bytes
     record.saved_output_truncated = sink.truncated
     return record
+
+
+def _engine_failure(exc: Exception) -> tuple[str, int, str]:
+    """An engine that answered with a failure is an "error"; one that stopped answering (its
+    socket failed, or a stream broke off) leaves the run "unknown"."""
+    if isinstance(exc, EngineUnreachable):
+        return _lost(exc.message)
+    if isinstance(exc, RoscoeError):
+        return "error", ExitCode.ENGINE_DURING_RUN, exc.message
+    if isinstance(exc, (OSError, http.client.HTTPException)):
+        return _lost(str(exc) or type(exc).__name__)
+    return "error", ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
+
+
+def _lost(reason: str) -> tuple[str, int, str]:
+    """The engine stopped answering with the container in place: roscoe claims no result."""
+    return (
+        UNKNOWN,
+        ExitCode.ENGINE_DURING_RUN,
+        f"lost track of the run: the engine stopped answering ({reason}); the container may "
+        "still be running; `roscoe gc` records how it ended once the engine answers again",
+    )
 
 
 class _CancelledBeforeStart(Exception):

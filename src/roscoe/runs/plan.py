@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -137,18 +138,27 @@ def default_user() -> str:
     return f"{uid}:{gid}"
 
 
-def run_labels(run_id: str, started: float, timeout: float) -> dict[str, str]:
+def run_labels(
+    run_id: str, started: float, timeout: float, owner: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The run container's labels. `owner`: the runner container that starts it (its id and
+    start time, `runner.container.owner_labels`), which replaces this process's pid and host
+    name: from inside a container in host networking those could never say it is gone."""
     deadline = int(started + math.ceil(timeout) + BACKSTOP_GRACE_S + DEADLINE_SLACK_S)
-    return {
+    labels = {
         LABEL_MANAGED_BY: MANAGED_BY_VALUE,
         LABEL_KIND: "run",
         LABEL_RUN_ID: run_id,
-        LABEL_OWNER_PID: str(os.getpid()),
-        LABEL_OWNER_HOST: socket.gethostname(),
         LABEL_STARTED: str(int(started)),
         LABEL_DEADLINE: str(deadline),
         LABEL_VERSION: __version__,
     }
+    if owner:
+        labels.update(owner)
+    else:
+        labels[LABEL_OWNER_PID] = str(os.getpid())
+        labels[LABEL_OWNER_HOST] = socket.gethostname()
+    return labels
 
 
 def container_name(run_id: str) -> str:

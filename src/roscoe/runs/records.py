@@ -28,8 +28,20 @@ OUTPUT_FILE = "output.log"
 # as part of a container name. No '/', so no traversal; never '.' or '..' by itself.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
-# What a finished run's status can be; "running" while it is under way.
-STATUSES = ("running", "succeeded", "failed", "timed_out", "oom_killed", "interrupted", "error")
+# What a finished run's status can be; "running" while it is under way. "unknown": roscoe lost
+# sight of the container (the engine stopped answering) and claims no result; `roscoe gc`
+# finishes the record from the container's real end once the engine answers again.
+UNKNOWN = "unknown"
+STATUSES = (
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "oom_killed",
+    "interrupted",
+    "error",
+    UNKNOWN,
+)
 
 
 def new_run_id() -> str:
@@ -55,8 +67,8 @@ class RunRecord:
     """What happened in one run. `to_json()` keys are a contract: keep them stable.
 
     `exit_code` is the code `roscoe run` exits with: the script's own code when it finished,
-    124 timed out, 137 killed at the memory limit, 130 interrupted, 125 engine error;
-    None while running.
+    124 timed out, 137 killed at the memory limit, 130 interrupted, 125 engine error or
+    engine lost (status "unknown", until gc records the real end); None while running.
     """
 
     id: str

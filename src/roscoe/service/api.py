@@ -21,6 +21,7 @@ from roscoe.runs.records import check_run_id
 from roscoe.service.auth import authorized
 from roscoe.service.limiter import QueueFull, RunLimiter, ShuttingDown
 from roscoe.service.log import JsonLog
+from roscoe.service.readiness import Readiness
 from roscoe.service.validate import (
     MAX_TIMEOUT_S,
     Rejected,
@@ -98,6 +99,8 @@ class ExecutionService:
     health_info: dict[str, Any]  # version and engine, described once at start
     log: JsonLog
     max_timeout: float = MAX_TIMEOUT_S
+    # Whether the engine answers (service.readiness); /health?engine=1 adds its answer.
+    engine_probe: Callable[[], Readiness] | None = None
     _active: dict[str, threading.Event] = field(default_factory=dict)
     _active_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -139,7 +142,7 @@ class ExecutionService:
     ) -> Response:
         parts = [p for p in path.split("/") if p]
         if parts == ["health"]:
-            return self._allow(method, "GET") or self.health()
+            return self._allow(method, "GET") or self.health(query)
         if not parts or parts[0] != "runs" or len(parts) > 3:
             return Response.error(404, f"no such endpoint: {path}")
         if len(parts) == 3 and parts[2] != "output":
@@ -174,17 +177,19 @@ class ExecutionService:
         )
 
     # -- endpoints -------------------------------------------------------------------------
-    def health(self) -> Response:
-        # Reads counters only: never waits for a lock a run holds, never calls the engine.
-        return Response.json(
-            200,
-            {
-                "status": "stopping" if self.limiter.closed else "ok",
-                **self.health_info,
-                "runs_in_flight": self.limiter.running,
-                "runs_queued": self.limiter.waiting,
-            },
-        )
+    def health(self, query: dict[str, list[str]] | None = None) -> Response:
+        # Reads counters only: never waits for a lock a run holds, never calls the engine,
+        # unless asked with ?engine=1 (one short, cached ping: service.readiness).
+        payload: dict[str, Any] = {
+            "status": "stopping" if self.limiter.closed else "ok",
+            **self.health_info,
+            "runs_in_flight": self.limiter.running,
+            "runs_queued": self.limiter.waiting,
+        }
+        asked = ((query or {}).get("engine") or [""])[-1].lower() in ("1", "true", "yes")
+        if asked and self.engine_probe is not None:
+            payload.update(self.engine_probe().to_json())
+        return Response.json(200, payload)
 
     def post_run(self, headers: Mapping[str, str], read_body: Callable[[int], bytes]) -> Response:
         try:

@@ -34,10 +34,17 @@ class RunDefaults:
 
 
 class CoreBackend:
-    def __init__(self, connect: Callable[[], Engine], workspace: Workspace, defaults: RunDefaults):
+    def __init__(
+        self,
+        connect: Callable[[], Engine],
+        workspace: Workspace,
+        defaults: RunDefaults,
+        owner: Mapping[str, str] | None = None,
+    ):
         self._connect = connect
         self.workspace = workspace
         self.defaults = defaults
+        self.owner = dict(owner or {})  # the runner container's labels for every run
 
     def new_run_id(self) -> str:
         from roscoe.runs.records import new_run_id
@@ -66,7 +73,9 @@ class CoreBackend:
         )
         engine = self._connect()
         try:
-            record = execute(engine, self.workspace, spec, cancel=cancel, run_id=run_id)
+            record = execute(
+                engine, self.workspace, spec, cancel=cancel, run_id=run_id, owner=self.owner
+            )
         finally:
             engine.close()
         result = record.to_json()

@@ -20,6 +20,8 @@ from roscoe.service.api import ExecutionService
 from roscoe.service.backend import CoreBackend, RunDefaults
 from roscoe.service.limiter import RunLimiter
 from roscoe.service.log import JsonLog
+from roscoe.service.owner import runner_owner, sweep_left_behind
+from roscoe.service.readiness import EngineProbe
 
 # After cancelling: how long stopping and removing the cancelled runs' containers may take
 # (within the margin `server stop` leaves; see runner.layout.CANCEL_MARGIN_S).
@@ -115,8 +117,10 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     engine = connect(runtime)
     try:
         engine_info = {"kind": engine.info.kind, "version": engine.info.version}
+        owner = runner_owner(engine, settings.get("container_name"))
     finally:
         engine.close()
+    log("owner", labels=owner or None)
     defaults = RunDefaults(
         image=env.runner_image,
         timeout=settings.get("run.timeout"),
@@ -132,12 +136,14 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
         host_root=env.host_workspace,
     )
     limiter = RunLimiter(env.concurrency, env.queue)
-    backend = CoreBackend(lambda: connect(runtime), workspace, defaults)
+    backend = CoreBackend(lambda: connect(runtime), workspace, defaults, owner)
+    sweep_left_behind(lambda: connect(runtime), log)
     service = ExecutionService(
         token=token,
         limiter=limiter,
         backend=backend,
         health_info={"version": __version__, "engine": engine_info},
         log=log,
+        engine_probe=EngineProbe.from_environ(os.environ).check,
     )
     return service, env.port, grace
