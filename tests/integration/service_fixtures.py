@@ -48,7 +48,7 @@ TEST_SCRIPTS = {
 @dataclass
 class Answer:
     status: int
-    headers: dict[str, str]
+    headers: http.client.HTTPMessage  # names are case-insensitive, as in HTTP
     body: bytes
 
     def json(self) -> Any:
@@ -92,7 +92,7 @@ class LiveService:
         try:
             connection.request(method, path, body=body, headers=sent)
             answer = connection.getresponse()
-            return Answer(answer.status, dict(answer.getheaders()), answer.read())
+            return Answer(answer.status, answer.headers, answer.read())
         finally:
             connection.close()
 

@@ -367,9 +367,7 @@ def test_the_log_has_one_redacted_json_line_per_event(
         assert secret not in text
 
 
-def test_a_failure_in_the_run_core_is_an_answer(
-    client: TestClient, backend: FakeBackend
-) -> None:
+def test_a_failure_in_the_run_core_is_an_answer(client: TestClient, backend: FakeBackend) -> None:
     from roscoe.errors import EngineError
 
     backend.fail_with = EngineError("the engine went away")
@@ -390,9 +388,7 @@ def test_openapi_lists_every_endpoint_the_docs_describe(client: TestClient) -> N
 
     document = client.get("/openapi.json", headers=AUTH).json()
     served = {
-        f"{method.upper()} {path}"
-        for path, item in document["paths"].items()
-        for method in item
+        f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item
     }
     docs = (Path(__file__).parents[2] / "docs" / "service-api.md").read_text()
     table = docs.split("## Endpoints", 1)[1].split("\n\n", 2)[1]
