@@ -130,8 +130,10 @@ _COLOURS = {
     "timed_out": "yellow",
     "oom_killed": "yellow",
     "interrupted": "yellow",
+    "cancelled": "yellow",
     "error": "red",
     "running": "cyan",
+    "queued": "cyan",
 }
 
 

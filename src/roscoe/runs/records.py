@@ -27,8 +27,19 @@ OUTPUT_FILE = "output.log"
 # as part of a container name. No '/', so no traversal; never '.' or '..' by itself.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
-# What a finished run's status can be; "running" while it is under way.
-STATUSES = ("running", "succeeded", "failed", "timed_out", "oom_killed", "interrupted", "error")
+# What a finished run's status can be; "queued" (the service only) and "running" before.
+# "cancelled": stopped on request (the service's DELETE, or its client went away), exit 130.
+STATUSES = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "oom_killed",
+    "interrupted",
+    "cancelled",
+    "error",
+)
 
 
 def new_run_id() -> str:
@@ -86,7 +97,7 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status != "running"
+        return self.status not in ("queued", "running")
 
 
 def run_dir(run_id: str) -> Path:
