@@ -26,9 +26,13 @@ WEB_STACK = ("fastapi", "starlette", "uvicorn", "pydantic", "anyio", "h11")
     ids=["--version", "cli-and-client", "service-core"],
 )
 def test_the_web_stack_is_not_imported(code: str) -> None:
-    probe = "import sys\n" + code + (
-        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {WEB_STACK!r})\n"
-        "print('LOADED', loaded)\n"
+    probe = (
+        "import sys\n"
+        + code
+        + (
+            f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {WEB_STACK!r})\n"
+            "print('LOADED', loaded)\n"
+        )
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from roscoe.errors import UsageError
 from roscoe.runs.workspace import Workspace
-from roscoe.service.discovery import list_cases, list_tools
 from roscoe.service.live import LiveRun
 from roscoe.service.validate import RunRequest
 
@@ -128,7 +127,11 @@ class CoreBackend:
             return None
 
     def list_cases(self) -> list[dict[str, Any]]:
-        return list_cases(self.workspace.projects_dir)
+        from roscoe.runs.catalog import list_cases
+
+        return [case.to_json() for case in list_cases(self.workspace)]
 
     def list_tools(self) -> list[dict[str, Any]]:
-        return list_tools(self.workspace.tools_dir)
+        from roscoe.runs.catalog import list_tools
+
+        return [tool.to_json() for tool in list_tools(self.workspace)]
