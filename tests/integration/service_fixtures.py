@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from roscoe.config import paths
+from roscoe.errors import RoscoeError
 from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY_VALUE
 from roscoe.runner.layout import RunnerConfig
 from roscoe.runner.token import ensure_token
@@ -113,7 +114,10 @@ class LiveService:
         )
         mine = []
         for container in found:
-            details = self.engine.inspect_container(container["Id"]) or {}
+            try:
+                details = self.engine.inspect_container(container["Id"]) or {}
+            except RoscoeError:  # gone between the list and now (Podman answers 500)
+                continue
             sources = [str(m.get("Source", "")) for m in details.get("Mounts") or []]
             if any(s.startswith(str(self.workspace)) for s in sources):
                 mine.append(details)
