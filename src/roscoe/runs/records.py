@@ -19,6 +19,7 @@ from typing import Any
 
 from roscoe.config import paths
 from roscoe.errors import UsageError
+from roscoe.runs.outcome import RunStatus
 
 RECORD_FILE = "run.json"
 OUTPUT_FILE = "output.log"
@@ -26,9 +27,6 @@ OUTPUT_FILE = "output.log"
 # Letters, digits, '.', '_', '-', starting with a letter or digit: safe as a folder name and
 # as part of a container name. No '/', so no traversal; never '.' or '..' by itself.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-# What a finished run's status can be; "running" while it is under way.
-STATUSES = ("running", "succeeded", "failed", "timed_out", "oom_killed", "interrupted", "error")
 
 
 def new_run_id() -> str:
@@ -65,7 +63,7 @@ class RunRecord:
     image: str = ""
     image_digest: str | None = None
     engine: str | None = None
-    status: str = "running"
+    status: RunStatus = RunStatus.RUNNING
     exit_code: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -76,8 +74,14 @@ class RunRecord:
     saved_output_truncated: bool = False  # the saved output stopped at MAX_SAVED_OUTPUT
     message: str | None = None
 
+    def __post_init__(self) -> None:
+        # ValueError for a status this version does not know (a record is a file on disk).
+        self.status = RunStatus(self.status)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
@@ -86,7 +90,7 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status != "running"
+        return self.status != RunStatus.RUNNING
 
 
 def run_dir(run_id: str) -> Path:
@@ -155,7 +159,10 @@ def load_run(run_id: str) -> RunRecord:
         raise UsageError(f"the record of run '{run_id}' is unreadable: {exc}") from exc
     if not isinstance(data, dict):
         raise UsageError(f"the record of run '{run_id}' is not a JSON object")
-    return RunRecord.from_json(data)
+    try:
+        return RunRecord.from_json(data)
+    except (TypeError, ValueError) as exc:  # a field missing, a status unknown here
+        raise UsageError(f"the record of run '{run_id}' is unreadable: {exc}") from exc
 
 
 def list_runs(limit: int = 20) -> list[RunRecord]:
