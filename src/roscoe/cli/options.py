@@ -14,7 +14,7 @@ def _json_flag(ctx: typer.Context, value: bool) -> bool:
     # Eager, so it is known before any other option is checked: an error in those (or in the
     # command) is then printed as JSON too (cli/app.py main()).
     if value:
-        state(ctx).json = True
+        state(ctx, check_settings=False).json = True
     return value
 
 
