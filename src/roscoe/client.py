@@ -155,6 +155,8 @@ def format_record(record: dict[str, Any], what: str) -> str:
         )
     elif status == RunStatus.FAILED:
         head = f"Failure: {what} failed with exit code {code}{took}{run}."
+    elif status == RunStatus.CANCELLED:
+        head = f"Cancelled: {what} was cancelled before it finished{run}."
     elif status == RunStatus.INTERRUPTED:
         head = (
             f"Interrupted: {what} was stopped before it finished (the service is shutting "

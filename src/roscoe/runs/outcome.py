@@ -7,15 +7,18 @@ from roscoe.strenum import StrEnum
 
 
 class RunStatus(StrEnum):
-    """A run's status in its record (`roscoe runs`, the service's JSON): RUNNING while it is
-    under way, one of the others once it is over. The values are a contract (docs/json.md)."""
+    """A run's status in its record (`roscoe runs`, the service's JSON): QUEUED while it waits
+    for a slot (`roscoe mcp`), RUNNING while it is under way, one of the others once it is
+    over. The values are a contract (docs/json.md)."""
 
+    QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     OOM_KILLED = "oom_killed"
-    INTERRUPTED = "interrupted"
+    INTERRUPTED = "interrupted"  # stopped from outside: Ctrl-C, SIGTERM, a shutdown
+    CANCELLED = "cancelled"  # stopped because a caller asked for that run to stop
     ERROR = "error"
 
 
