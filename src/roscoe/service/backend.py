@@ -7,9 +7,10 @@ threads), and the workspace is checked at /workspace while bind mounts name the 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from roscoe.config.settings import RunLimits
 from roscoe.errors import UsageError
 from roscoe.runs.workspace import Workspace
 from roscoe.service.live import LiveRun
@@ -24,10 +25,7 @@ class RunDefaults:
     """What a request does not choose: the image and the limits every run gets."""
 
     image: str
-    timeout: float = 300
-    memory: str = "2g"
-    cpus: float | None = None
-    network: str = "none"
+    limits: RunLimits = field(default_factory=RunLimits)  # a request may ask another timeout
     env: Mapping[str, str] = field(default_factory=dict)  # the server's -e passthrough
 
 
@@ -69,24 +67,23 @@ class CoreBackend:
         ).to_json()
 
     def run(self, live: LiveRun) -> dict[str, Any]:
-        from roscoe.runs.execute import execute
         from roscoe.runs.spec import RunSpec
+        from roscoe.runs.start import start_run
 
         request = live.request
-        spec = RunSpec(
-            case=request.case,
-            script=request.script,
-            args=list(request.args),
-            image=self.defaults.image,
-            timeout=request.timeout or self.defaults.timeout,
-            memory=self.defaults.memory,
-            cpus=self.defaults.cpus,
-            network=self.defaults.network,
+        limits = self.defaults.limits
+        spec = RunSpec.of(
+            request.case,
+            request.script,
+            list(request.args),
+            self.defaults.image,
+            limits=replace(limits, timeout=request.timeout or limits.timeout),
             env={**self.defaults.env, **request.env},
         )
         engine = self._connect()
         try:
-            record = execute(
+            # An absent image is pulled first, as `roscoe run` does (runs.start).
+            record = start_run(
                 engine,
                 self.workspace,
                 spec,

@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict, deque
 from typing import Any, Protocol
 
-from roscoe.errors import EngineError, ImageError, RoscoeError, UsageError
+from roscoe.errors import EngineError, ImageError, Interrupted, RoscoeError, UsageError
 from roscoe.service.live import QUEUED, LiveRun
 from roscoe.service.metrics import Metrics
 from roscoe.service.validate import RunRequest
@@ -152,6 +152,8 @@ class Scheduler:
                 wait=request.wait,
             )
             record = self._finish_cancelled(live, self.backend.run(live))
+        except Interrupted as exc:  # stopped before its container existed: nothing ran
+            record = self._stopped_before_start(live, exc.message)
         except UsageError as exc:
             self.log("run_refused", run_id=live.id, reason=exc.message)
             failure = (400, reason_of(exc))
@@ -186,6 +188,13 @@ class Scheduler:
         if live.cancel_reason == "cancelled" and record.get("status") == "interrupted":
             record = {**record, "status": "cancelled", "message": live_message(live)}
             self.backend.save_record(record)
+        return record
+
+    def _stopped_before_start(self, live: LiveRun, reason: str) -> dict[str, Any]:
+        status = "cancelled" if live.cancel_reason == "cancelled" else "interrupted"
+        record = self.backend.draft_record(live.request, live.id, status)
+        record.update(exit_code=INTERRUPTED_EXIT, message=live.cancel_message or reason)
+        self.backend.save_record(record)
         return record
 
     def _failed_record(self, live: LiveRun, reason: str) -> dict[str, Any] | None:
