@@ -139,20 +139,23 @@ def test_cancel_a_running_and_a_queued_run(start_service: Any) -> None:
 
 
 def test_metrics_count_what_happened(start_service: Any) -> None:
-    live: LiveService = start_service(concurrency=1, queue=0)
+    live: LiveService = start_service(concurrency=1, queue=1)
     assert live.post_run({"case": DEMO_CASE, "script": DEMO_SCRIPT}).status == 200
     assert live.post_run({"case": DEMO_CASE, "script": "fail.py"}).status == 200
     slow = live.post_run(NO_WAIT_SLEEP).json()["id"]
-    live.wait_for(lambda: metric(live, "roscoe_runs_in_flight") == 1, "a run in flight")
+    waiting = live.post_run(NO_WAIT_SLEEP).json()["id"]
+    live.wait_for(lambda: metric(live, "roscoe_runs_queued") == 1, "a run queued")
+    assert metric(live, "roscoe_runs_in_flight") == 1
     refused = live.post_run({"case": DEMO_CASE, "script": DEMO_SCRIPT})
     assert refused.status == 429
     assert int(refused.headers["Retry-After"]) > 0
+    live.request("DELETE", f"/runs/{waiting}")
     live.request("DELETE", f"/runs/{slow}")
     text = live.request("GET", "/metrics").body.decode()
     assert 'roscoe_runs_total{status="succeeded"} 1' in text
     assert 'roscoe_runs_total{status="failed"} 1' in text
-    assert 'roscoe_runs_total{status="cancelled"} 1' in text
-    assert "roscoe_run_duration_seconds_count 3" in text
+    assert 'roscoe_runs_total{status="cancelled"} 2' in text
+    assert "roscoe_run_duration_seconds_count 3" in text  # the queued one never ran
     assert "roscoe_runs_refused_total 1" in text
     assert "roscoe_runs_in_flight 0" in text
     assert f'engine="{live.engine_name}"' in text
