@@ -7,8 +7,9 @@ Starts a runner under a throwaway data dir, name and port, with a copy of
 examples/workspace; then, alternating, runs the demo (create_file_inventory.py on demo-case)
 through `POST /runs` (waiting) and through one MCP client session's `run_script` (the
 official client, streamable HTTP, the service's token). Both carry the same run through the
-same scheduler, in pairs of alternating order, so the median of the pairs' differences is
-what MCP adds; the ratio is of the two medians. Target: at most 30 ms.
+same scheduler, in pairs of alternating order. What MCP adds is the difference of the two
+medians, and the median of the pairs' differences (robust to one slow engine call); the
+target holds when both are at most 30 ms.
 """
 
 from __future__ import annotations
@@ -135,10 +136,11 @@ def bench_engine(engine: str, repeat: int, image: str) -> dict[str, Any]:
         "runs": repeat,
         "post_runs_ms": round(post_ms, 1),
         "mcp_run_script_ms": round(mcp_ms, 1),
-        "difference_ms": round(added_ms, 1),
+        "difference_ms": round(mcp_ms - post_ms, 1),
+        "paired_difference_ms": round(added_ms, 1),
         "ratio": round(mcp_ms / post_ms, 3),
         "target_ms": TARGET_MS,
-        "ok": added_ms <= TARGET_MS,
+        "ok": max(mcp_ms - post_ms, added_ms) <= TARGET_MS,
     }
 
 
@@ -156,8 +158,9 @@ def main() -> None:
     for result in results:
         print(
             f"{result['engine']}: POST /runs {result['post_runs_ms']} ms, MCP run_script "
-            f"{result['mcp_run_script_ms']} ms (medians of {result['runs']}); MCP adds "
-            f"{result['difference_ms']} ms (median of the pairs), ratio {result['ratio']} "
+            f"{result['mcp_run_script_ms']} ms (medians of {result['runs']}): MCP adds "
+            f"{result['difference_ms']} ms ({result['paired_difference_ms']} ms as the median "
+            f"of the pairs), ratio {result['ratio']} "
             f"({'ok' if result['ok'] else 'over'} the {TARGET_MS:g} ms target)"
         )
     print(json.dumps(results))
