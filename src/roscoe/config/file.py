@@ -1,22 +1,20 @@
 """Reading the effective settings, and changing config.toml without losing its comments.
 
 Reading goes through settings.py (tomllib); writing uses tomlkit so that a user's comments,
-ordering and layout survive `roscoe config set` / `unset`. Every write is atomic: a temp file
-in the same folder, fsync, then rename, so a crash never leaves half a config file behind.
+ordering and layout survive `roscoe config set` / `unset`. Every write is atomic
+(config/atomic.py), so a crash never leaves half a config file behind.
 Returns results; never prints.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roscoe.config import paths
+from roscoe.config.atomic import write_atomic
 from roscoe.config.settings import SETTINGS, Resolved, Settings, validate
 from roscoe.errors import UsageError
 from roscoe.images.version import pinned_image
@@ -184,28 +182,17 @@ def _is_blank(table: Any) -> bool:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file + rename in the same folder; keep the file's mode; follow a symlink
-    to the real file (dotfile managers link config files) instead of replacing the link."""
+    """Write the file atomically (config.atomic), keeping its mode; follow a symlink to the
+    real file (dotfile managers link config files) instead of replacing the link."""
     target = path.resolve() if path.is_symlink() else path
     if text and not text.endswith("\n"):
         text += "\n"
     try:
         paths.ensure_dir(target.parent)
         mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        write_atomic(target, text, mode=mode)
     except OSError as exc:
         raise UsageError(
             f"cannot write {path}: {exc.strerror or exc}",
             hint="set ROSCOE_CONFIG_DIR to a folder you can write",
         ) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
