@@ -17,7 +17,6 @@ from roscoe.config import paths
 from roscoe.config.atomic import write_atomic
 from roscoe.config.settings import SETTINGS, Resolved, Settings, validate
 from roscoe.errors import UsageError
-from roscoe.images.version import pinned_image
 
 if TYPE_CHECKING:
     from tomlkit import TOMLDocument
@@ -64,8 +63,13 @@ def source_kind(source: str) -> str:
     return {"config file": "config"}.get(source, source)
 
 
-def effective(settings: Settings, flags: dict[str, Any] | None = None) -> ConfigReport:
-    """Resolve every setting (flags > env > config file > default). Invalid file: UsageError."""
+def effective(
+    settings: Settings, flags: dict[str, Any] | None = None, *, pinned_image: str | None = None
+) -> ConfigReport:
+    """Resolve every setting (flags > env > config file > default). Invalid file: UsageError.
+
+    `pinned_image` is what no image means (images.version.pinned_image(), which config/ does
+    not import: it sits below images/)."""
     flags = flags or {}
     values = []
     for key in SETTINGS:
@@ -73,8 +77,8 @@ def effective(settings: Settings, flags: dict[str, Any] | None = None) -> Config
         # Show what "no value" means for these two: the real default path and image.
         if key == "workspace":
             found = settings.workspace(flags.get(key))
-        elif key == "image" and found.value is None:
-            found = Resolved(key, pinned_image(), found.source)
+        elif key == "image" and found.value is None and pinned_image is not None:
+            found = Resolved(key, pinned_image, found.source)
         values.append(found)
     path = settings.config_path
     return ConfigReport(path, path.is_file(), values)
