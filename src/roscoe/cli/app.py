@@ -13,22 +13,38 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from roscoe import __version__
 
+# Not typing.TYPE_CHECKING: importing typing alone costs `roscoe --version` several ms.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
     import typer
 
     from roscoe.cli.context import CliState
     from roscoe.errors import RoscoeError
 
 
-class Command(NamedTuple):
-    module: str  # roscoe.cli.<module>
-    attribute: str  # a command function, or a typer app for a group
-    group: bool = False
-    settings: dict[str, Any] | None = None  # click context settings
+class Command:
+    """Where a command lives: roscoe.cli.<module>.<attribute>, a command function or, for a
+    group, a typer app; with the click context settings it needs."""
+
+    __slots__ = ("attribute", "group", "module", "settings")
+
+    def __init__(
+        self,
+        module: str,
+        attribute: str,
+        *,
+        group: bool = False,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        self.module = module
+        self.attribute = attribute
+        self.group = group
+        self.settings = settings
 
 
 # Every command and group, in the order of `roscoe --help`: the one place they are attached.
@@ -99,6 +115,18 @@ def main() -> None:
     if args == ["--version"]:  # the one answer that needs nothing else
         sys.stdout.write(f"roscoe {__version__}\n")
         return
+    import gc
+
+    # Startup allocates much and frees little: collecting garbage meanwhile costs ~10% of it.
+    # cli.context.state(), where every command starts, turns the collector back on.
+    gc.disable()
+    try:
+        _main(args)
+    finally:
+        gc.enable()
+
+
+def _main(args: list[str]) -> None:
     from roscoe.cli.context import CliState
     from roscoe.config.settings import ENV_DEBUG
     from roscoe.errors import RoscoeError
