@@ -72,6 +72,13 @@ def run_command(
         help="Workspace root holding projects/ and Tools/. [env: ROSCOE_WORKSPACE]",
         show_default=False,
     ),
+    track_changes: bool | None = typer.Option(
+        None,
+        "--track-changes/--no-track-changes",
+        help="Record what the run created, modified and deleted in the case. "
+        "[default: on; run.track_changes]",
+        show_default=False,
+    ),
 ) -> None:
     """Run SCRIPT from Tools/ against the case folder CASE, in a fresh container.
 
@@ -81,8 +88,9 @@ def run_command(
     read-only root file system, a writable /tmp, no network unless --network
     host, and the memory, CPU and time limits. An absent image is pulled
     first. Its stdout and stderr stream here live and are saved with the run
-    record (`roscoe runs show ID`). The container is removed afterwards,
-    whatever happens.
+    record (`roscoe runs show ID`), which also lists what the run created,
+    modified and deleted in the case, with sha256 hashes. The container is
+    removed afterwards, whatever happens.
 
     Scripts: .py runs with the image's python3, .sh with sh; other kinds are
     refused (exit 2). roscoe's options go before CASE; everything after SCRIPT
@@ -119,6 +127,8 @@ def run_command(
         cpus=settings.get("run.cpus", cpus),
         network=settings.get("run.network", network),
         env=parse_env(env or [], os.environ),
+        requested_by=cli_user(),
+        track_changes=settings.get("run.track_changes", track_changes),
     )
     where = Workspace.from_settings(settings, workspace)
     plan_run(where, spec)  # refuse bad input before connecting to the engine at all
@@ -157,6 +167,17 @@ def run_command(
 
         render.print_json(record.to_json())
     raise typer.Exit(record.exit_code or 0)
+
+
+def cli_user() -> str:
+    """`cli:<user name>` for the record: who ran roscoe, by the real uid (not $USER)."""
+    import pwd
+
+    uid = os.getuid()
+    try:
+        return f"cli:{pwd.getpwuid(uid).pw_name}"
+    except KeyError:  # a uid with no name (in a container, say)
+        return f"cli:{uid}"
 
 
 def _interrupted(message: str) -> NoReturn:

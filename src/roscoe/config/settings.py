@@ -89,6 +89,18 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
     return check
 
 
+def _bool(text: Any) -> bool:
+    """true/false from TOML, or a word from a flag or a variable."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"'{text}' is not true or false")
+
+
 def _size_text(text: Any) -> str:
     if isinstance(text, bool):
         raise ValueError(f"{str(text).lower()} is not a size (examples: 512m, 2g)")
@@ -208,6 +220,13 @@ SETTINGS: dict[str, Setting] = {
             "none",
             _choice("none", "host"),
             "default network of a run: none or host",
+        ),
+        Setting(
+            "run.track_changes",
+            "ROSCOE_TRACK_CHANGES",
+            True,
+            _bool,
+            "record what each run created, modified and deleted in its case",
         ),
         Setting(
             "service.concurrency",

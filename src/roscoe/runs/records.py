@@ -75,6 +75,12 @@ class RunRecord:
     output_bytes: int = 0
     saved_output_truncated: bool = False  # the saved output stopped at MAX_SAVED_OUTPUT
     message: str | None = None
+    requested_by: str | None = None  # cli:<user name>, or the service token's name
+    script_sha256: str | None = None  # the script file as it was run
+    env_names: list[str] = field(default_factory=list)  # never the values
+    # {"tracked": true, "created": [...], "modified": [...], "deleted": [...]} or
+    # {"tracked": false, "reason": ...}; None while running (runs.changes)
+    changes: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,8 +164,9 @@ def load_run(run_id: str) -> RunRecord:
     return RunRecord.from_json(data)
 
 
-def list_runs(limit: int = 20) -> list[RunRecord]:
-    """The most recent runs first (by start time); unreadable records are skipped."""
+def list_runs(limit: int = 20, case: str | None = None) -> list[RunRecord]:
+    """The most recent runs first (by start time), of one case when `case` is given;
+    unreadable records are skipped."""
     root = paths.runs_dir()
     try:
         entries = [e for e in os.scandir(root) if e.is_dir() and _RUN_ID.fullmatch(e.name)]
@@ -171,6 +178,8 @@ def list_runs(limit: int = 20) -> list[RunRecord]:
             found.append(load_run(entry.name))
         except UsageError:
             continue
+    if case is not None:
+        found = [record for record in found if record.case == case]
     found.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
     return found[: max(limit, 0)]
 

@@ -10,7 +10,9 @@ class RunSpec:
     """One run: `script` from Tools, with `args`, against the case folder `case`.
 
     `user` is the uid:gid the script runs as; None means the caller's own uid:gid, or
-    1000:1000 when the caller is root (a script never runs as root).
+    1000:1000 when the caller is root (a script never runs as root). `requested_by` goes into
+    the record as is: `cli:<user name>` from the command line, a token's name through the
+    service. `track_changes` false leaves the case unwalked (the record says so).
     """
 
     case: str
@@ -23,3 +25,5 @@ class RunSpec:
     network: str = "none"
     env: dict[str, str] = field(default_factory=dict)
     user: str | None = None
+    requested_by: str | None = None
+    track_changes: bool = True

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from roscoe.engine import Engine
 
 OUTPUT_TAIL_BYTES = 64 * 1024
+ADMIN_NAME = "admin"  # the name runs made with the service's own token are recorded under
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class RunDefaults:
     cpus: float | None = None
     network: str = "none"
     env: Mapping[str, str] = field(default_factory=dict)  # the server's -e passthrough
+    track_changes: bool = True
 
 
 class CoreBackend:
@@ -63,6 +65,8 @@ class CoreBackend:
             cpus=self.defaults.cpus,
             network=self.defaults.network,
             env={**self.defaults.env, **request.env},
+            requested_by=ADMIN_NAME,
+            track_changes=self.defaults.track_changes,
         )
         engine = self._connect()
         try:

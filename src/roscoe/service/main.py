@@ -123,6 +123,7 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
         memory=settings.get("run.memory"),
         cpus=settings.get("run.cpus"),
         network=settings.get("run.network"),
+        track_changes=settings.get("run.track_changes"),
         env={n: os.environ[n] for n in env.passthrough if n in os.environ},
     )
     workspace = Workspace(
