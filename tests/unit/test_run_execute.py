@@ -416,3 +416,19 @@ def test_a_multi_part_case_is_refused_so_a_script_cannot_swap_a_component(
     with pytest.raises(UsageError):
         execute(engine, ws, _spec(case="case-a/sub"))  # type: ignore[arg-type]
     assert engine.calls == []
+
+
+def test_output_is_on_disk_before_it_is_shown(ws: Workspace, isolated_dirs: Path) -> None:
+    """A SIGKILLed roscoe loses nothing it showed: each piece is written out, unbuffered,
+    before it is handed on (a buffered writer lost it all, issue 10 item 5)."""
+    chunks = [("stdout", b"first\n"), ("stderr", b"second\n")]
+    saved = paths.run_dir("run-flush") / "output.log"
+    on_disk: list[bytes] = []
+    execute(
+        FakeEngine(chunks),  # type: ignore[arg-type]
+        ws,
+        _spec(),
+        on_output=lambda _name, _data: on_disk.append(saved.read_bytes()),
+        run_id="run-flush",
+    )
+    assert on_disk == [b"first\n", b"first\nsecond\n"]

@@ -39,10 +39,14 @@ def list_command(
       roscoe runs list --case demo-case
       roscoe runs list --limit 5 --json
     """
-    from roscoe.runs.records import list_runs
+    from roscoe.config.paths import runs_dir
+    from roscoe.runs.records import scan_runs
 
-    state(ctx).settings.config  # noqa: B018 - an invalid config file stops every command (exit 2)
-    found = list_runs(limit, case=case)
+    state(ctx)  # an invalid setting stops every command (exit 2)
+    listing = scan_runs(limit, case=case)
+    for problem in listing.skipped:  # on stderr, so --json stays one document
+        render.warn(f"skipped: {problem}", f"repair or remove its folder in {runs_dir()}")
+    found = listing.runs
     if json_output:
         render.print_json([record.to_json() for record in found])
         return
@@ -99,7 +103,7 @@ def show_command(
     """
     from roscoe.runs.records import OUTPUT_FILE, load_run, read_output, run_dir
 
-    state(ctx).settings.config  # noqa: B018 - an invalid config file stops every command (exit 2)
+    state(ctx)  # an invalid setting stops every command (exit 2)
     record = load_run(run_id)
     if output:
         data, _ = read_output(run_id, tail)
@@ -152,7 +156,10 @@ def change_lines(changes: dict[str, Any] | None) -> list[str]:
         return [f"not tracked: {changes.get('reason') or 'no reason recorded'}"]
     lines: list[str] = []
     for sign, key in (("+", "created"), ("~", "modified"), ("-", "deleted")):
-        for item in changes.get(key) or []:
+        listed = changes.get(key)
+        for item in listed if isinstance(listed, list) else []:
+            if not isinstance(item, dict):
+                continue
             lines.append(f"{sign} {_change(item, modified=key == 'modified')}")
     if not lines:
         return ["none: the run changed nothing in the case"]

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from roscoe.runs.workspace import MAX_NAME_CHARS
+
 MAX_BODY_BYTES = 64 * 1024
 MAX_TIMEOUT_S = 3600.0
 MAX_ARGS = 256
 MAX_ARG_CHARS = 8192
 MAX_ENV = 64
 MAX_ENV_VALUE_CHARS = 8192
-MAX_NAME_CHARS = 255
 
 _FIELDS = {"case", "script", "args", "timeout", "env"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
