@@ -156,6 +156,8 @@ def format_record(record: dict[str, Any], what: str) -> str:
         )
     elif status == "failed":
         head = f"Failure: {what} failed with exit code {code}{took}{run}."
+    elif status == "cancelled":
+        head = f"Cancelled: {what} was cancelled before it finished{run}."
     elif status == "interrupted":
         head = (
             f"Interrupted: {what} was stopped before it finished (the service is shutting "
