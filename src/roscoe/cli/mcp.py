@@ -85,6 +85,7 @@ def mcp_command(
         env=parse_env(env or [], os.environ),
         concurrency=settings.get("service.concurrency"),
         queue=settings.get("service.queue"),
+        track_changes=settings.get("run.track_changes"),
     )
     backend = LocalBackend(
         connect=lambda: _connect(settings.get("engine", st.runtime)),

@@ -108,6 +108,7 @@ def run_command(
     from roscoe.config.parse import parse_env
     from roscoe.images.choice import choose_image
     from roscoe.runs.execute import execute, plan_run
+    from roscoe.runs.host import user_name
     from roscoe.runs.spec import RunSpec
     from roscoe.runs.workspace import Workspace
 
@@ -127,7 +128,7 @@ def run_command(
         cpus=settings.get("run.cpus", cpus),
         network=settings.get("run.network", network),
         env=parse_env(env or [], os.environ),
-        requested_by=cli_user(),
+        requested_by=f"cli:{user_name()}",
         track_changes=settings.get("run.track_changes", track_changes),
     )
     where = Workspace.from_settings(settings, workspace)
@@ -167,17 +168,6 @@ def run_command(
 
         render.print_json(record.to_json())
     raise typer.Exit(record.exit_code or 0)
-
-
-def cli_user() -> str:
-    """`cli:<user name>` for the record: who ran roscoe, by the real uid (not $USER)."""
-    import pwd
-
-    uid = os.getuid()
-    try:
-        return f"cli:{pwd.getpwuid(uid).pw_name}"
-    except KeyError:  # a uid with no name (in a container, say)
-        return f"cli:{uid}"
 
 
 def _interrupted(message: str) -> NoReturn:

@@ -46,6 +46,7 @@ class LocalLimits:
     env: Mapping[str, str] = field(default_factory=dict)
     concurrency: int = 4
     queue: int = 16
+    track_changes: bool = True
 
 
 @dataclass
@@ -119,6 +120,7 @@ class LocalBackend:
 
     # -- runs ------------------------------------------------------------------------------
     def start(self, ask: RunAsk, who: Principal) -> RunView:
+        from roscoe.runs.host import user_name
         from roscoe.runs.plan import plan_run
 
         spec = RunSpec(
@@ -131,6 +133,8 @@ class LocalBackend:
             cpus=self.limits.cpus,
             network=self.limits.network,
             env=dict(self.limits.env),
+            requested_by=f"mcp:{user_name()}",
+            track_changes=self.limits.track_changes,
         )
         plan_run(self.workspace, spec)  # refuse a bad case or script before anything waits
         record = RunRecord(
