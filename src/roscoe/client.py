@@ -166,6 +166,9 @@ def format_record(record: dict[str, Any], what: str) -> str:
     else:
         message = f": {record['message']}" if record.get("message") else ""
         head = f"System error: {what} could not be run ({status}{message}){run}."
+    if status in ("succeeded", "failed") and record.get("message"):
+        # e.g. a process the script started was killed at the memory limit
+        head += f" Note: {record['message']}."
     return f"{head}\nOutput:\n{shown}"
 
 
