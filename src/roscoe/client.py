@@ -16,8 +16,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-ENV_URL = "ROSCOE_URL"
-ENV_TOKEN = "ROSCOE_TOKEN"  # noqa: S105 - a variable name
+from roscoe.config.settings import ENV_TOKEN, ENV_URL, default
+from roscoe.runs.outcome import RunStatus
+
 # The service's longest allowed run plus room for the container to start and be removed.
 READ_TIMEOUT_S = 3600 + 120
 
@@ -38,9 +39,7 @@ def service_address() -> ServiceAddress:
         try:
             port = Settings().get("port")
         except Exception:  # a broken config file must not break the tool; use the default
-            from roscoe.config.settings import DEFAULT_PORT
-
-            port = DEFAULT_PORT
+            port = default("port")
         url = f"http://127.0.0.1:{port}"
     token = os.environ.get(ENV_TOKEN, "").strip()
     if token:
@@ -142,23 +141,23 @@ def format_record(record: dict[str, Any], what: str) -> str:
     if record.get("output_truncated"):
         output = f"[... earlier output cut; only the last part is shown ...]\n{output}"
     shown = output if output.strip() else "(no output)"
-    if status == "succeeded":
+    if status == RunStatus.SUCCEEDED:
         head = f"Success: {what} finished with exit code 0{took}{run}."
-    elif record.get("timed_out") or status == "timed_out":
+    elif record.get("timed_out") or status == RunStatus.TIMED_OUT:
         head = (
             f"Timeout: {what} ran past its time limit and was stopped{took}{run}. "
             "Make it do less per run, or ask the operator for a longer timeout."
         )
-    elif status == "oom_killed":
+    elif status == RunStatus.OOM_KILLED:
         head = (
             f"Failure: {what} was killed at its memory limit (exit code {code}){took}{run}. "
             "Make it use less memory."
         )
-    elif status == "failed":
+    elif status == RunStatus.FAILED:
         head = f"Failure: {what} failed with exit code {code}{took}{run}."
-    elif status == "cancelled":
+    elif status == RunStatus.CANCELLED:
         head = f"Cancelled: {what} was cancelled before it finished{run}."
-    elif status == "interrupted":
+    elif status == RunStatus.INTERRUPTED:
         head = (
             f"Interrupted: {what} was stopped before it finished (the service is shutting "
             f"down){run}. Try again in a moment."

@@ -10,6 +10,8 @@ import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
+from roscoe.cli.options import Json
+from roscoe.runs.outcome import RunStatus
 
 app = typer.Typer(
     help=(
@@ -30,7 +32,7 @@ def list_command(
     case: str | None = typer.Option(
         None, "--case", help="Only the runs of this case.", show_default=False
     ),
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_output: Json = False,
 ) -> None:
     """List recent runs, newest first (a run id starts with its UTC start time).
 
@@ -86,7 +88,7 @@ def list_command(
 def show_command(
     ctx: typer.Context,
     run_id: str = typer.Argument(..., metavar="ID", help="A run id from `roscoe runs list`."),
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_output: Json = False,
     output: bool = typer.Option(
         False, "--output", help="Print the run's saved output (raw bytes) instead."
     ),
@@ -202,16 +204,15 @@ def _size(value: Any) -> str:
 
 
 _COLOURS = {
-    "succeeded": "green",
-    "failed": "red",
-    "timed_out": "yellow",
-    "oom_killed": "yellow",
-    "interrupted": "yellow",
-    "error": "red",
-    "running": "cyan",
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.TIMED_OUT: "yellow",
+    RunStatus.OOM_KILLED: "yellow",
+    RunStatus.INTERRUPTED: "yellow",
+    RunStatus.ERROR: "red",
+    RunStatus.RUNNING: "cyan",
 }
 
 
-def _status(status: str) -> str:
-    colour = _COLOURS.get(status)
-    return f"[{colour}]{status}[/]" if colour else render.escape(status)
+def _status(status: RunStatus) -> str:
+    return f"[{_COLOURS[status]}]{status}[/]"

@@ -30,7 +30,7 @@ from roscoe.runs.workspace import Workspace
 if TYPE_CHECKING:
     from roscoe.engine import Engine
 
-from roscoe.runs.outcome import classify
+from roscoe.runs.outcome import RunStatus, classify
 from roscoe.runs.output import OnOutput, OutputSink
 from roscoe.runs.plan import (
     DATA_MOUNT,
@@ -235,9 +235,10 @@ def _supervise(
         )
         message = "interrupted before the script started"
     except RoscoeError as exc:
-        status, code, message = "error", ExitCode.ENGINE_DURING_RUN, exc.message
+        status, code, message = RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, exc.message
     except Exception as exc:  # the engine's transport failing mid-stream, for one
-        status, code, message = "error", ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
+        status = RunStatus.ERROR
+        code, message = ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
     finally:
         sink.close()
     record.status = status

@@ -20,6 +20,7 @@ from typing import Any
 
 from roscoe.config import paths
 from roscoe.errors import UsageError
+from roscoe.runs.outcome import RunStatus
 
 RECORD_FILE = "run.json"
 OUTPUT_FILE = "output.log"
@@ -27,9 +28,6 @@ OUTPUT_FILE = "output.log"
 # Letters, digits, '.', '_', '-', starting with a letter or digit: safe as a folder name and
 # as part of a container name. No '/', so no traversal; never '.' or '..' by itself.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-# What a finished run's status can be; "running" while it is under way.
-STATUSES = ("running", "succeeded", "failed", "timed_out", "oom_killed", "interrupted", "error")
 
 
 def new_run_id() -> str:
@@ -66,7 +64,7 @@ class RunRecord:
     image: str = ""
     image_digest: str | None = None
     engine: str | None = None
-    status: str = "running"
+    status: RunStatus = RunStatus.RUNNING
     exit_code: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -83,8 +81,13 @@ class RunRecord:
     # {"tracked": false, "reason": ...}; None while running (runs.changes)
     changes: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)  # given as its value ("running") or as itself
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
@@ -104,7 +107,7 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status != "running"
+        return self.status != RunStatus.RUNNING
 
 
 _REQUIRED = ("id", "case", "script")
@@ -128,6 +131,7 @@ _FIELD_TYPES: dict[str, Callable[[Any], bool]] = {
     "bool": lambda v: isinstance(v, bool),
     "list[str]": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
     "dict[str, Any] | None": lambda v: v is None or isinstance(v, dict),
+    "RunStatus": lambda v: v in RunStatus.__members__.values(),
 }
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from roscoe.config.settings import RunLimits
+
+_DEFAULTS = RunLimits()  # the run.* settings' defaults (config/settings.py)
+
 
 @dataclass
 class RunSpec:
@@ -19,11 +23,38 @@ class RunSpec:
     script: str
     args: list[str]
     image: str
-    timeout: float = 300
-    memory: str = "2g"
-    cpus: float | None = None
-    network: str = "none"
+    timeout: float = _DEFAULTS.timeout
+    memory: str = _DEFAULTS.memory
+    cpus: float | None = _DEFAULTS.cpus
+    network: str = _DEFAULTS.network
     env: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     requested_by: str | None = None
-    track_changes: bool = True
+    track_changes: bool = _DEFAULTS.track_changes
+
+    @classmethod
+    def of(
+        cls,
+        case: str,
+        script: str,
+        args: list[str],
+        image: str,
+        *,
+        limits: RunLimits,
+        env: dict[str, str] | None = None,
+        requested_by: str | None = None,
+    ) -> RunSpec:
+        """A run with the limits resolved for it (RunLimits.resolve)."""
+        return cls(
+            case=case,
+            script=script,
+            args=args,
+            image=image,
+            timeout=limits.timeout,
+            memory=limits.memory,
+            cpus=limits.cpus,
+            network=limits.network,
+            env=dict(env or {}),
+            requested_by=requested_by,
+            track_changes=limits.track_changes,
+        )

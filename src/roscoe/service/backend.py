@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from roscoe.config.settings import RunLimits
 from roscoe.errors import UsageError
 from roscoe.runs.workspace import Workspace
 from roscoe.service.validate import RunRequest
@@ -27,12 +28,8 @@ class RunDefaults:
     """What a request does not choose: the image and the limits every run gets."""
 
     image: str
-    timeout: float = 300
-    memory: str = "2g"
-    cpus: float | None = None
-    network: str = "none"
+    limits: RunLimits = field(default_factory=RunLimits)  # a request may ask another timeout
     env: Mapping[str, str] = field(default_factory=dict)  # the server's -e passthrough
-    track_changes: bool = True
 
 
 class CoreBackend:
@@ -51,26 +48,24 @@ class CoreBackend:
         self.workspace.script_path(request.script)
 
     def run(self, request: RunRequest, run_id: str, cancel: threading.Event) -> dict[str, Any]:
-        from roscoe.runs.execute import execute
         from roscoe.runs.records import read_output
         from roscoe.runs.spec import RunSpec
+        from roscoe.runs.start import start_run
 
-        spec = RunSpec(
-            case=request.case,
-            script=request.script,
-            args=list(request.args),
-            image=self.defaults.image,
-            timeout=request.timeout or self.defaults.timeout,
-            memory=self.defaults.memory,
-            cpus=self.defaults.cpus,
-            network=self.defaults.network,
+        limits = self.defaults.limits
+        spec = RunSpec.of(
+            request.case,
+            request.script,
+            list(request.args),
+            self.defaults.image,
+            limits=replace(limits, timeout=request.timeout or limits.timeout),
             env={**self.defaults.env, **request.env},
             requested_by=ADMIN_NAME,
-            track_changes=self.defaults.track_changes,
         )
         engine = self._connect()
         try:
-            record = execute(engine, self.workspace, spec, cancel=cancel, run_id=run_id)
+            # An absent image is pulled first, as `roscoe run` does (runs.start).
+            record = start_run(engine, self.workspace, spec, cancel=cancel, run_id=run_id)
         finally:
             engine.close()
         result = record.to_json()

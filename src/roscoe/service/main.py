@@ -98,7 +98,7 @@ def _drain(service: ExecutionService, grace: float, log: JsonLog) -> None:
 
 
 def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
-    from roscoe.config.settings import Settings
+    from roscoe.config.settings import RunLimits, Settings, env_name
     from roscoe.engine import connect
     from roscoe.errors import UsageError
     from roscoe.runner.token import read_token
@@ -109,7 +109,7 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     log.add_secret(token)
     grace = env.shutdown_grace
     if not env.runner_image:
-        raise UsageError("ROSCOE_RUNNER_IMAGE is not set: the service needs an image for runs")
+        raise UsageError(f"{env_name('image')} is not set: the service needs an image for runs")
     settings = Settings()
     runtime = settings.get("engine")
     engine = connect(runtime)
@@ -119,11 +119,7 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
         engine.close()
     defaults = RunDefaults(
         image=env.runner_image,
-        timeout=settings.get("run.timeout"),
-        memory=settings.get("run.memory"),
-        cpus=settings.get("run.cpus"),
-        network=settings.get("run.network"),
-        track_changes=settings.get("run.track_changes"),
+        limits=RunLimits.resolve(settings),
         env={n: os.environ[n] for n in env.passthrough if n in os.environ},
     )
     workspace = Workspace(
