@@ -209,8 +209,10 @@ _COLOURS = {
     RunStatus.TIMED_OUT: "yellow",
     RunStatus.OOM_KILLED: "yellow",
     RunStatus.INTERRUPTED: "yellow",
+    RunStatus.CANCELLED: "yellow",
     RunStatus.ERROR: "red",
     RunStatus.RUNNING: "cyan",
+    RunStatus.QUEUED: "cyan",
 }
 
 

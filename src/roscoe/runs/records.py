@@ -107,7 +107,7 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status != RunStatus.RUNNING
+        return self.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 _REQUIRED = ("id", "case", "script")

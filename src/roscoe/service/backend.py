@@ -6,7 +6,6 @@ threads), and the workspace is checked at /workspace while bind mounts name the 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -14,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from roscoe.config.settings import RunLimits
 from roscoe.errors import UsageError
 from roscoe.runs.workspace import Workspace
+from roscoe.service.live import LiveRun
 from roscoe.service.validate import RunRequest
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
 
-OUTPUT_TAIL_BYTES = 64 * 1024
 ADMIN_NAME = "admin"  # the name runs made with the service's own token are recorded under
 
 
@@ -33,10 +32,17 @@ class RunDefaults:
 
 
 class CoreBackend:
-    def __init__(self, connect: Callable[[], Engine], workspace: Workspace, defaults: RunDefaults):
+    def __init__(
+        self,
+        connect: Callable[[], Engine],
+        workspace: Workspace,
+        defaults: RunDefaults,
+        engine_kind: str | None = None,
+    ):
         self._connect = connect
         self.workspace = workspace
         self.defaults = defaults
+        self.engine_kind = engine_kind
 
     def new_run_id(self) -> str:
         from roscoe.runs.records import new_run_id
@@ -47,11 +53,26 @@ class CoreBackend:
         self.workspace.case_dir(request.case)
         self.workspace.script_path(request.script)
 
-    def run(self, request: RunRequest, run_id: str, cancel: threading.Event) -> dict[str, Any]:
-        from roscoe.runs.records import read_output
+    def draft_record(self, request: RunRequest, run_id: str, status: str) -> dict[str, Any]:
+        from roscoe.runs.records import RunRecord, now_iso
+
+        return RunRecord(
+            id=run_id,
+            case=request.case,
+            script=request.script,
+            args=list(request.args),
+            image=self.defaults.image,
+            engine=self.engine_kind,
+            status=status,
+            started_at=now_iso(),
+            finished_at=None if status in ("queued", "running") else now_iso(),
+        ).to_json()
+
+    def run(self, live: LiveRun) -> dict[str, Any]:
         from roscoe.runs.spec import RunSpec
         from roscoe.runs.start import start_run
 
+        request = live.request
         limits = self.defaults.limits
         spec = RunSpec.of(
             request.case,
@@ -65,17 +86,22 @@ class CoreBackend:
         engine = self._connect()
         try:
             # An absent image is pulled first, as `roscoe run` does (runs.start).
-            record = start_run(engine, self.workspace, spec, cancel=cancel, run_id=run_id)
+            record = start_run(
+                engine,
+                self.workspace,
+                spec,
+                on_output=live.publish_output,
+                cancel=live.cancel,
+                run_id=live.id,
+            )
         finally:
             engine.close()
-        result = record.to_json()
-        try:
-            output, truncated = read_output(record.id, tail_bytes=OUTPUT_TAIL_BYTES)
-        except UsageError:
-            output, truncated = b"", False
-        result["output"] = output.decode("utf-8", errors="replace")
-        result["output_truncated"] = truncated
-        return result
+        return record.to_json()
+
+    def save_record(self, record: dict[str, Any]) -> None:
+        from roscoe.runs.records import RunRecord, write_record
+
+        write_record(RunRecord.from_json(record))
 
     def list_runs(self, limit: int) -> list[dict[str, Any]]:
         from roscoe.runs.records import list_runs
@@ -99,3 +125,13 @@ class CoreBackend:
             return read_output(run_id, tail_bytes=tail_bytes)
         except UsageError:
             return None
+
+    def list_cases(self) -> list[dict[str, Any]]:
+        from roscoe.runs.catalog import list_cases
+
+        return [case.to_json() for case in list_cases(self.workspace)]
+
+    def list_tools(self) -> list[dict[str, Any]]:
+        from roscoe.runs.catalog import list_tools
+
+        return [tool.to_json() for tool in list_tools(self.workspace)]
