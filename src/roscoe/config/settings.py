@@ -113,6 +113,13 @@ SETTINGS: dict[str, Setting] = {
             "default network of a run: none or host",
         ),
         Setting(
+            "run.track_changes",
+            "ROSCOE_TRACK_CHANGES",
+            True,
+            parse.boolean,
+            "record what each run created, modified and deleted in its case",
+        ),
+        Setting(
             "service.concurrency",
             "ROSCOE_SERVICE_CONCURRENCY",
             4,
@@ -165,6 +172,7 @@ class RunLimits:
     memory: str = default("run.memory")
     cpus: float | None = default("run.cpus")
     network: str = default("run.network")
+    track_changes: bool = default("run.track_changes")
 
     @classmethod
     def resolve(
@@ -175,6 +183,7 @@ class RunLimits:
         memory: str | None = None,
         cpus: float | None = None,
         network: str | None = None,
+        track_changes: bool | None = None,
     ) -> RunLimits:
         """Flags (None: not given) > environment > config file > default."""
         return cls(
@@ -182,6 +191,7 @@ class RunLimits:
             memory=settings.get("run.memory", memory),
             cpus=settings.get("run.cpus", cpus),
             network=settings.get("run.network", network),
+            track_changes=settings.get("run.track_changes", track_changes),
         )
 
 

@@ -73,6 +73,12 @@ class RunRecord:
     output_bytes: int = 0
     saved_output_truncated: bool = False  # the saved output stopped at MAX_SAVED_OUTPUT
     message: str | None = None
+    requested_by: str | None = None  # cli:<user name>, or the service token's name
+    script_sha256: str | None = None  # the script file as it was run
+    env_names: list[str] = field(default_factory=list)  # never the values
+    # {"tracked": true, "created": [...], "modified": [...], "deleted": [...]} or
+    # {"tracked": false, "reason": ...}; None while running (runs.changes)
+    changes: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.status = RunStatus(self.status)  # given as its value ("running") or as itself
@@ -123,6 +129,7 @@ _FIELD_TYPES: dict[str, Callable[[Any], bool]] = {
     "float | None": lambda v: v is None or _is_number(v),
     "bool": lambda v: isinstance(v, bool),
     "list[str]": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+    "dict[str, Any] | None": lambda v: v is None or isinstance(v, dict),
     "RunStatus": lambda v: v in RunStatus.__members__.values(),
 }
 
@@ -216,9 +223,10 @@ class RunListing:
     skipped: list[str] = field(default_factory=list)  # one line each: which and why
 
 
-def scan_runs(limit: int = 20) -> RunListing:
-    """The most recent runs first (by start time). One unreadable or malformed record never
-    takes the listing down: it is skipped, and said in `skipped`."""
+def scan_runs(limit: int = 20, case: str | None = None) -> RunListing:
+    """The most recent runs first (by start time), of one case when `case` is given. One
+    unreadable or malformed record never takes the listing down: it is skipped, and said in
+    `skipped`."""
     root = paths.runs_dir()
     try:
         entries = [e for e in os.scandir(root) if e.is_dir() and _RUN_ID.fullmatch(e.name)]
@@ -232,14 +240,16 @@ def scan_runs(limit: int = 20) -> RunListing:
             if (Path(entry.path) / RECORD_FILE).exists():
                 listing.skipped.append(exc.message)
             # else: a run folder whose record is not written yet (it is being created)
+    if case is not None:
+        listing.runs = [record for record in listing.runs if record.case == case]
     listing.runs.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
     del listing.runs[max(limit, 0) :]
     return listing
 
 
-def list_runs(limit: int = 20) -> list[RunRecord]:
+def list_runs(limit: int = 20, case: str | None = None) -> list[RunRecord]:
     """The most recent runs first (by start time); unreadable records are skipped."""
-    return scan_runs(limit).runs
+    return scan_runs(limit, case).runs
 
 
 def read_output(run_id: str, tail_bytes: int | None = None) -> tuple[bytes, bool]:

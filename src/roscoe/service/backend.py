@@ -19,6 +19,8 @@ from roscoe.service.validate import RunRequest
 if TYPE_CHECKING:
     from roscoe.engine import Engine
 
+ADMIN_NAME = "admin"  # the name runs made with the service's own token are recorded under
+
 
 @dataclass(frozen=True)
 class RunDefaults:
@@ -80,6 +82,7 @@ class CoreBackend:
             self.defaults.image,
             limits=replace(limits, timeout=request.timeout or limits.timeout),
             env={**self.defaults.env, **request.env},
+            requested_by=ADMIN_NAME,
         )
         engine = self._connect()
         try:

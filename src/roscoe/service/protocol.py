@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, cast
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -101,7 +101,7 @@ class ServiceProtocol(H11Protocol):
         super().handle_events()
         if self.cycle is not None and self.cycle is not had_cycle:
             # A request's head arrived: the app reads its body against the same deadline.
-            extensions = cast("dict[str, Any]", self.scope.setdefault("extensions", {}))
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
             extensions[DEADLINE_KEY] = self._deadline
             if self._timer is not None:
                 self._timer.cancel()
