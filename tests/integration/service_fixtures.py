@@ -124,7 +124,8 @@ class LiveService:
         return mine
 
     def saved_run_ids(self) -> list[str]:
-        return sorted(p.name for p in self.runs_dir.iterdir() if p.is_dir())
+        # .hashes is the change-tracking cache, not a run
+        return sorted(p.name for p in self.runs_dir.iterdir() if p.is_dir() and p.name[0] != ".")
 
     def wait_for(self, predicate: Callable[[], bool], what: str, deadline: float = 60) -> None:
         end = time.monotonic() + deadline

@@ -35,6 +35,10 @@ RECORD_KEYS = {
     "output_bytes",
     "saved_output_truncated",
     "message",
+    "requested_by",
+    "script_sha256",
+    "env_names",
+    "changes",
 }
 ENGINE_KEYS = {"available", "kind", "version", "api_version", "endpoint", "source", "error", "hint"}
 # Every command that takes --json, and the keys of what it prints (of each item, for a list).

@@ -79,6 +79,13 @@ def run_command(
         help=f"Workspace root holding projects/ and Tools/. [env: {env_name('workspace')}]",
         show_default=False,
     ),
+    track_changes: bool | None = typer.Option(
+        None,
+        "--track-changes/--no-track-changes",
+        help="Record what the run created, modified and deleted in the case. "
+        "[default: on; run.track_changes]",
+        show_default=False,
+    ),
 ) -> None:
     """Run SCRIPT from Tools/ against the case folder CASE, in a fresh container.
 
@@ -88,8 +95,9 @@ def run_command(
     read-only root file system, a writable /tmp, no network unless --network
     host, and the memory, CPU and time limits. An absent image is pulled
     first. Its stdout and stderr stream here live and are saved with the run
-    record (`roscoe runs show ID`). The container is removed afterwards,
-    whatever happens.
+    record (`roscoe runs show ID`), which also lists what the run created,
+    modified and deleted in the case, with sha256 hashes. The container is
+    removed afterwards, whatever happens.
 
     Scripts: .py runs with the image's python3, .sh with sh; other kinds are
     refused (exit 2). roscoe's options go before CASE; everything after SCRIPT
@@ -107,6 +115,7 @@ def run_command(
     from roscoe.config.parse import parse_env
     from roscoe.config.settings import RunLimits
     from roscoe.images.choice import choose_image
+    from roscoe.runs.host import user_name
     from roscoe.runs.plan import plan_run
     from roscoe.runs.spec import RunSpec
     from roscoe.runs.start import start_run
@@ -118,9 +127,22 @@ def run_command(
     script_args = list(args or [])
     if script_args[:1] == ["--"]:  # options stop at CASE, so `--` reaches us: drop one
         script_args = script_args[1:]
-    limits = RunLimits.resolve(settings, timeout=timeout, memory=memory, cpus=cpus, network=network)
+    limits = RunLimits.resolve(
+        settings,
+        timeout=timeout,
+        memory=memory,
+        cpus=cpus,
+        network=network,
+        track_changes=track_changes,
+    )
     spec = RunSpec.of(
-        case, script, script_args, choice.ref, limits=limits, env=parse_env(env or [], os.environ)
+        case,
+        script,
+        script_args,
+        choice.ref,
+        limits=limits,
+        env=parse_env(env or [], os.environ),
+        requested_by=f"cli:{user_name()}",
     )
     where = Workspace.from_settings(settings, workspace)
     plan_run(where, spec)  # refuse bad input before connecting to the engine at all

@@ -88,6 +88,18 @@ def choice(*allowed: str) -> Callable[[Any], str]:
     return check
 
 
+def boolean(text: Any) -> bool:
+    """true/false from TOML, or a word from a flag or a variable (1/0, yes/no, on/off)."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"'{text}' is not true or false")
+
+
 def size_text(text: Any) -> str:
     """A size as the user wrote it ('2g'), once checked by parse_size."""
     if isinstance(text, bool):

@@ -14,6 +14,7 @@ flag > environment variable > config file (<config dir>/config.toml) > default.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,13 @@ SETTINGS: dict[str, Setting] = {
             "default network of a run: none or host",
         ),
         Setting(
+            "run.track_changes",
+            "ROSCOE_TRACK_CHANGES",
+            True,
+            parse.boolean,
+            "record what each run created, modified and deleted in its case",
+        ),
+        Setting(
             "service.concurrency",
             "ROSCOE_SERVICE_CONCURRENCY",
             4,
@@ -164,6 +172,7 @@ class RunLimits:
     memory: str = default("run.memory")
     cpus: float | None = default("run.cpus")
     network: str = default("run.network")
+    track_changes: bool = default("run.track_changes")
 
     @classmethod
     def resolve(
@@ -174,6 +183,7 @@ class RunLimits:
         memory: str | None = None,
         cpus: float | None = None,
         network: str | None = None,
+        track_changes: bool | None = None,
     ) -> RunLimits:
         """Flags (None: not given) > environment > config file > default."""
         return cls(
@@ -181,6 +191,7 @@ class RunLimits:
             memory=settings.get("run.memory", memory),
             cpus=settings.get("run.cpus", cpus),
             network=settings.get("run.network", network),
+            track_changes=settings.get("run.track_changes", track_changes),
         )
 
 
@@ -212,10 +223,10 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10
+        import tomli as tomllib
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

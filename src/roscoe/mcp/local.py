@@ -117,6 +117,7 @@ class LocalBackend:
 
     # -- runs ------------------------------------------------------------------------------
     def start(self, ask: RunAsk, who: Principal) -> RunView:
+        from roscoe.runs.host import user_name
         from roscoe.runs.plan import plan_run
 
         run = self.limits.run
@@ -127,6 +128,7 @@ class LocalBackend:
             self.image.ref,
             limits=replace(run, timeout=ask.timeout or run.timeout),
             env=dict(self.limits.env),
+            requested_by=f"mcp:{user_name()}",
         )
         plan_run(self.workspace, spec)  # refuse a bad case or script before anything waits
         record = RunRecord(

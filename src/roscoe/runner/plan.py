@@ -82,7 +82,7 @@ def plan_start(settings: Settings, wanted: StartSettings) -> StartPlan:
     )
 
 
-RUN_LIMIT_KEYS = ("run.timeout", "run.memory", "run.cpus", "run.network")
+RUN_LIMIT_KEYS = ("run.timeout", "run.memory", "run.cpus", "run.network", "run.track_changes")
 UNPRIVILEGED_PORTS = 1024
 
 
@@ -100,7 +100,10 @@ def run_limits(settings: Settings) -> dict[str, str]:
         name = SETTINGS[key].env
         if value is None or name is None:
             continue  # no CPU limit: the service's default is none as well
-        found[name] = f"{value:g}" if isinstance(value, float) else str(value)
+        if isinstance(value, bool):
+            found[name] = "true" if value else "false"
+        else:
+            found[name] = f"{value:g}" if isinstance(value, float) else str(value)
     return found
 
 

@@ -14,7 +14,9 @@ class RunSpec:
     """One run: `script` from Tools, with `args`, against the case folder `case`.
 
     `user` is the uid:gid the script runs as; None means the caller's own uid:gid, or
-    1000:1000 when the caller is root (a script never runs as root).
+    1000:1000 when the caller is root (a script never runs as root). `requested_by` goes into
+    the record as is: `cli:<user name>` from the command line, a token's name through the
+    service. `track_changes` false leaves the case unwalked (the record says so).
     """
 
     case: str
@@ -27,6 +29,8 @@ class RunSpec:
     network: str = _DEFAULTS.network
     env: dict[str, str] = field(default_factory=dict)
     user: str | None = None
+    requested_by: str | None = None
+    track_changes: bool = _DEFAULTS.track_changes
 
     @classmethod
     def of(
@@ -38,6 +42,7 @@ class RunSpec:
         *,
         limits: RunLimits,
         env: dict[str, str] | None = None,
+        requested_by: str | None = None,
     ) -> RunSpec:
         """A run with the limits resolved for it (RunLimits.resolve)."""
         return cls(
@@ -50,4 +55,6 @@ class RunSpec:
             cpus=limits.cpus,
             network=limits.network,
             env=dict(env or {}),
+            requested_by=requested_by,
+            track_changes=limits.track_changes,
         )

@@ -19,6 +19,8 @@ from roscoe.service.validate import RunRequest
 if TYPE_CHECKING:
     from roscoe.engine import Engine
 
+ADMIN_NAME = "admin"  # the name runs made with the service's own token are recorded under
+
 
 @dataclass(frozen=True)
 class RunDefaults:
@@ -52,6 +54,7 @@ class CoreBackend:
         self.workspace.script_path(request.script)
 
     def draft_record(self, request: RunRequest, run_id: str, status: str) -> dict[str, Any]:
+        from roscoe.runs.outcome import RunStatus
         from roscoe.runs.records import RunRecord, now_iso
 
         return RunRecord(
@@ -61,7 +64,7 @@ class CoreBackend:
             args=list(request.args),
             image=self.defaults.image,
             engine=self.engine_kind,
-            status=status,
+            status=RunStatus(status),
             started_at=now_iso(),
             finished_at=None if status in ("queued", "running") else now_iso(),
         ).to_json()
@@ -79,6 +82,7 @@ class CoreBackend:
             self.defaults.image,
             limits=replace(limits, timeout=request.timeout or limits.timeout),
             env={**self.defaults.env, **request.env},
+            requested_by=ADMIN_NAME,
         )
         engine = self._connect()
         try:
