@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -12,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from service_fakes import FakeBackend, make_service
 
-from roscoe.service.api import ExecutionService
-from roscoe.service.limiter import RunLimiter
-from roscoe.service.log import JsonLog
+from roscoe.service.app import create_app
 from roscoe.service.readiness import EngineProbe, Readiness
 
 
@@ -93,28 +92,22 @@ def test_the_probe_is_found_from_docker_host() -> None:
     assert EngineProbe.from_environ({}).socket_path is None
 
 
-def _service(probe: EngineProbe | None) -> ExecutionService:
-    return ExecutionService(
-        token="t" * 20,
-        limiter=RunLimiter(1, 1),
-        backend=None,  # type: ignore[arg-type]  # /health never reaches the backend
-        health_info={"version": "0"},
-        log=JsonLog(io.StringIO()),
-        engine_probe=probe.check if probe else None,
-    )
+def _client(probe: EngineProbe | None) -> TestClient:
+    service = make_service(FakeBackend(), io.StringIO())
+    service.engine_probe = probe.check if probe else None
+    return TestClient(create_app(service))
 
 
 def test_health_stays_cheap_and_says_the_engine_only_when_asked(
     engine_socket: Path, tmp_path: Path
 ) -> None:
-    service = _service(EngineProbe(str(engine_socket)))
-    plain = json.loads(service.handle("GET", "/health", {}, io.BytesIO().read).body)
-    assert "engine_reachable" not in plain
-    asked = service.handle("GET", "/health?engine=1", {}, io.BytesIO().read)
-    assert asked.status == 200
-    assert json.loads(asked.body)["engine_reachable"] is True
+    with _client(EngineProbe(str(engine_socket))) as client:
+        assert "engine_reachable" not in client.get("/health").json()
+        asked = client.get("/health?engine=1")
+        assert asked.status_code == 200
+        assert asked.json()["engine_reachable"] is True
 
-    cut_off = _service(EngineProbe(str(tmp_path / "gone.sock")))
-    data = json.loads(cut_off.handle("GET", "/health?engine=1", {}, io.BytesIO().read).body)
-    assert data["status"] == "ok"  # the service answers: /health itself is fine
-    assert data["engine_reachable"] is False and "gone.sock" in data["engine_error"]
+    with _client(EngineProbe(str(tmp_path / "gone.sock"))) as client:
+        data = client.get("/health", params={"engine": "true"}).json()
+        assert data["status"] == "ok"  # the service answers: /health itself is fine
+        assert data["engine_reachable"] is False and "gone.sock" in data["engine_error"]

@@ -16,17 +16,26 @@ from roscoe import __version__
 from roscoe.config import paths
 from roscoe.runner import container as runner
 from roscoe.runner import health
+from roscoe.strenum import StrEnum
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
     from roscoe.engine import Engine
 
-STATES = ("running", "starting", "degraded", "exited", "absent")
+
+class RunnerState(StrEnum):
+    """What `server status` says of the runner (a contract: docs/json.md)."""
+
+    RUNNING = "running"  # up, and its service answers /health
+    STARTING = "starting"  # the container is up, /health does not answer yet
+    DEGRADED = "degraded"  # its service answers but cannot reach the engine: replace it
+    EXITED = "exited"
+    ABSENT = "absent"
 
 
 @dataclass
 class Status:
-    state: str
+    state: RunnerState
     name: str
     port: int
     workspace: str
@@ -53,11 +62,11 @@ class Status:
 
     @property
     def healthy(self) -> bool:
-        return self.state == "running"
+        return self.state == RunnerState.RUNNING
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "state": self.state,
+            "state": self.state.value,
             "name": self.name,
             "container_id": self.container_id,
             "short_id": self.container_id[:12] if self.container_id else None,
@@ -81,7 +90,8 @@ class Status:
 
 
 def server_status(engine: Engine, settings: Settings) -> Status:
-    from roscoe.runner.layout import ENV_HOST_WORKSPACE, ENV_PORT, ENV_RUNNER_IMAGE
+    from roscoe.config.settings import ENV_HOST_WORKSPACE
+    from roscoe.runner.layout import ENV_PORT, ENV_RUNNER_IMAGE
 
     name = settings.get("container_name")
     found = runner.find(engine, name)
@@ -91,7 +101,7 @@ def server_status(engine: Engine, settings: Settings) -> Status:
         "endpoint": engine.endpoint.url,
     }
     status = Status(
-        state="absent",
+        state=RunnerState.ABSENT,
         name=name,
         port=settings.get("port"),
         workspace=settings.workspace().value,
@@ -125,15 +135,15 @@ def server_status(engine: Engine, settings: Settings) -> Status:
         status.health = health.probe(status.port, engine=True)
         answering = status.health.answering and engine_state == "running"
         if not answering:
-            status.state = "starting"
+            status.state = RunnerState.STARTING
         elif status.health.engine_reachable is False:
-            status.state = "degraded"
+            status.state = RunnerState.DEGRADED
         else:
-            status.state = "running"
+            status.state = RunnerState.RUNNING
         in_flight = status.health.payload.get("runs_in_flight")
         status.runs_in_flight = int(in_flight) if isinstance(in_flight, int) else None
     else:
-        status.state = "exited"
+        status.state = RunnerState.EXITED
         status.exit_code = runner.exit_code(ours)
     return status
 

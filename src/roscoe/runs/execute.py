@@ -18,21 +18,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from roscoe.errors import EngineUnreachable, ExitCode, RoscoeError
+from roscoe.runs import changes
 from roscoe.runs.records import (
     OUTPUT_FILE,
-    UNKNOWN,
     RunRecord,
     make_run_dir,
     now_iso,
     write_record,
 )
 from roscoe.runs.spec import RunSpec
+from roscoe.runs.tracking import Tracker, file_digest
 from roscoe.runs.workspace import Workspace
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
 
-from roscoe.runs.outcome import classify
+from roscoe.runs.outcome import RunStatus, classify
 from roscoe.runs.output import OnOutput, OutputSink
 from roscoe.runs.plan import (
     DATA_MOUNT,
@@ -122,6 +123,12 @@ def execute(
     plan = plan_run(workspace, spec, run_id)
     if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
         check_cpus(spec.cpus, engine.cpu_count(), engine.kind)
+    # The before-walk of the case goes on while the engine creates the container.
+    tracker = Tracker(
+        plan.case_dir, str(workspace.host_path(plan.case_dir)), enabled=spec.track_changes
+    )
+    tracker.begin()
+    script_sha256 = file_digest(plan.script_path)
     started_wall = time.time()
     started_at = now_iso()
     container_id = engine.run_create(
@@ -149,14 +156,20 @@ def execute(
         image=spec.image,
         engine=engine.kind,
         started_at=started_at,
+        requested_by=spec.requested_by,
+        script_sha256=script_sha256,
+        env_names=sorted(spec.env),
     )
+    tracker.ready()  # the script must not start before the case has been walked
     try:
         record = _supervise(
             engine, spec, plan, container_id, record, on_output=on_output, cancel=cancel
         )
+        if record.status not in (RunStatus.ERROR, RunStatus.UNKNOWN):
+            tracker.end()  # the container has stopped: walk while it is removed
     finally:
         try:
-            if record.status != UNKNOWN:
+            if record.status != RunStatus.UNKNOWN:
                 engine.run_remove(container_id)
             # else: the script may still be running: removing it (should the engine be back
             # this very moment) would kill it. gc removes it once it has ended, and finishes
@@ -164,6 +177,11 @@ def execute(
         except RoscoeError as exc:
             # gc removes it later (it is labelled); the outcome of the run still stands.
             log.warning("run %s: %s", plan.run_id, exc.message)
+    record.changes = tracker.result()
+    if record.status == RunStatus.UNKNOWN:  # the script may go on changing the case
+        record.changes = changes.untracked(
+            "roscoe lost track of the run while it was under way: its changes are not known"
+        )
     write_record(record)
     return record
 
@@ -247,22 +265,22 @@ def _supervise(
     return record
 
 
-def _engine_failure(exc: Exception) -> tuple[str, int, str]:
+def _engine_failure(exc: Exception) -> tuple[RunStatus, int, str]:
     """An engine that answered with a failure is an "error"; one that stopped answering (its
     socket failed, or a stream broke off) leaves the run "unknown"."""
     if isinstance(exc, EngineUnreachable):
         return _lost(exc.message)
     if isinstance(exc, RoscoeError):
-        return "error", ExitCode.ENGINE_DURING_RUN, exc.message
+        return RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, exc.message
     if isinstance(exc, (OSError, http.client.HTTPException)):
         return _lost(str(exc) or type(exc).__name__)
-    return "error", ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
+    return RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
 
 
-def _lost(reason: str) -> tuple[str, int, str]:
+def _lost(reason: str) -> tuple[RunStatus, int, str]:
     """The engine stopped answering with the container in place: roscoe claims no result."""
     return (
-        UNKNOWN,
+        RunStatus.UNKNOWN,
         ExitCode.ENGINE_DURING_RUN,
         f"lost track of the run: the engine stopped answering ({reason}); the container may "
         "still be running; `roscoe gc` records how it ended once the engine answers again",

@@ -37,7 +37,7 @@ from roscoe.labels import (
     LABEL_RUN_ID,
     MANAGED_BY_VALUE,
 )
-from roscoe.runs.records import UNKNOWN
+from roscoe.runs.outcome import RunStatus
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
@@ -175,7 +175,7 @@ def _why_finished_goes(
     if labels.get(LABEL_OWNER_HOST) == host and owner is not None and not alive(owner):
         return f"{what}, its roscoe (pid {owner}) is gone"
     run_id = labels.get(LABEL_RUN_ID)
-    if run_id and record_status is not None and record_status(run_id) == UNKNOWN:
+    if run_id and record_status is not None and record_status(run_id) == RunStatus.UNKNOWN:
         return f"{what}, its roscoe lost track of it (the engine stopped answering)"
     return None
 
@@ -293,9 +293,9 @@ def close_abandoned_record(
         record = load_run(run_id)
     except UsageError:
         return
-    if record.status not in ("running", UNKNOWN):
+    if record.status not in (RunStatus.RUNNING, RunStatus.UNKNOWN):
         return
-    lost = record.status == UNKNOWN
+    lost = record.status == RunStatus.UNKNOWN
     inspected = engine.inspect_container(container_id)
     if inspected is None:  # another sweep (the service's, a concurrent gc) got there first
         return
@@ -304,15 +304,17 @@ def close_abandoned_record(
     code = state.get("ExitCode")
     if str(state.get("Status", "")).lower() == "created":
         # roscoe died between creating and starting it: engines say exit 0, but nothing ran.
-        record.status, record.exit_code, ended = "interrupted", None, "it never started"
+        record.status, record.exit_code, ended = RunStatus.INTERRUPTED, None, "it never started"
     elif running and stopping:
-        record.status, record.exit_code, ended = "interrupted", None, "stopped while running"
+        record.status, record.exit_code = RunStatus.INTERRUPTED, None
+        ended = "stopped while running"
     elif running or code is None:
-        record.status, record.exit_code, ended = "error", None, "still running"
+        record.status, record.exit_code, ended = RunStatus.ERROR, None, "still running"
     elif code == 0:
-        record.status, record.exit_code, ended = "succeeded", 0, "exited with 0"
+        record.status, record.exit_code, ended = RunStatus.SUCCEEDED, 0, "exited with 0"
     else:  # 137 here is as likely the in-container timeout's kill as the memory limit's
-        record.status, record.exit_code, ended = "failed", int(code), f"exited with {code}"
+        record.status, record.exit_code = RunStatus.FAILED, int(code)
+        ended = f"exited with {code}"
     if lost:
         record.message = (
             f"roscoe lost track of this run when the engine stopped answering ({ended}); "
