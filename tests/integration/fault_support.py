@@ -4,13 +4,12 @@ can be cut, and restarting Podman's API service under the engines lock."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
+import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Test runs on a machine shared by several people hold this lock shared; a test that
 # restarts an engine takes it alone, so no other run sees the engine go away.
 ENGINES_LOCK = Path(os.environ.get("ROSCOE_TEST_ENGINES_LOCK", "/tmp/roscoe-engines.lock"))
-LOCK_DEADLINE_S = 30 * 60
+LOCK_DEADLINE_S = 90 * 60
 
 
 class UnixProxy:
@@ -93,18 +92,21 @@ def engines_alone() -> Iterator[None]:
     """Hold the engines lock exclusively: every other test run on this machine has finished
     or waits. Do not run these tests under `flock -s` yourself: that would wait on itself."""
     fd = os.open(ENGINES_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def give_up(signum: int, frame: object) -> None:
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(LOCK_DEADLINE_S)  # a blocking wait, in the kernel's queue, with a deadline
     try:
-        give_up = time.monotonic() + LOCK_DEADLINE_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() > give_up:
-                    pytest.fail(f"{ENGINES_LOCK} stayed taken for {LOCK_DEADLINE_S} s")
-                time.sleep(0.5)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except TimeoutError:
+        os.close(fd)
+        pytest.fail(f"{ENGINES_LOCK} stayed taken for {LOCK_DEADLINE_S} s", pytrace=False)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    try:
         yield
     finally:
         os.close(fd)  # releases the lock
