@@ -63,8 +63,9 @@ DESCRIPTIONS = {
     "run_script": (
         "Run a script from list_tools against one case from list_cases, and wait until it is "
         f"over. {_SANDBOX} Returns, as text, the outcome (succeeded, failed, timed_out, "
-        "oom_killed, cancelled, error), the exit code, the run id and the last part of the "
-        "output (stdout and stderr together); the run record comes as structured content. A "
+        "oom_killed, cancelled, error, unknown), the exit code, the run id and the last part "
+        "of the output (stdout and stderr together); the run record comes as structured "
+        "content. A "
         "run that did not succeed is an error result, with its output. For long runs use "
         "start_run, then get_run."
     ),
