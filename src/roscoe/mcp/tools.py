@@ -65,9 +65,8 @@ DESCRIPTIONS = {
         f"over. {_SANDBOX} Returns, as text, the outcome (succeeded, failed, timed_out, "
         "oom_killed, cancelled, error, unknown), the exit code, the run id and the last part "
         "of the output (stdout and stderr together); the run record comes as structured "
-        "content. A "
-        "run that did not succeed is an error result, with its output. For long runs use "
-        "start_run, then get_run."
+        "content. A run that did not succeed is an error result, with its output. For long "
+        "runs use start_run, then get_run."
     ),
     "start_run": (
         "Start a script against a case exactly like run_script, but return at once with the "
