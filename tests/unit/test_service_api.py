@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from roscoe.engine.fake import FakeEngine
 from roscoe.errors import UsageError
+from roscoe.runs.workspace import Workspace
 from roscoe.service.api import ExecutionService, Response
 from roscoe.service.httpd import ServiceServer, check_loopback
 from roscoe.service.limiter import RunLimiter
@@ -189,7 +191,7 @@ def test_core_backend_reads_only_the_tail_from_the_end(tmp_path, monkeypatch) ->
         return handle
 
     monkeypatch.setattr(Path, "open", counting_open)
-    backend = CoreBackend(lambda: None, None, RunDefaults(image="x"))  # type: ignore[arg-type]
+    backend = CoreBackend(FakeEngine, Workspace(tmp_path), RunDefaults(image="x"))
     output, truncated = backend.read_output("20260101-000000-abcdef12", 5)
     assert (output, truncated) == (b"tail!", True)
     assert reads == [5]

@@ -10,7 +10,7 @@ import typer
 from roscoe.config.settings import Settings
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import ContainerEngine
 
 
 @dataclass
@@ -19,9 +19,9 @@ class CliState:
     debug: bool = False
     quiet: bool = False
     settings: Settings = field(default_factory=Settings)
-    _engine: Engine | None = None
+    _engine: ContainerEngine | None = None
 
-    def engine(self) -> Engine:
+    def engine(self) -> ContainerEngine:
         """Connect once per invocation (the factory behind the engine seam)."""
         if self._engine is None:
             from roscoe.engine import connect

@@ -63,7 +63,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunnerEngine
     from roscoe.images.pull import OnPull
 
 
@@ -98,7 +98,7 @@ class StopResult:
 
 
 def start(
-    engine: Engine,
+    engine: RunnerEngine,
     settings: Settings,
     wanted: StartSettings,
     *,
@@ -121,7 +121,7 @@ def start(
         )
 
 
-def stop(engine: Engine, settings: Settings, timeout: float | None = None) -> StopResult:
+def stop(engine: RunnerEngine, settings: Settings, timeout: float | None = None) -> StopResult:
     """Stop our runner gracefully (SIGTERM, SIGKILL after `timeout`) and remove it.
 
     Without a timeout: the runner's own shutdown grace plus the cancel margin; 0 kills at once.
@@ -133,7 +133,7 @@ def stop(engine: Engine, settings: Settings, timeout: float | None = None) -> St
 
 
 def restart(
-    engine: Engine,
+    engine: RunnerEngine,
     settings: Settings,
     *,
     stop_timeout: float | None = None,
@@ -164,7 +164,7 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _stop_locked(engine: Engine, name: str, timeout: float | None) -> StopResult:
+def _stop_locked(engine: RunnerEngine, name: str, timeout: float | None) -> StopResult:
     began = time.monotonic()
     found = runner.find(engine, name, forget_stale=True)
     if found.ours is None:
@@ -187,7 +187,7 @@ def stop_timeout_of(inspected: dict[str, Any]) -> float:
 
 
 def _start_locked(
-    engine: Engine,
+    engine: RunnerEngine,
     plan: StartPlan,
     *,
     replace: bool,

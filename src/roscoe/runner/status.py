@@ -17,7 +17,7 @@ from roscoe.runner import health
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunnerEngine
 
 STATES = ("running", "starting", "exited", "absent")
 
@@ -78,7 +78,7 @@ class Status:
         }
 
 
-def server_status(engine: Engine, settings: Settings) -> Status:
+def server_status(engine: RunnerEngine, settings: Settings) -> Status:
     from roscoe.runner.layout import ENV_HOST_WORKSPACE, ENV_PORT, ENV_RUNNER_IMAGE
 
     name = settings.get("container_name")

@@ -16,7 +16,7 @@ from roscoe.runs.workspace import Workspace
 from roscoe.service.validate import RunRequest
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunEngine
 
 OUTPUT_TAIL_BYTES = 64 * 1024
 
@@ -34,7 +34,9 @@ class RunDefaults:
 
 
 class CoreBackend:
-    def __init__(self, connect: Callable[[], Engine], workspace: Workspace, defaults: RunDefaults):
+    def __init__(
+        self, connect: Callable[[], RunEngine], workspace: Workspace, defaults: RunDefaults
+    ):
         self._connect = connect
         self.workspace = workspace
         self.defaults = defaults
