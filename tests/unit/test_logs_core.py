@@ -121,3 +121,35 @@ def test_unchunk_split_anywhere() -> None:
         data = decoder.feed(body[:cut]) + decoder.feed(body[cut:])
         assert data == b"one\nx0123456789"
         assert decoder.done
+
+
+class KeptOpen:
+    """A socket's buffered file whose connection stays open: reading past the data blocks
+    forever on a real socket, so here it fails the test instead."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read1(self, size: int) -> bytes:
+        if not self.data:
+            raise AssertionError("read past the end of the body: a real socket would hang")
+        block, self.data = self.data[:size], self.data[size:]
+        return block
+
+
+def test_a_body_with_a_content_length_ends_there() -> None:
+    from roscoe.engine.streams import pump
+
+    got: list[bytes] = []
+    pump(KeptOpen(b""), chunked=False, length=0, put=got.append)  # Podman's empty log
+    assert got == []
+    pump(KeptOpen(frame(1, b"hi\n")), chunked=False, length=len(frame(1, b"hi\n")), put=got.append)
+    assert got == [frame(1, b"hi\n")]
+
+
+def test_a_chunked_body_ends_at_its_last_chunk() -> None:
+    from roscoe.engine.streams import pump
+
+    got: list[bytes] = []
+    pump(KeptOpen(b"3\r\nabc\r\n0\r\n\r\n"), chunked=True, length=None, put=got.append)
+    assert b"".join(got) == b"abc"

@@ -1,6 +1,6 @@
 """Container engines behind one seam: the protocols each part of roscoe needs (protocols.py),
 finding and connecting (detect.py, connect.py), the real `Engine` (engine.py) and the one
-test double (fake.py, imported only by tests).
+test double (fake/, imported only by tests).
 
 Import from here; the docker SDK itself is imported only when a call needs it.
 """

@@ -54,8 +54,10 @@ def going_anyway(exc: BaseException) -> bool:
 
 
 def not_running(exc: BaseException) -> bool:
-    """A kill that found the container already stopped, or gone."""
-    return status_of(exc) in (404, 409) or "not running" in reason(exc)
+    """A kill that found the container already stopped, or gone. Docker answers 409 "is not
+    running"; Podman 500 "can only kill running containers ... container state improper"."""
+    why = reason(exc)
+    return status_of(exc) in (404, 409) or "not running" in why or "can only kill running" in why
 
 
 def call_failed(kind: str, what: str, exc: BaseException) -> RoscoeError:

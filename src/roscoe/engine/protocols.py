@@ -159,7 +159,10 @@ class RunnerEngine(ImageEngine, Protocol):
         timestamps: bool = False,
         read_timeout: float = 60.0,
         still_running: Callable[[], bool] | None = None,
-    ) -> Iterator[tuple[int, bytes]]: ...
+    ) -> Iterator[tuple[int, bytes]]:
+        """(stream, bytes) pieces, 1 stdout and 2 stderr; followed, it ends when the container
+        does (asked every `read_timeout` seconds of silence, of `still_running` if given)."""
+        ...
 
 
 class DiagnosticsEngine(RunnerEngine, Protocol):

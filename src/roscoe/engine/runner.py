@@ -11,7 +11,8 @@ from typing import Any
 
 from roscoe.engine.base import EngineBase
 from roscoe.engine.errors import call_failed, image_missing, missing
-from roscoe.engine.streams import LogFrames, Unchunk, shutdown
+from roscoe.engine.streams import LogFrames, pump, shutdown
+from roscoe.engine.wire import WireError, quoted
 
 
 class RunnerCalls(EngineBase):
@@ -71,8 +72,9 @@ class RunnerCalls(EngineBase):
         The tail is asked of the engine. Silence never ends a followed stream: the SDK's read
         timeout would (docker-py #931), and Podman sends its response headers only with the
         first output (podman #23712), so the request waits without a read timeout, in a
-        reader thread; every `read_timeout` seconds of silence `still_running()` is asked
-        whether to keep waiting (a stream that outlives its container must not hang).
+        reader thread; every `read_timeout` seconds of silence `still_running()` (by default,
+        the engine's own word on the container) is asked whether to keep waiting: Podman keeps
+        the followed stream of a stopped container open, and a stream must not hang.
         """
         import queue
         import threading
@@ -88,25 +90,12 @@ class RunnerCalls(EngineBase):
             params["since"] = since
         response = self._logs_response(ref, params)
         fp = response.raw._fp  # http.client's response
-        # Engines send each log line as its own HTTP chunk: http.client would hand them over
-        # one by one (a million calls for a million lines), so the body is read from the
-        # socket's buffer in large blocks and de-chunked here.
-        body = fp.fp
-        unchunk = Unchunk() if fp.chunked else None
         decoder = None if tty else LogFrames()
         pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=64)
 
         def read() -> None:
             try:
-                while True:
-                    block = body.read1(256 * 1024)
-                    if not block:
-                        break
-                    data = unchunk.feed(block) if unchunk is not None else block
-                    if data:
-                        pieces.put(data)
-                    if unchunk is not None and unchunk.done:
-                        break
+                pump(fp.fp, fp.chunked, fp.length, pieces.put)
             except BaseException as exc:  # handed to the consumer, which decides
                 pieces.put(exc)
             pieces.put(None)
@@ -118,7 +107,7 @@ class RunnerCalls(EngineBase):
                 try:
                     item = pieces.get(timeout=read_timeout if follow else None)
                 except queue.Empty:
-                    if still_running is None or still_running():
+                    if (still_running or (lambda: self._running(ref)))():
                         continue
                     return
                 if item is None:
@@ -151,3 +140,12 @@ class RunnerCalls(EngineBase):
         except OSError as exc:
             raise call_failed(self.kind, f"could not read the logs of {ref}", exc) from exc
         return response
+
+    def _running(self, ref: str) -> bool:
+        """The engine says the container runs (or restarts); gone or unknown is no."""
+        try:
+            found = self._wire.call("GET", f"/containers/{quoted(ref)}/json")
+        except (WireError, OSError):
+            return False
+        state = found.get("State") or {}
+        return bool(state.get("Running")) or state.get("Status") in ("running", "restarting")

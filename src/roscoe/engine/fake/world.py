@@ -7,6 +7,7 @@ call and raises injected failures. `FakeEngine` (engine.py) makes the protocol c
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 from collections.abc import Iterator, Mapping
@@ -121,7 +122,7 @@ class FakeState:
     ) -> str:
         """Put an image here (`data`: its inspect data; else made up with this version label)."""
         image = dict(data) if data is not None else {}
-        image.setdefault("Id", f"sha256:{next(self._ids):064x}")
+        image.setdefault("Id", f"sha256:{self._new_id()}")
         image.setdefault("RepoTags", [normal_ref(ref)])
         name = ref.partition("@")[0]
         head, colon, tag = name.rpartition(":")
@@ -194,6 +195,10 @@ class FakeState:
             matches = [i for i in self.containers_by_id if ref and i.startswith(ref)]
             return matches[0] if len(matches) == 1 else None
 
+    def _new_id(self) -> str:
+        """64 hex digits that differ early, as engines' IDs do (a short prefix finds one)."""
+        return hashlib.sha256(f"fake-{id(self)}-{next(self._ids)}".encode()).hexdigest()
+
     def _new_container(
         self,
         name: str,
@@ -203,7 +208,7 @@ class FakeState:
         host: dict[str, Any],
     ) -> str:
         with self._lock:
-            container_id = f"{next(self._ids):064x}"
+            container_id = self._new_id()
             found = self._image(image)
             self.containers_by_id[container_id] = {
                 "Id": container_id,
