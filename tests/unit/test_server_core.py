@@ -337,6 +337,13 @@ def test_run_limits_are_resolved_here_and_handed_to_the_service(
     assert _env_of(fake)["ROSCOE_TIMEOUT"] == "5"
 
 
+def test_a_cpu_limit_above_the_engines_cpus_stops_the_start(fake, answering, monkeypatch) -> None:
+    monkeypatch.setenv("ROSCOE_CPUS", "3")
+    with pytest.raises(UsageError, match="a CPU limit of 3 is more than the 2 CPUs docker has"):
+        start(fake, Settings())
+    assert fake.containers_by_id == {}  # refused before anything was created
+
+
 def test_run_limits_default_without_cpus(fake, settings, answering) -> None:
     start(fake, settings)
     env = _env_of(fake)

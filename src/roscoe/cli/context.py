@@ -18,7 +18,9 @@ class CliState:
     runtime: str | None = None
     debug: bool = False
     quiet: bool = False
+    json: bool = False  # the command was given --json: errors are printed as JSON too
     settings: Settings = field(default_factory=Settings)
+    settings_checked: bool = False
     _engine: ContainerEngine | None = None
 
     def engine(self) -> ContainerEngine:
@@ -35,9 +37,16 @@ class CliState:
             self._engine = None
 
 
-def state(ctx: typer.Context) -> CliState:
+def state(ctx: typer.Context, *, check_settings: bool = True) -> CliState:
+    """The invocation's state. Every command starts here, after its options are parsed (so
+    --help always works): an invalid setting in the environment or the config file stops it
+    with exit 2. The `config` commands pass check_settings=False: they are how one repairs it.
+    """
     obj = ctx.find_root().obj
     if not isinstance(obj, CliState):  # commands invoked without the root callback (tests)
         obj = CliState()
         ctx.find_root().obj = obj
+    if check_settings and not obj.settings_checked:
+        obj.settings.check()
+        obj.settings_checked = True
     return obj

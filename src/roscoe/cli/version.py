@@ -6,11 +6,12 @@ import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
+from roscoe.cli.options import Json
 
 
 def version_command(
     ctx: typer.Context,
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_output: Json = False,
 ) -> None:
     """Show roscoe's version, the pinned runner image, and the engine in use.
 
@@ -27,12 +28,18 @@ def version_command(
         render.print_json(report.to_json())
     else:
         out = render.console()
-        out.print(f"roscoe        {report.cli_version}")
-        out.print(f"runner image  {report.runner_image}")
-        out.print(f"python        {report.python}")
+        rows = [
+            ("roscoe", report.cli_version),
+            ("runner image", report.runner_image),
+            ("python", report.python),
+        ]
         engine = report.engine
         if engine.available:
-            out.print(f"engine        {engine.kind} {engine.version} (API {engine.api_version})")
-            out.print(f"endpoint      {engine.endpoint} (from {engine.source})")
+            rows.append(("engine", f"{engine.kind} {engine.version} (API {engine.api_version})"))
+            rows.append(("endpoint", f"{engine.endpoint} (from {engine.source})"))
+        for name, value in rows:
+            out.print(f"{name:<14}{render.escape(str(value))}")
     if report.failure is not None:
+        if json_output:  # the report says why already: one JSON document, the failure's code
+            raise typer.Exit(report.failure.exit_code)
         raise report.failure

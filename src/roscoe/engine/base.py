@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from roscoe.engine.detect import Endpoint
-from roscoe.engine.errors import connect_failure
+from roscoe.engine.errors import call_failed, connect_failure
 from roscoe.engine.protocols import EngineInfo
 from roscoe.engine.wire import SdkWire, Wire, WireError
 
@@ -39,6 +39,7 @@ class EngineBase:
         self._sdk_client = sdk
         self._timeout = timeout
         self._podman_rootless: bool | None = None
+        self._cpu_count: int | None = None
         # The transport of the hot path: stdlib on a unix socket, else through the SDK.
         self._wire: Wire | SdkWire
         if endpoint.socket_path and sdk is None:
@@ -63,6 +64,20 @@ class EngineBase:
         if isinstance(host, dict) and "security" in host:
             return bool(host["security"].get("rootless"))
         return False
+
+    def cpu_count(self) -> int | None:
+        """How many CPUs the engine has (GET /info NCPU: its view, not this machine's, which
+        differs for a remote engine or one in a VM); None when it does not say. Cached."""
+        if self._cpu_count is None:
+            try:
+                info = self._wire.call("GET", "/info")
+            except (WireError, OSError) as exc:
+                raise call_failed(
+                    self.kind, "could not ask the engine for its CPU count", exc
+                ) from exc
+            count = info.get("NCPU") if isinstance(info, dict) else None
+            self._cpu_count = count if isinstance(count, int) and count > 0 else 0
+        return self._cpu_count or None
 
     @property
     def _sdk(self) -> docker.APIClient:

@@ -2,9 +2,10 @@
 
 One Protocol per consumer, so each names only the calls it makes:
 
-  RunEngine          runs/execute (a one-shot run) and the service's run backend
-  GcEngine           runs/gc (sweeping what a killed roscoe left behind)
   ImageEngine        images/ensure and images/pull (is it there, pull it)
+  RunEngine          a one-shot run, its image pulled when absent: runs/start, runs/execute,
+                     and their callers (the execution service's backend, the MCP server)
+  GcEngine           runs/gc (sweeping what a killed roscoe left behind)
   RunnerEngine       runner/* (the long-lived runner container), images/version
   DiagnosticsEngine  diagnostics/* (`roscoe version`, `roscoe doctor`)
   ContainerEngine    all of them: what `connect()` gives and the CLI hands down
@@ -57,17 +58,30 @@ class RunOutput(Protocol):
     def close(self) -> None: ...
 
 
-class RunEngine(Protocol):
-    """A one-shot run: create locked down, attach, start, wait or kill, inspect, remove.
+class ImageEngine(Protocol):
+    """Is an image present, and pulling one with the engine's progress events."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def image_inspect(self, ref: str) -> dict[str, Any] | None: ...
+
+    def pull_stream(self, repository: str, tag: str) -> Iterator[dict[str, Any]]: ...
+
+
+class RunEngine(ImageEngine, Protocol):
+    """A one-shot run: create locked down, attach, start, wait or kill, inspect, remove; and
+    its image, pulled when it is absent (runs/start).
 
     Failures once the container exists raise EngineError with exit code 125; a missing
     image at create raises ImageError (4).
     """
 
-    @property
-    def kind(self) -> str: ...
-
     def podman_rootless(self) -> bool: ...
+
+    def cpu_count(self) -> int | None:
+        """How many CPUs the engine has (its view); None when it does not say."""
+        ...
 
     def run_create(
         self,
@@ -114,17 +128,6 @@ class GcEngine(Protocol):
     def remove_container(self, ref: str, force: bool = True) -> bool: ...
 
 
-class ImageEngine(Protocol):
-    """Is an image present, and pulling one with the engine's progress events."""
-
-    @property
-    def kind(self) -> str: ...
-
-    def image_inspect(self, ref: str) -> dict[str, Any] | None: ...
-
-    def pull_stream(self, repository: str, tag: str) -> Iterator[dict[str, Any]]: ...
-
-
 class RunnerEngine(ImageEngine, Protocol):
     """The long-lived runner container: its image, create, start, stop, remove, logs."""
 
@@ -133,6 +136,8 @@ class RunnerEngine(ImageEngine, Protocol):
 
     @property
     def endpoint(self) -> Endpoint: ...
+
+    def cpu_count(self) -> int | None: ...
 
     def inspect_container(self, ref: str) -> dict[str, Any] | None: ...
 

@@ -12,6 +12,7 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from roscoe.config import paths
 from roscoe.errors import UsageError
+from roscoe.runs.outcome import RunStatus
 
 RECORD_FILE = "run.json"
 OUTPUT_FILE = "output.log"
@@ -26,9 +28,6 @@ OUTPUT_FILE = "output.log"
 # Letters, digits, '.', '_', '-', starting with a letter or digit: safe as a folder name and
 # as part of a container name. No '/', so no traversal; never '.' or '..' by itself.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-# What a finished run's status can be; "running" while it is under way.
-STATUSES = ("running", "succeeded", "failed", "timed_out", "oom_killed", "interrupted", "error")
 
 
 def new_run_id() -> str:
@@ -65,7 +64,7 @@ class RunRecord:
     image: str = ""
     image_digest: str | None = None
     engine: str | None = None
-    status: str = "running"
+    status: RunStatus = RunStatus.RUNNING
     exit_code: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -75,18 +74,70 @@ class RunRecord:
     output_bytes: int = 0
     saved_output_truncated: bool = False  # the saved output stopped at MAX_SAVED_OUTPUT
     message: str | None = None
+    requested_by: str | None = None  # cli:<user name>, or the service token's name
+    script_sha256: str | None = None  # the script file as it was run
+    env_names: list[str] = field(default_factory=list)  # never the values
+    # {"tracked": true, "created": [...], "modified": [...], "deleted": [...]} or
+    # {"tracked": false, "reason": ...}; None while running (runs.changes)
+    changes: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)  # given as its value ("running") or as itself
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """A record from its JSON; ValueError naming the first field missing or of the wrong
+        type (a record is a file on disk: anything may be in it). Unknown keys are ignored."""
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            if item.name not in data:
+                if item.name in _REQUIRED:
+                    raise ValueError(f"'{item.name}' is missing")
+                continue
+            value = data[item.name]
+            if not _FIELD_TYPES[str(item.type)](value):
+                raise ValueError(f"'{item.name}' is {_shown(value)}, not {item.type}")
+            values[item.name] = list(value) if isinstance(value, list) else value
+        return cls(**values)
 
     @property
     def finished(self) -> bool:
-        return self.status != "running"
+        return self.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+_REQUIRED = ("id", "case", "script")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is no number
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+# What each field's JSON value may be, by the field's annotation.
+_FIELD_TYPES: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "str | None": lambda v: v is None or isinstance(v, str),
+    "int": _is_int,
+    "int | None": lambda v: v is None or _is_int(v),
+    "float | None": lambda v: v is None or _is_number(v),
+    "bool": lambda v: isinstance(v, bool),
+    "list[str]": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+    "dict[str, Any] | None": lambda v: v is None or isinstance(v, dict),
+    "RunStatus": lambda v: v in RunStatus.__members__.values(),
+}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def run_dir(run_id: str) -> Path:
@@ -155,24 +206,52 @@ def load_run(run_id: str) -> RunRecord:
         raise UsageError(f"the record of run '{run_id}' is unreadable: {exc}") from exc
     if not isinstance(data, dict):
         raise UsageError(f"the record of run '{run_id}' is not a JSON object")
-    return RunRecord.from_json(data)
+    try:
+        record = RunRecord.from_json(data)
+    except ValueError as exc:
+        raise UsageError(f"the record of run '{run_id}' is malformed: {exc}") from exc
+    if record.id != run_id:
+        raise UsageError(
+            f"the record of run '{run_id}' is malformed: it says it is run '{record.id}'"
+        )
+    return record
 
 
-def list_runs(limit: int = 20) -> list[RunRecord]:
-    """The most recent runs first (by start time); unreadable records are skipped."""
+@dataclass
+class RunListing:
+    """Recent runs, newest first, and the records that could not be read (skipped)."""
+
+    runs: list[RunRecord]
+    skipped: list[str] = field(default_factory=list)  # one line each: which and why
+
+
+def scan_runs(limit: int = 20, case: str | None = None) -> RunListing:
+    """The most recent runs first (by start time), of one case when `case` is given. One
+    unreadable or malformed record never takes the listing down: it is skipped, and said in
+    `skipped`."""
     root = paths.runs_dir()
     try:
         entries = [e for e in os.scandir(root) if e.is_dir() and _RUN_ID.fullmatch(e.name)]
     except FileNotFoundError:
-        return []
-    found = []
+        return RunListing([])
+    listing = RunListing([])
     for entry in entries:
         try:
-            found.append(load_run(entry.name))
-        except UsageError:
-            continue
-    found.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
-    return found[: max(limit, 0)]
+            listing.runs.append(load_run(entry.name))
+        except UsageError as exc:
+            if (Path(entry.path) / RECORD_FILE).exists():
+                listing.skipped.append(exc.message)
+            # else: a run folder whose record is not written yet (it is being created)
+    if case is not None:
+        listing.runs = [record for record in listing.runs if record.case == case]
+    listing.runs.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
+    del listing.runs[max(limit, 0) :]
+    return listing
+
+
+def list_runs(limit: int = 20, case: str | None = None) -> list[RunRecord]:
+    """The most recent runs first (by start time); unreadable records are skipped."""
+    return scan_runs(limit, case).runs
 
 
 def read_output(run_id: str, tail_bytes: int | None = None) -> tuple[bytes, bool]:

@@ -43,6 +43,10 @@ class FakeEngine(FakeState):
         self._call("podman_rootless", None)
         return self.kind == "podman" and bool(self.rootless_answer)
 
+    def cpu_count(self) -> int | None:
+        self._call("cpu_count", None)
+        return self.cpus
+
     def close(self) -> None:
         self.closed = True
 

@@ -95,6 +95,7 @@ class FakeState:
         self.info = EngineInfo(kind=kind, version="1.0", api_version="1.41", os="linux")
         self.endpoint = Endpoint("unix:///nonexistent/fake-engine.sock", "fake engine")
         self.rootless_answer = rootless
+        self.cpus: int | None = 2  # what cpu_count() says
         self.images: dict[str, dict[str, Any]] = {}  # by reference, "name:tag"
         self.containers_by_id: dict[str, dict[str, Any]] = {}  # inspect data
         self.registry: dict[str, Published] = {}  # what pull_stream can fetch, by reference
@@ -157,6 +158,16 @@ class FakeState:
         running = status in ("running", "restarting", "paused")
         state.update(Status=status, Running=running, ExitCode=exit_code)
         return container_id
+
+    def end(self, exit_code: int = 0, ref: str | None = None) -> None:
+        """Running containers (or the one named) end by themselves with this code, as if
+        their program had: for programs that run until stopped."""
+        with self._lock:
+            running = [ref] if ref else list(self.containers_by_id)
+            for container_id in running:
+                found = self._find(container_id)
+                if found is not None and self.containers_by_id[found]["State"]["Running"]:
+                    self._end(found, exit_code)
 
     def fail(self, method: str, error: BaseException, target: str | None = None) -> None:
         """Make every call of `method` (on `target` only, if given) raise `error`."""
