@@ -216,6 +216,11 @@ def test_a_run_name_in_use_is_an_engine_failure_125(
     assert caught.value.exit_code == 125
 
 
+def test_the_engine_says_how_many_cpus_it_has(subject: ContainerEngine) -> None:
+    count = subject.cpu_count()
+    assert isinstance(count, int) and count >= 1
+
+
 # -- what is not there ----------------------------------------------------------------------
 def test_what_is_absent_reads_as_absent(subject: ContainerEngine, unique_name: str) -> None:
     assert subject.inspect_container(unique_name) is None

@@ -16,7 +16,7 @@ holds them to the same behaviour. A new backend (Kubernetes, say) implements the
 nothing else: no core module knows which class it was handed.
 
 Container and image data are the engine API's inspect and list shapes (`Id`, `Name`,
-`State`, `Config.Labels` ...): roscoe reads a handful of keys, listed where they are read.
+`State`, `Config.Labels` ...), which every backend gives as Docker's API does.
 """
 
 from __future__ import annotations
