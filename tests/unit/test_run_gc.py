@@ -6,8 +6,12 @@ from typing import Any
 
 import pytest
 
+from roscoe.engine.fake import Call, FakeEngine
+from roscoe.errors import OperationFailed
 from roscoe.labels import (
     LABEL_DEADLINE,
+    LABEL_KIND,
+    LABEL_MANAGED_BY,
     LABEL_OWNER_CONTAINER,
     LABEL_OWNER_HOST,
     LABEL_OWNER_PID,
@@ -61,157 +65,152 @@ def test_another_hosts_pid_means_nothing_here() -> None:
     assert _reason(_container("exited", NOW - 1, host="elsewhere"), alive=True) is not None
 
 
-class FakeEngine:
-    def __init__(self, found: list[dict[str, Any]], fail: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        self.found = found
-        self.fail = fail
-        self.removed: list[str] = []
-        self.asked: dict[str, str] = {}
-
-    def containers(self, labels: dict[str, str], all: bool = True) -> list[dict[str, Any]]:
-        self.asked = dict(labels)
-        return self.found
-
-    def remove_container(self, ref: str, force: bool = True) -> bool:
-        if ref in self.fail:
-            raise RuntimeError("device busy")
-        self.removed.append(ref)
-        return True
+def _fake_with(
+    state: str, deadline: float, *, exit_code: int = 0, pid: int = 42
+) -> tuple[FakeEngine, str]:
+    """The fake engine holding one run container labelled as `_container` labels them."""
+    engine = FakeEngine()
+    labels = {
+        LABEL_MANAGED_BY: "roscoe",
+        LABEL_KIND: "run",
+        **_container(state, deadline, pid)["Labels"],
+    }
+    container_id = engine.add_container(
+        f"roscoe-run-{pid}", image="img", labels=labels, status=state, exit_code=exit_code
+    )
+    return engine, container_id
 
 
-def test_collect_dry_run_removes_nothing_and_real_run_removes(monkeypatch: object) -> None:
+def test_collect_dry_run_removes_nothing_and_real_run_removes() -> None:
     import time
 
-    overdue = _container("running", time.time() - 5)
-    live = _container("running", time.time() + 500)
-    engine = FakeEngine([overdue, live])
-    result = gc.collect(engine, dry_run=True)  # type: ignore[arg-type]
-    assert engine.asked == {"io.roscoe.managed-by": "roscoe", "io.roscoe.kind": "run"}
-    assert [i.run_id for i in result.removed] == ["run-42"] and engine.removed == []
+    engine, overdue = _fake_with("running", time.time() - 5)
+    live = engine.add_container(
+        "roscoe-run-43",
+        labels={
+            LABEL_MANAGED_BY: "roscoe",
+            LABEL_KIND: "run",
+            **_container("running", time.time() + 500, 43)["Labels"],
+        },
+    )
+    server = engine.add_container(
+        "not-a-run", labels={LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"}
+    )
+    result = gc.collect(engine, dry_run=True)
+    assert engine.label_queries == [{"io.roscoe.managed-by": "roscoe", "io.roscoe.kind": "run"}]
+    assert [i.run_id for i in result.removed] == ["run-42"] and engine.changes() == []
     assert result.kept == 1
 
-    result = gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
-    assert engine.removed == [overdue["Id"]]
+    result = gc.collect(engine, dry_run=False)
+    assert engine.changes() == [Call("remove_container", overdue)]
+    assert set(engine.containers_by_id) == {live, server}
     assert result.to_json()["removed"][0]["name"] == "roscoe-run-42"
 
 
 def test_collect_reports_a_container_it_could_not_remove() -> None:
     import time
 
-    overdue = _container("running", time.time() - 5)
-    engine = FakeEngine([overdue], fail={overdue["Id"]})
-    result = gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
+    engine, overdue = _fake_with("running", time.time() - 5)
+    engine.fail("remove_container", OperationFailed("could not remove: device busy"), overdue)
+    result = gc.collect(engine, dry_run=False)
     assert result.removed == [] and "device busy" in result.failed[0][1]
-
-
-class InspectingEngine(FakeEngine):
-    def __init__(self, found: list[dict[str, Any]], states: dict[str, dict[str, Any]]) -> None:
-        super().__init__(found)
-        self.states = states
-
-    def inspect_container(self, ref: str) -> dict[str, Any] | None:
-        return {"State": self.states[ref]}
+    assert overdue in engine.containers_by_id
 
 
 @pytest.mark.parametrize(
-    ("state", "status", "exit_code", "said"),
+    ("state", "code", "status", "exit_code", "said"),
     [
         # created, never started: engines report exit 0, which must not read as success
-        ({"Status": "created", "Running": False, "ExitCode": 0}, "interrupted", None, "never"),
-        ({"Status": "exited", "Running": False, "ExitCode": 0}, "succeeded", 0, "exited with 0"),
-        ({"Status": "exited", "Running": False, "ExitCode": 137}, "failed", 137, "with 137"),
-        ({"Status": "running", "Running": True, "ExitCode": 0}, "error", None, "still running"),
+        ("created", 0, "interrupted", None, "never"),
+        ("exited", 0, "succeeded", 0, "exited with 0"),
+        ("exited", 137, "failed", 137, "with 137"),
+        ("running", 0, "error", None, "still running"),
     ],
 )
 def test_gc_finishes_the_record_its_roscoe_never_wrote(
-    state: dict[str, Any], status: str, exit_code: int | None, said: str
+    state: str, code: int, status: str, exit_code: int | None, said: str
 ) -> None:
     import time
 
     write_record(RunRecord(id="run-42", case="c", script="s.py", started_at=now_iso()))
-    abandoned = _container("exited", time.time() - 5)
-    engine = InspectingEngine([abandoned], {abandoned["Id"]: state})
-    gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
+    # Past its deadline, so gc sweeps it whatever its state.
+    engine, abandoned = _fake_with(state, time.time() - 5, exit_code=code)
+    gc.collect(engine, dry_run=False)
     record = load_run("run-42")
     assert (record.status, record.exit_code) == (status, exit_code)
     assert said in str(record.message) and "roscoe gc" in str(record.message)
-    assert engine.removed == [abandoned["Id"]]
+    assert engine.changes() == [Call("remove_container", abandoned)]
 
 
 def test_gc_leaves_a_finished_record_alone() -> None:
     import time
 
     write_record(RunRecord(id="run-42", case="c", script="s.py", status="failed", exit_code=3))
-    abandoned = _container("exited", time.time() - 5)
-    engine = InspectingEngine([abandoned], {abandoned["Id"]: {"Status": "exited", "ExitCode": 0}})
-    gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
+    engine, _ = _fake_with("exited", time.time() - 5)
+    gc.collect(engine, dry_run=False)
     assert (load_run("run-42").status, load_run("run-42").exit_code) == ("failed", 3)
 
 
-# -- runs a runner container started (issue 10 item 4) ----------------------------------------
-RUNNER = "runner-" + "a" * 57
-STARTED = "2026-01-01T00:00:00.123456789Z"
+# -- runs a runner container started --------------------------------------------------------
+STARTED = "2024-05-01T12:00:00.123456789Z"  # the fake's StartedAt of a container it holds
 
 
-def _runner_run(state: str, deadline: float, run_id: str = "run-7") -> dict[str, Any]:
-    # What run_labels() gives with an owner: no pid or host name, which meant nothing there.
-    return {
-        "Id": f"id-{run_id}-{state}",
-        "Names": [f"/roscoe-run-{run_id}"],
-        "State": state,
-        "Labels": {
-            LABEL_DEADLINE: str(int(deadline)),
-            LABEL_RUN_ID: run_id,
-            LABEL_OWNER_CONTAINER: RUNNER,
-            LABEL_OWNER_STARTED: STARTED,
-        },
-    }
+def _runner_world(runner_status: str | None, runs: dict[str, str]) -> tuple[FakeEngine, str]:
+    """A runner (in `runner_status`, or removed when None) and run containers it started,
+    {run id: state}, labelled as run_labels() labels them with an owner (no pid or host)."""
+    import time
+
+    engine = FakeEngine()
+    runner = engine.add_container(
+        "roscoe-runner", labels={LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"}
+    )
+    for run_id, state in runs.items():
+        engine.add_container(
+            f"roscoe-run-{run_id}",
+            image="img",
+            status=state,
+            exit_code=3 if state == "exited" else 0,
+            labels={
+                LABEL_MANAGED_BY: "roscoe",
+                LABEL_KIND: "run",
+                LABEL_RUN_ID: run_id,
+                LABEL_DEADLINE: str(int(time.time() + 3000)),
+                LABEL_OWNER_CONTAINER: runner,
+                LABEL_OWNER_STARTED: STARTED,
+            },
+        )
+    if runner_status is None:
+        engine.remove_container(runner, force=True)
+    else:
+        engine.containers_by_id[runner]["State"].update(
+            Status=runner_status, Running=runner_status == "running"
+        )
+    return engine, runner
 
 
-class RunnerWorld(FakeEngine):
-    """Run containers, the runner that started them (or not), and inspect for both."""
-
-    def __init__(self, runs: list[dict[str, Any]], runner: dict[str, Any] | None) -> None:
-        super().__init__(runs)
-        self.runner = runner
-        self.run_states = {
-            r["Id"]: {
-                "Status": r["State"],
-                "Running": r["State"] == "running",
-                "ExitCode": 0 if r["State"] == "running" else 3,
-            }
-            for r in runs
-        }
-
-    def inspect_container(self, ref: str) -> dict[str, Any] | None:
-        if ref == RUNNER:
-            return self.runner
-        if ref in self.removed or ref not in self.run_states:
-            return None
-        return {"State": self.run_states[ref]}
+def _run_containers(engine: FakeEngine) -> list[str]:
+    return [c["Names"][0] for c in engine.containers({LABEL_KIND: "run"})]
 
 
 @pytest.mark.parametrize(
-    ("runner", "says"),
+    ("runner_status", "restarted", "says"),
     [
-        (None, "its runner container (runner-aaaaa) is gone"),
-        ({"State": {"Running": False, "Status": "exited"}}, "has stopped"),
-        ({"State": {"Running": True, "StartedAt": "2026-02-02T00:00:00Z"}}, "has restarted"),
+        (None, False, "is gone"),
+        ("exited", False, "has stopped"),
+        ("running", True, "has restarted since it started the run"),
     ],
 )
 def test_runs_of_a_runner_that_is_no_more_are_stopped_and_recorded_interrupted(
-    runner: dict[str, Any] | None, says: str
+    runner_status: str | None, restarted: bool, says: str
 ) -> None:
-    import time
-
     write_record(RunRecord(id="run-7", case="c", script="s.py", started_at=now_iso()))
     write_record(RunRecord(id="run-8", case="c", script="s.py", started_at=now_iso()))
-    running = _runner_run("running", time.time() + 3000, "run-7")
-    finished = _runner_run("exited", time.time() + 3000, "run-8")
-    engine = RunnerWorld([running, finished], runner)
-    result = gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
-    assert sorted(engine.removed) == sorted([running["Id"], finished["Id"]])
-    assert all(says in item.reason for item in result.removed)
+    engine, runner = _runner_world(runner_status, {"run-7": "running", "run-8": "exited"})
+    if restarted:  # the engine restarted it (a crash): same id, another start
+        engine.containers_by_id[runner]["State"]["StartedAt"] = "2024-06-01T00:00:00Z"
+    result = gc.collect(engine, dry_run=False)
+    assert _run_containers(engine) == []
+    assert all(f"its runner container ({runner[:12]}) {says}" in i.reason for i in result.removed)
     stopped, ended = load_run("run-7"), load_run("run-8")
     assert (stopped.status, stopped.exit_code) == ("interrupted", None)
     assert "stopped while running" in str(stopped.message) and says in str(stopped.message)
@@ -219,44 +218,35 @@ def test_runs_of_a_runner_that_is_no_more_are_stopped_and_recorded_interrupted(
 
 
 def test_runs_of_a_live_runner_are_left_to_it() -> None:
+    engine, _ = _runner_world("running", {"run-7": "running", "run-8": "exited"})
+    result = gc.collect(engine, dry_run=False)
+    assert (len(_run_containers(engine)), result.kept) == (2, 2)
+
+
+def test_the_service_sweeps_runner_runs_with_records_here_only() -> None:
     import time
 
-    runner = {"State": {"Running": True, "StartedAt": STARTED}}
-    runs = [_runner_run("running", time.time() + 3000), _runner_run("exited", time.time() + 3000)]
-    engine = RunnerWorld(runs, runner)
-    result = gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
-    assert (engine.removed, result.kept) == ([], 2)
-
-
-def test_the_service_sweeps_runner_runs_only() -> None:
-    import time
-
-    cli_run = _container("exited", time.time() - 5)  # overdue, but a CLI run: not the service's
-    runner_run = _runner_run("exited", time.time() + 3000)
-    elsewhere = _runner_run("exited", time.time() + 3000, "run-of-another-data-dir")
     write_record(RunRecord(id="run-7", case="c", script="s.py", started_at=now_iso()))
-    engine = RunnerWorld([runner_run], None)
-    engine.found = [cli_run, runner_run, elsewhere]
-    engine.run_states[cli_run["Id"]] = {"Status": "exited", "ExitCode": 0}
-    gc.collect(engine, dry_run=False, runner_runs_only=True)  # type: ignore[arg-type]
-    assert engine.removed == [runner_run["Id"]]
+    engine, _ = _runner_world(None, {"run-7": "exited", "run-of-another-data-dir": "exited"})
+    cli_run = {LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "run"}
+    cli_run.update(_container("exited", time.time() - 5)["Labels"])  # overdue, not a runner's
+    engine.add_container("roscoe-run-42", image="img", status="exited", labels=cli_run)
+    gc.collect(engine, dry_run=False, runner_runs_only=True)
+    assert sorted(_run_containers(engine)) == [
+        "/roscoe-run-42",
+        "/roscoe-run-run-of-another-data-dir",
+    ]
 
 
 def test_a_finished_run_its_roscoe_lost_track_of_is_swept_and_finished_from_its_end() -> None:
-    import time
-
     # The runner is alive, but it gave the run up when the engine stopped answering.
     write_record(RunRecord(id="run-7", case="c", script="s.py", status="unknown", exit_code=125))
-    runner = {"State": {"Running": True, "StartedAt": STARTED}}
-    still = _runner_run("running", time.time() + 3000, "run-7")
-    engine = RunnerWorld([still], runner)
-    assert gc.collect(engine, dry_run=False).kept == 1  # type: ignore[arg-type]
+    engine, _ = _runner_world("running", {"run-7": "running"})
+    assert gc.collect(engine, dry_run=False).kept == 1
     assert load_run("run-7").status == "unknown"  # still running: nothing known yet
 
-    ended = _runner_run("exited", time.time() + 3000, "run-7")
-    engine = RunnerWorld([ended], runner)
-    engine.run_states[ended["Id"]]["ExitCode"] = 0
-    result = gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
+    engine.end(0, "roscoe-run-run-7")
+    result = gc.collect(engine, dry_run=False)
     assert "lost track of it" in result.removed[0].reason
     record = load_run("run-7")
     assert (record.status, record.exit_code) == ("succeeded", 0)
@@ -265,6 +255,5 @@ def test_a_finished_run_its_roscoe_lost_track_of_is_swept_and_finished_from_its_
 
 def test_a_record_another_sweep_finished_first_is_left_as_it_is() -> None:
     write_record(RunRecord(id="run-7", case="c", script="s.py", started_at=now_iso()))
-    engine = RunnerWorld([], None)
-    gc.close_abandoned_record(engine, "id-gone", "run-7", "gone", stopping=True)  # type: ignore[arg-type]
+    gc.close_abandoned_record(FakeEngine(), "id-gone", "run-7", "gone", stopping=True)
     assert load_run("run-7").status == "running"

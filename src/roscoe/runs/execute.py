@@ -13,9 +13,10 @@ import http.client
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from roscoe.errors import EngineUnreachable, ExitCode, RoscoeError
 from roscoe.runs import changes
@@ -31,7 +32,7 @@ from roscoe.runs.tracking import Tracker, file_digest
 from roscoe.runs.workspace import Workspace
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunEngine, RunOutput, RunState
 
 from roscoe.runs.outcome import RunStatus, classify
 from roscoe.runs.output import OnOutput, OutputSink
@@ -58,11 +59,13 @@ class _Follow:
     """What the follower thread learned: the container's final state, or the error."""
 
     done: threading.Event = field(default_factory=threading.Event)
-    state: dict[str, Any] = field(default_factory=dict)
+    state: RunState | None = None  # None: the container was gone
     error: BaseException | None = None
 
 
-def _follow(engine: Engine, container_id: str, stream: Any, sink: OutputSink, out: _Follow) -> None:
+def _follow(
+    engine: RunEngine, container_id: str, stream: RunOutput, sink: OutputSink, out: _Follow
+) -> None:
     try:
         for name, data in stream:
             sink.write(name, data)
@@ -70,10 +73,11 @@ def _follow(engine: Engine, container_id: str, stream: Any, sink: OutputSink, ou
         # The stream can end a moment before the engine marks the container exited (podman);
         # a few quick looks cost less than podman's wait call (~250 ms).
         settle = time.monotonic() + SETTLE_S
-        while state.get("running") and time.monotonic() < settle:
+        while state is not None and state.running and time.monotonic() < settle:
             time.sleep(0.02)
             state = engine.run_state(container_id)
-        if state.get("running"):  # the script closed its output but goes on running
+        if state is not None and state.running:
+            # The script closed its output but goes on running.
             engine.run_wait(container_id)
             state = engine.run_state(container_id)
         out.state = state
@@ -97,7 +101,7 @@ def _watch(done: threading.Event, deadline: float, cancel: threading.Event | Non
 
 
 def execute(
-    engine: Engine,
+    engine: RunEngine,
     workspace: Workspace,
     spec: RunSpec,
     *,
@@ -161,12 +165,30 @@ def execute(
         env_names=sorted(spec.env),
     )
     tracker.ready()  # the script must not start before the case has been walked
+    # Records are fsynced (config.atomic): each write is made while the engine works anyway,
+    # the first while it starts the container, the last while it removes it.
+    where = make_run_dir(plan.run_id)
+    first_record = _Later(write_record, replace(record))
     try:
         record = _supervise(
-            engine, spec, plan, container_id, record, on_output=on_output, cancel=cancel
+            engine,
+            spec,
+            plan,
+            container_id,
+            record,
+            where=where,
+            on_output=on_output,
+            cancel=cancel,
         )
         if record.status not in (RunStatus.ERROR, RunStatus.UNKNOWN):
-            tracker.end()  # the container has stopped: walk while it is removed
+            tracker.end()  # the container has stopped: walk the case
+        record.changes = tracker.result()
+        if record.status == RunStatus.UNKNOWN:  # the script may go on changing the case
+            record.changes = changes.untracked(
+                "roscoe lost track of the run while it was under way: its changes are not known"
+            )
+        first_record.wait()
+        last_record = _Later(write_record, record)
     finally:
         try:
             if record.status != RunStatus.UNKNOWN:
@@ -177,31 +199,46 @@ def execute(
         except RoscoeError as exc:
             # gc removes it later (it is labelled); the outcome of the run still stands.
             log.warning("run %s: %s", plan.run_id, exc.message)
-    record.changes = tracker.result()
-    if record.status == RunStatus.UNKNOWN:  # the script may go on changing the case
-        record.changes = changes.untracked(
-            "roscoe lost track of the run while it was under way: its changes are not known"
-        )
-    write_record(record)
+    last_record.wait()
     return record
 
 
+class _Later:
+    """A call made in a thread of its own, meanwhile; wait() waits for it and raises what it
+    raised."""
+
+    def __init__(self, call: Callable[..., object], *args: object) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(call, *args), daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Callable[..., object], *args: object) -> None:
+        try:
+            call(*args)
+        except BaseException as exc:
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def _supervise(
-    engine: Engine,
+    engine: RunEngine,
     spec: RunSpec,
     plan: RunPlan,
     container_id: str,
     record: RunRecord,
     *,
+    where: Path,
     on_output: OnOutput | None,
     cancel: threading.Event | None,
 ) -> RunRecord:
-    where = make_run_dir(plan.run_id)
-    write_record(record)
     sink = OutputSink(where / OUTPUT_FILE, on_output)
     clock = time.monotonic()
     stopped_for: str | None = None
-    state: dict[str, Any] = {}
+    state: RunState | None = None
     try:
         stream = engine.run_attach(container_id)
         try:
@@ -231,10 +268,10 @@ def _supervise(
         finally:
             stream.close()
         status, code, message = classify(
-            state.get("exit_code"),
+            state.exit_code if state is not None else None,
             timed_out=stopped_for == "timeout",
             interrupted=stopped_for == "cancel",
-            oom_killed=bool(state.get("oom_killed")),
+            oom_killed=state is not None and state.oom_killed,
             timeout=spec.timeout,
             memory=spec.memory,
         )
@@ -257,7 +294,7 @@ def _supervise(
     record.exit_code = int(code)
     record.message = message
     record.timed_out = stopped_for == "timeout"
-    record.image_digest = state.get("image_id")
+    record.image_digest = state.image_id if state is not None else None
     record.finished_at = now_iso()
     record.duration_s = round(time.monotonic() - clock, 3)
     record.output_bytes = sink.bytes

@@ -40,7 +40,7 @@ from roscoe.labels import (
 from roscoe.runs.outcome import RunStatus
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import GcEngine
 
 _LIVE_STATES = ("running", "paused", "restarting", "removing")
 
@@ -180,7 +180,7 @@ def _why_finished_goes(
     return None
 
 
-def collect(engine: Engine, dry_run: bool, *, runner_runs_only: bool = False) -> GcResult:
+def collect(engine: GcEngine, dry_run: bool, *, runner_runs_only: bool = False) -> GcResult:
     """Remove (or, with dry_run, list) every run container that is finished or overdue, or
     whose runner is gone; finish the records their roscoe never wrote.
 
@@ -232,7 +232,7 @@ def collect(engine: Engine, dry_run: bool, *, runner_runs_only: bool = False) ->
     return result
 
 
-def _runner_look(engine: Engine) -> RunnerGone:
+def _runner_look(engine: GcEngine) -> RunnerGone:
     """runner_gone() over the engine, each runner inspected once per sweep."""
     seen: dict[str, dict[str, Any] | None] = {}
 
@@ -278,7 +278,7 @@ def _record_status(run_id: str) -> str | None:
 
 
 def close_abandoned_record(
-    engine: Engine, container_id: str, run_id: str, reason: str, *, stopping: bool = False
+    engine: GcEngine, container_id: str, run_id: str, reason: str, *, stopping: bool = False
 ) -> None:
     """Finish the record of a run whose roscoe died or lost sight of it, from its container's
     final state (`stopping`: gc is about to stop it, still running, because its runner is gone).

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from roscoe.service.log import JsonLog
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import ContainerEngine, GcEngine
 
 
-def runner_owner(engine: Engine, name: str) -> dict[str, str]:
+def runner_owner(engine: GcEngine, name: str) -> dict[str, str]:
     """The owner labels of the runner container named `name`, or {} when there is no such
     runner of roscoe's (a service started by hand): runs then carry this pid and host name."""
     from roscoe.runner import container
@@ -32,7 +32,7 @@ def runner_owner(engine: Engine, name: str) -> dict[str, str]:
     return container.owner_labels(inspected)
 
 
-def sweep_left_behind(connect: Callable[[], Engine], log: JsonLog) -> threading.Thread:
+def sweep_left_behind(connect: Callable[[], ContainerEngine], log: JsonLog) -> threading.Thread:
     """Sweep, in the background, the runs of runner containers that are no more."""
 
     def sweep() -> None:

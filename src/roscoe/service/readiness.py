@@ -60,17 +60,9 @@ class EngineProbe:
             return answer
 
     def _ping(self) -> Readiness:
-        from roscoe.engine.wire import Wire, WireError
+        from roscoe.engine.connect import unreachable
 
         if self.socket_path is None:
             return Readiness(False, "the service has no engine socket (DOCKER_HOST)")
-        try:
-            Wire(self.socket_path, timeout=self.timeout).ping()
-        except WireError as exc:
-            return Readiness(False, f"the engine answered {exc.status}: {exc.message}")
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            return Readiness(False, f"nothing answers on {self.socket_path}: {reason}")
-        except Exception as exc:  # an HTTP reply that is not one
-            return Readiness(False, f"{type(exc).__name__}: {exc}")
-        return Readiness(True)
+        why = unreachable(self.socket_path, self.timeout)
+        return Readiness(why is None, why)
