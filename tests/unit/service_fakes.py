@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -83,8 +83,11 @@ class FakeBackend:
     def save_record(self, record: dict[str, Any]) -> None:
         self.records[record["id"]] = dict(record)
 
-    def list_runs(self, limit: int) -> list[dict[str, Any]]:
-        return list(reversed(self.records.values()))[:limit]
+    def list_runs(
+        self, limit: int, shown: Callable[[str], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        found = [r for r in reversed(self.records.values()) if shown is None or shown(r["case"])]
+        return found[:limit]
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         return self.records.get(run_id)

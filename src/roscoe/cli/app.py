@@ -111,6 +111,9 @@ app.add_typer(_image.app, name="image")
 from roscoe.cli import mcp as _mcp  # noqa: E402
 
 app.command("mcp")(_mcp.mcp_command)
+from roscoe.cli import token as _token  # noqa: E402
+
+app.add_typer(_token.app, name="token")
 
 
 def main() -> None:

@@ -60,6 +60,17 @@ def token_file() -> Path:
     return data_dir() / "service-token"
 
 
+def access_dir() -> Path:
+    """The scoped tokens' folder; the runner mounts the folder (read-only), so a token file
+    replaced by a rename is seen at once inside it (a file mount would keep the old one)."""
+    return data_dir() / "access"
+
+
+def tokens_file() -> Path:
+    """Scoped tokens: names, scopes and sha256 hashes, never the tokens (0600)."""
+    return access_dir() / "tokens.json"
+
+
 def server_id_file() -> Path:
     """The ID of the runner container roscoe started."""
     return data_dir() / "server" / "container-id"

@@ -34,6 +34,7 @@ from roscoe.config.settings import (
     ENV_PASSTHROUGH,
     ENV_SHUTDOWN_GRACE,
     ENV_TOKEN_FILE,
+    ENV_TOKENS_FILE,
     SHUTDOWN_GRACE_S,
     default,
     env_name,
@@ -52,6 +53,10 @@ from roscoe.runs.host import container_user
 CONTAINER_WORKSPACE = "/workspace"
 CONTAINER_DATA_DIR = "/var/lib/roscoe"  # ROSCOE_DATA_DIR of the service; runs/ is the host's
 CONTAINER_TOKEN_FILE = "/run/roscoe/token"  # noqa: S105 - a path, not a secret
+# The scoped tokens' folder (a folder, not the file: a file replaced by a rename would stay
+# the old one inside a file mount, and revoking must count at once).
+CONTAINER_ACCESS_DIR = "/run/roscoe/access"
+TOKENS_FILE_NAME = "tokens.json"
 CONTAINER_ENGINE_SOCKET = "/run/roscoe/engine.sock"
 
 # The runner container's environment: the settings' variables, and those that are not
@@ -94,6 +99,7 @@ class RunnerConfig:
     config_hash: str = ""  # digest of environment(), for the label
     selinux: bool = False
     shutdown_grace: float = SHUTDOWN_GRACE_S
+    access_dir: Path | None = None  # on the host: the scoped tokens' folder, mounted read-only
 
     def stop_timeout(self) -> float:
         """How long `server stop` should wait after SIGTERM: the grace plus the cancel margin."""
@@ -131,6 +137,8 @@ class RunnerConfig:
                 "DOCKER_HOST": f"unix://{CONTAINER_ENGINE_SOCKET}",
             }
         )
+        if self.access_dir is not None:
+            env[ENV_TOKENS_FILE] = f"{CONTAINER_ACCESS_DIR}/{TOKENS_FILE_NAME}"
         return env
 
     def binds(self) -> dict[str, dict[str, str]]:
@@ -140,6 +148,11 @@ class RunnerConfig:
             str(self.workspace): {"bind": CONTAINER_WORKSPACE, "mode": "ro" + relabel},
             str(self.runs_dir): {"bind": f"{CONTAINER_DATA_DIR}/runs", "mode": "rw" + relabel},
             str(self.token_file): {"bind": CONTAINER_TOKEN_FILE, "mode": "ro" + relabel},
+            **(
+                {str(self.access_dir): {"bind": CONTAINER_ACCESS_DIR, "mode": "ro" + relabel}}
+                if self.access_dir is not None
+                else {}
+            ),
         }
 
     def group_add(self) -> list[str]:
@@ -192,6 +205,7 @@ class ServiceEnv:
     tools_dir: str
     passthrough: tuple[str, ...]
     shutdown_grace: float = SHUTDOWN_GRACE_S
+    tokens_file: Path | None = None  # the scoped tokens, when the runner was given them
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceEnv:
@@ -211,4 +225,5 @@ class ServiceEnv:
             tools_dir=from_environment("tools_dir", env),
             passthrough=tuple(n for n in env.get(ENV_PASSTHROUGH, "").split(",") if n),
             shutdown_grace=float(grace) if grace else SHUTDOWN_GRACE_S,
+            tokens_file=Path(env[ENV_TOKENS_FILE]) if env.get(ENV_TOKENS_FILE) else None,
         )

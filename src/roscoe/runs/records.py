@@ -225,10 +225,12 @@ class RunListing:
     skipped: list[str] = field(default_factory=list)  # one line each: which and why
 
 
-def scan_runs(limit: int = 20, case: str | None = None) -> RunListing:
-    """The most recent runs first (by start time), of one case when `case` is given. One
-    unreadable or malformed record never takes the listing down: it is skipped, and said in
-    `skipped`."""
+def scan_runs(
+    limit: int = 20, case: str | None = None, shown: Callable[[str], bool] | None = None
+) -> RunListing:
+    """The most recent runs first (by start time), of one case when `case` is given, of the
+    cases `shown` accepts when it is. One unreadable or malformed record never takes the
+    listing down: it is skipped, and said in `skipped`."""
     root = paths.runs_dir()
     try:
         entries = [e for e in os.scandir(root) if e.is_dir() and _RUN_ID.fullmatch(e.name)]
@@ -244,6 +246,8 @@ def scan_runs(limit: int = 20, case: str | None = None) -> RunListing:
             # else: a run folder whose record is not written yet (it is being created)
     if case is not None:
         listing.runs = [record for record in listing.runs if record.case == case]
+    if shown is not None:
+        listing.runs = [record for record in listing.runs if shown(record.case)]
     listing.runs.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
     del listing.runs[max(limit, 0) :]
     return listing

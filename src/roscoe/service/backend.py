@@ -66,6 +66,8 @@ class CoreBackend:
             status=status,
             started_at=now_iso(),
             finished_at=None if status in ("queued", "running") else now_iso(),
+            requested_by=request.requested_by or ADMIN_NAME,
+            env_names=sorted({**self.defaults.env, **request.env}),
         ).to_json()
 
     def run(self, live: LiveRun) -> dict[str, Any]:
@@ -81,7 +83,7 @@ class CoreBackend:
             self.defaults.image,
             limits=replace(limits, timeout=request.timeout or limits.timeout),
             env={**self.defaults.env, **request.env},
-            requested_by=ADMIN_NAME,
+            requested_by=request.requested_by or ADMIN_NAME,
         )
         engine = self._connect()
         try:
@@ -103,10 +105,12 @@ class CoreBackend:
 
         write_record(RunRecord.from_json(record))
 
-    def list_runs(self, limit: int) -> list[dict[str, Any]]:
-        from roscoe.runs.records import list_runs
+    def list_runs(
+        self, limit: int, shown: Callable[[str], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        from roscoe.runs.records import scan_runs
 
-        return [r.to_json() for r in list_runs(limit)]
+        return [r.to_json() for r in scan_runs(limit, shown=shown).runs]
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         from roscoe.runs.records import load_run

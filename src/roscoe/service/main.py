@@ -115,5 +115,8 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
         scheduler=Scheduler(backend, env.concurrency, env.queue, log),
         health_info={"version": __version__, "engine": engine_info},
         log=log,
+        tokens_file=env.tokens_file,
     )
+    if service.book.problem:
+        log("token_file_unusable", level="error", reason=service.book.problem)
     return service, env.port, grace

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from roscoe.errors import EngineError, ImageError, Interrupted, RoscoeError, UsageError
@@ -53,7 +54,10 @@ class RunBackend(Protocol):
     def save_record(self, record: dict[str, Any]) -> None:
         """Write a record (a cancelled run, a run that failed before it started)."""
 
-    def list_runs(self, limit: int) -> list[dict[str, Any]]: ...
+    def list_runs(
+        self, limit: int, shown: Callable[[str], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest `limit` records, of the cases `shown` accepts (all when None)."""
 
     def get_run(self, run_id: str) -> dict[str, Any] | None: ...
 

@@ -47,6 +47,7 @@ class RunRequest:
     timeout: float | None = None  # None: the service's default
     env: dict[str, str] = field(default_factory=dict)
     wait: bool = True  # False: answer 202 at once and carry the run out in the background
+    requested_by: str | None = None  # the caller's token name, set by the service (not the body)
 
 
 def check_body_size(content_length: str | None) -> int:
