@@ -97,7 +97,7 @@ def create_app(
     _add_routes(app, service)
     for path, mounted in (mounts or {}).items():
         app.mount(path, mounted)
-    app.add_middleware(RequestFrame, log=service.log)  # type: ignore[arg-type]
+    app.add_middleware(RequestFrame, log=service.log)
     return app
 
 

@@ -54,6 +54,7 @@ class CoreBackend:
         self.workspace.script_path(request.script)
 
     def draft_record(self, request: RunRequest, run_id: str, status: str) -> dict[str, Any]:
+        from roscoe.runs.outcome import RunStatus
         from roscoe.runs.records import RunRecord, now_iso
 
         return RunRecord(
@@ -63,7 +64,7 @@ class CoreBackend:
             args=list(request.args),
             image=self.defaults.image,
             engine=self.engine_kind,
-            status=status,
+            status=RunStatus(status),
             started_at=now_iso(),
             finished_at=None if status in ("queued", "running") else now_iso(),
             requested_by=request.requested_by or ADMIN_NAME,

@@ -101,7 +101,8 @@ class ServiceProtocol(H11Protocol):
         super().handle_events()
         if self.cycle is not None and self.cycle is not had_cycle:
             # A request's head arrived: the app reads its body against the same deadline.
-            self.scope.setdefault("extensions", {})[DEADLINE_KEY] = self._deadline  # type: ignore[typeddict-unknown-key]
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+            extensions[DEADLINE_KEY] = self._deadline
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -163,7 +164,6 @@ class ServiceProtocol(H11Protocol):
             return
         super().data_received(data)
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         if self._lingering is not None and self._raw_transport is not None:
             self._raw_transport.close()
-        return None

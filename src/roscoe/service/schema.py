@@ -10,12 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from roscoe.runs.workspace import MAX_NAME_CHARS
 from roscoe.service.validate import (
     MAX_ARG_CHARS,
     MAX_ARGS,
     MAX_ENV,
     MAX_ENV_VALUE_CHARS,
-    MAX_NAME_CHARS,
     MAX_TIMEOUT_S,
 )
 
