@@ -105,6 +105,7 @@ class ExecutionService:
         if who.admin:
             return
         live = self.scheduler.get(run_id)
+        case: str | None = None
         if live is not None:
             case = live.request.case
         else:
