@@ -181,3 +181,49 @@ def test_no_token_or_env_value_is_written_anywhere(start_service: Any, tmp_path:
             content = path.read_bytes()
             for secret in secrets:
                 assert secret.encode() not in content, path
+
+
+def test_mcp_over_http_gets_the_same_rules(start_service: Any) -> None:
+    pytest.importorskip("mcp")
+    import anyio
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    live: LiveService = start_service()
+    prepare(live)
+    token = make_token("agent", "--case", OTHER, "--tool", "note.py")
+    theirs = live.post_run({"case": DEMO_CASE, "script": "note.py"}).json()["id"]
+
+    async def steps() -> Any:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http,
+            streamable_http_client(f"{live.url}/mcp", http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            return (
+                await session.call_tool("list_cases", {}),
+                await session.call_tool("list_tools", {}),
+                await session.call_tool("run_script", {"case": DEMO_CASE, "script": "note.py"}),
+                await session.call_tool("run_script", {"case": OTHER, "script": "note.py"}),
+                await session.call_tool("get_run", {"run_id": theirs}),
+                await session.call_tool("cancel_run", {"run_id": theirs}),
+            )
+
+    async def bounded() -> Any:
+        with anyio.fail_after(120):
+            return await steps()
+
+    cases, tools, refused, ran, seen, cancelled = anyio.run(bounded)
+    text = lambda result: "\n".join(block.text for block in result.content)  # noqa: E731
+    assert [c["name"] for c in cases.structured_content["cases"]] == [OTHER]
+    assert [t["name"] for t in tools.structured_content["tools"]] == ["note.py"]
+    assert refused.is_error
+    assert f"token 'agent' may not use case '{DEMO_CASE}' (its cases: {OTHER})" in text(refused)
+    assert not ran.is_error, text(ran)
+    assert ran.structured_content["requested_by"] == "agent"
+    assert seen.is_error and f"no run {theirs}" in text(seen)
+    assert cancelled.is_error and f"no run {theirs}" in text(cancelled)
+    assert token not in live.logs()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,7 +108,11 @@ class FakeBackend:
 
 
 def make_service(
-    backend: FakeBackend, log_stream: io.StringIO, concurrency: int = 1, queue: int = 1
+    backend: FakeBackend,
+    log_stream: io.StringIO,
+    concurrency: int = 1,
+    queue: int = 1,
+    tokens_file: Path | None = None,
 ) -> ExecutionService:
     log = JsonLog(log_stream, secrets=[TOKEN])
     return ExecutionService(
@@ -115,6 +120,7 @@ def make_service(
         scheduler=Scheduler(backend, concurrency, queue, log),
         health_info={"version": "0.0", "engine": {"kind": "fake", "version": "1"}},
         log=log,
+        tokens_file=tokens_file,
     )
 
 
