@@ -160,6 +160,7 @@ def execute(
     # the first while it starts the container, the last while it removes it.
     where = make_run_dir(plan.run_id)
     first_record = _Later(write_record, replace(record))
+    last_record: _Later | None = None
     try:
         record = _supervise(
             engine,
@@ -171,19 +172,28 @@ def execute(
             on_output=on_output,
             cancel=cancel,
         )
-        if record.status != RunStatus.ERROR:  # the container has stopped: walk the case
-            tracker.end()
-        record.changes = tracker.result()
         first_record.wait()
-        last_record = _Later(write_record, record)
+        if record.status != RunStatus.ERROR:
+            # The container has stopped: the case is compared, and the record written, while
+            # it is removed.
+            tracker.end()
+            last_record = _Later(_finish, record, tracker)
     finally:
         try:
             engine.run_remove(container_id)
         except RoscoeError as exc:
             # gc removes it later (it is labelled); the outcome of the run still stands.
             log.warning("run %s: %s", plan.run_id, exc.message)
-    last_record.wait()
+    if last_record is None:  # an engine failure: the case is walked once the container is gone
+        _finish(record, tracker)
+    else:
+        last_record.wait()
     return record
+
+
+def _finish(record: RunRecord, tracker: Tracker) -> None:
+    record.changes = tracker.result()
+    write_record(record)
 
 
 class _Later:
