@@ -62,7 +62,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunnerEngine
     from roscoe.images.pull import OnPull
 
 
@@ -108,7 +108,7 @@ class StopResult:
 
 
 def start(
-    engine: Engine,
+    engine: RunnerEngine,
     settings: Settings,
     wanted: StartSettings,
     *,
@@ -132,7 +132,7 @@ def start(
         )
 
 
-def stop(engine: Engine, settings: Settings, timeout: float | None = None) -> StopResult:
+def stop(engine: RunnerEngine, settings: Settings, timeout: float | None = None) -> StopResult:
     """Stop our runner gracefully (SIGTERM, SIGKILL after `timeout`) and remove it.
 
     Without a timeout: the runner's own shutdown grace plus the cancel margin; 0 kills at once.
@@ -144,7 +144,7 @@ def stop(engine: Engine, settings: Settings, timeout: float | None = None) -> St
 
 
 def restart(
-    engine: Engine,
+    engine: RunnerEngine,
     settings: Settings,
     *,
     stop_timeout: float | None = None,
@@ -176,7 +176,7 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _check_run_cpus(engine: Engine, settings: Settings) -> None:
+def _check_run_cpus(engine: RunnerEngine, settings: Settings) -> None:
     """The service's CPU limit (run.cpus) must fit the engine, or every run would be refused."""
     from roscoe.runs.plan import check_cpus
 
@@ -185,7 +185,7 @@ def _check_run_cpus(engine: Engine, settings: Settings) -> None:
         check_cpus(cpus, engine.cpu_count(), engine.kind)
 
 
-def _stop_locked(engine: Engine, name: str, timeout: float | None) -> StopResult:
+def _stop_locked(engine: RunnerEngine, name: str, timeout: float | None) -> StopResult:
     began = time.monotonic()
     found = runner.find(engine, name, forget_stale=True)
     if found.ours is None:
@@ -208,7 +208,7 @@ def stop_timeout_of(inspected: dict[str, Any]) -> float:
 
 
 def _start_locked(
-    engine: Engine,
+    engine: RunnerEngine,
     plan: StartPlan,
     *,
     replace: bool,
