@@ -100,6 +100,20 @@ class FakeBackend:
         output = self.outputs.get(run_id, b"")
         return output[-tail_bytes:], len(output) > tail_bytes
 
+    def apply_preview(self, run_id: str, caller: str) -> dict[str, Any]:
+        record = self.records[run_id]
+        if record.get("preview_state") != "pending":
+            raise UsageError(f"run {run_id} is not a pending preview")
+        record.update(preview_state="applied", applied_by=caller)
+        return record
+
+    def discard_preview(self, run_id: str, caller: str) -> dict[str, Any]:
+        record = self.records[run_id]
+        if record.get("preview_state") != "pending":
+            raise UsageError(f"run {run_id} is not a pending preview")
+        record.update(preview_state="discarded", discarded_by=caller)
+        return record
+
     def list_cases(self) -> list[dict[str, Any]]:
         return [{"name": "a", "modified_at": "2026-01-01T00:00:00.000Z"}]
 

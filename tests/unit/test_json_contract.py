@@ -39,6 +39,12 @@ RECORD_KEYS = {
     "script_sha256",
     "env_names",
     "changes",
+    "preview",
+    "preview_state",
+    "applied_at",
+    "applied_by",
+    "discarded_at",
+    "discarded_by",
 }
 ENGINE_KEYS = {"available", "kind", "version", "api_version", "endpoint", "source", "error", "hint"}
 # Every command that takes --json, and the keys of what it prints (of each item, for a list).
@@ -49,6 +55,8 @@ CONTRACT: dict[str, set[str]] = {
     "run": RECORD_KEYS,
     "runs list": RECORD_KEYS,
     "runs show": RECORD_KEYS,
+    "runs apply": RECORD_KEYS,
+    "runs discard": RECORD_KEYS,
     "gc": {"dry_run", "removed", "kept", "failed"},
     "image show": {
         "ref",

@@ -46,6 +46,13 @@ def runs_dir() -> Path:
     return data_dir() / "runs"
 
 
+def host_runs_dir() -> Path:
+    """Where the runs dir is on the engine's host, for bind mounts: the same one, unless
+    roscoe runs inside the runner container (ROSCOE_HOST_RUNS_DIR, set by the runner)."""
+    override = os.environ.get("ROSCOE_HOST_RUNS_DIR")
+    return Path(override) if override else runs_dir()
+
+
 def run_dir(run_id: str) -> Path:
     """One run's record and saved output (run ids are checked by roscoe.runs.records)."""
     return runs_dir() / run_id

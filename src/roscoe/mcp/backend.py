@@ -32,6 +32,7 @@ class RunAsk:
     script: str
     args: tuple[str, ...] = ()
     timeout: float | None = None  # None: the backend's default
+    preview: bool = False  # on a copy of the case; its changes wait to be applied by a person
 
 
 @dataclass

@@ -129,6 +129,7 @@ class LocalBackend:
             limits=replace(run, timeout=ask.timeout or run.timeout),
             env=dict(self.limits.env),
             requested_by=f"mcp:{user_name()}",
+            preview=ask.preview,
         )
         plan_run(self.workspace, spec)  # refuse a bad case or script before anything waits
         record = RunRecord(

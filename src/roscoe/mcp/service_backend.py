@@ -49,6 +49,7 @@ class ServiceBackend:
             args=tuple(ask.args),
             timeout=ask.timeout,
             wait=False,
+            preview=ask.preview,
         )
         refusal = who.run_refusal(ask.case, ask.script)
         if refusal is not None:  # before the case is looked for: nothing to learn about it

@@ -30,6 +30,7 @@ from typing import Any
 from roscoe import __version__
 from roscoe.config.settings import (
     ENV_DATA_DIR,
+    ENV_HOST_RUNS_DIR,
     ENV_HOST_WORKSPACE,
     ENV_PASSTHROUGH,
     ENV_SHUTDOWN_GRACE,
@@ -123,6 +124,7 @@ class RunnerConfig:
                 ENV_PORT: str(self.port),
                 ENV_WORKSPACE: CONTAINER_WORKSPACE,
                 ENV_HOST_WORKSPACE: str(self.workspace),
+                ENV_HOST_RUNS_DIR: str(self.runs_dir),
                 ENV_DATA_DIR: CONTAINER_DATA_DIR,
                 ENV_TOKEN_FILE: CONTAINER_TOKEN_FILE,
                 ENV_RUNNER_IMAGE: self.image,

@@ -79,6 +79,14 @@ class RunRecord:
     # {"tracked": true, "created": [...], "modified": [...], "deleted": [...]} or
     # {"tracked": false, "reason": ...}; None while running (runs.changes)
     changes: dict[str, Any] | None = None
+    # A preview's changes wait in the run's folder: "pending", then "applied" or
+    # "discarded" (runs.preview); None for a run that was not a preview.
+    preview: bool = False
+    preview_state: str | None = None
+    applied_at: str | None = None
+    applied_by: str | None = None
+    discarded_at: str | None = None
+    discarded_by: str | None = None
 
     def __post_init__(self) -> None:
         self.status = RunStatus(self.status)  # given as its value ("running") or as itself

@@ -260,6 +260,41 @@ class ExecutionService:
         if self.scheduler.cancel(live.id, "cancelled: the client went away before the run ended"):
             self.log("run_cancelled", run_id=live.id, reason="client_disconnected")
 
+    # -- previews ----------------------------------------------------------------------------
+    def apply_preview(self, run_id: str, who: Principal = ADMIN_PRINCIPAL) -> dict[str, Any]:
+        """Land a preview's changes: the admin token, or a scoped one made with --can-apply,
+        for a run of a case it sees. 409 for a run that is not a pending preview, or when the
+        case changed where the preview would write (nothing applied). Blocking."""
+        self.get_run(run_id, who)  # 404 unless it exists and the caller sees its case
+        refusal = who.apply_refusal()
+        if refusal is not None:
+            raise ApiError(403, refusal)
+        record = self._preview_call(self.backend.apply_preview, run_id, who)
+        self.log("preview_applied", run_id=run_id, caller=who.name)
+        return record
+
+    def discard_preview(self, run_id: str, who: Principal = ADMIN_PRINCIPAL) -> dict[str, Any]:
+        """Drop a preview's changes (any token that sees the run's case). Blocking."""
+        self.get_run(run_id, who)  # 404 unless it exists and the caller sees its case
+        record = self._preview_call(self.backend.discard_preview, run_id, who)
+        self.log("preview_discarded", run_id=run_id, caller=who.name)
+        return record
+
+    def _preview_call(self, call: Any, run_id: str, who: Principal) -> dict[str, Any]:
+        from roscoe.errors import EngineError, RoscoeError
+        from roscoe.runs.landing import Conflict
+
+        try:
+            return dict(call(run_id, who.name))
+        except (Conflict, UsageError) as exc:
+            self.log("preview_refused", run_id=run_id, caller=who.name, reason=exc.message)
+            raise ApiError(409, exc.message) from None
+        except EngineError as exc:
+            raise ApiError(503, f"the container engine failed: {exc.message}") from None
+        except RoscoeError as exc:
+            self.log("preview_failed", level="error", run_id=run_id, reason=exc.message)
+            raise ApiError(500, exc.message) from None
+
     # -- discovery ---------------------------------------------------------------------------
     def list_cases(self, who: Principal = ADMIN_PRINCIPAL) -> dict[str, Any]:
         cases = self.backend.list_cases()

@@ -174,6 +174,26 @@ def _add_routes(app: FastAPI, service: ExecutionService) -> None:  # noqa: PLR09
             return json_answer(202, service.current_record(live))
         return json_answer(200, service.current_record(live))
 
+    @app.post(
+        "/runs/{id}/apply",
+        response_model=schema.RunRecord,
+        summary="Land a preview run's changes in its case (admin, or a token with --can-apply)",
+    )
+    async def apply_preview(request: Request, run_id: RunId) -> Response:
+        who = token(request)
+        request.state.run_id = run_id
+        return json_answer(200, await run_in_threadpool(service.apply_preview, run_id, who))
+
+    @app.post(
+        "/runs/{id}/discard",
+        response_model=schema.RunRecord,
+        summary="Drop a preview run's changes",
+    )
+    async def discard_preview(request: Request, run_id: RunId) -> Response:
+        who = token(request)
+        request.state.run_id = run_id
+        return json_answer(200, await run_in_threadpool(service.discard_preview, run_id, who))
+
     @app.get(
         "/runs/{id}/output",
         summary="The end of a run's output; ?follow=true streams it until the run ends",

@@ -69,6 +69,9 @@ class CoreBackend:
             finished_at=None if status in ("queued", "running") else now_iso(),
             requested_by=request.requested_by or ADMIN_NAME,
             env_names=sorted({**self.defaults.env, **request.env}),
+            preview=request.preview,
+            # A preview cancelled before it started has nothing to keep.
+            preview_state="discarded" if request.preview and status == "cancelled" else None,
         ).to_json()
 
     def run(self, live: LiveRun) -> dict[str, Any]:
@@ -85,6 +88,7 @@ class CoreBackend:
             limits=replace(limits, timeout=request.timeout or limits.timeout),
             env={**self.defaults.env, **request.env},
             requested_by=request.requested_by or ADMIN_NAME,
+            preview=request.preview,
         )
         engine = self._connect()
         try:
@@ -100,6 +104,31 @@ class CoreBackend:
         finally:
             engine.close()
         return record.to_json()
+
+    def apply_preview(self, run_id: str, caller: str) -> dict[str, Any]:
+        """Land a preview's changes in its case, in a one-shot container (the runner sees the
+        workspace read-only); the record as it now is. UsageError for a run that is not a
+        pending preview, Conflict when the case changed where it would write."""
+        from roscoe.runs.apply_container import land_in_container
+        from roscoe.runs.preview import apply_run
+
+        engine = self._connect()
+        try:
+            record, _count = apply_run(
+                run_id,
+                caller,
+                land=lambda record, base: land_in_container(
+                    engine, self.defaults.image, record, base
+                ),
+            )
+        finally:
+            engine.close()
+        return record.to_json()
+
+    def discard_preview(self, run_id: str, caller: str) -> dict[str, Any]:
+        from roscoe.runs.preview import discard_run
+
+        return discard_run(run_id, caller).to_json()
 
     def save_record(self, record: dict[str, Any]) -> None:
         from roscoe.runs.records import RunRecord, write_record
