@@ -39,6 +39,12 @@ RECORD_KEYS = {
     "script_sha256",
     "env_names",
     "changes",
+    "preview",
+    "preview_state",
+    "applied_at",
+    "applied_by",
+    "discarded_at",
+    "discarded_by",
 }
 ENGINE_KEYS = {"available", "kind", "version", "api_version", "endpoint", "source", "error", "hint"}
 # Every command that takes --json, and the keys of what it prints (of each item, for a list).
@@ -49,6 +55,8 @@ CONTRACT: dict[str, set[str]] = {
     "run": RECORD_KEYS,
     "runs list": RECORD_KEYS,
     "runs show": RECORD_KEYS,
+    "runs apply": RECORD_KEYS,
+    "runs discard": RECORD_KEYS,
     "gc": {"dry_run", "removed", "kept", "failed"},
     "image show": {
         "ref",
@@ -86,6 +94,18 @@ CONTRACT: dict[str, set[str]] = {
         "runs_in_flight",
         "runs_done",
         "name_taken_by_foreign_container",
+    },
+    "token list": {"name", "cases", "tools", "can_apply", "created", "expires", "revoked", "state"},
+    "token create": {
+        "name",
+        "cases",
+        "tools",
+        "can_apply",
+        "created",
+        "expires",
+        "revoked",
+        "state",
+        "token",
     },
 }
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/roscoe-test.sock"}
@@ -231,3 +251,15 @@ def test_a_script_argument_named_json_is_the_scripts(
     assert ended.value.code == 2
     assert out == ""
     assert "error:" in err
+
+
+def test_token_create_and_list(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, made, _ = roscoe(monkeypatch, capsys, "token", "create", "t1", "--case", "a*", "--json")
+    assert code == 0
+    assert set(made) == CONTRACT["token create"]
+    code, listed, _ = roscoe(monkeypatch, capsys, "token", "list", "--json")
+    assert code == 0
+    assert [set(item) for item in listed] == [CONTRACT["token list"]]
+    assert made["token"] not in json.dumps(listed)

@@ -35,6 +35,12 @@ CONTRACT_KEYS = {
     "script_sha256",
     "env_names",
     "changes",
+    "preview",
+    "preview_state",
+    "applied_at",
+    "applied_by",
+    "discarded_at",
+    "discarded_by",
 }
 
 

@@ -18,6 +18,7 @@ from roscoe.config.settings import env_name
 
 if TYPE_CHECKING:
     from roscoe.images.pull import OnPull
+    from roscoe.runs.records import RunRecord
 
 
 def run_command(
@@ -86,6 +87,11 @@ def run_command(
         "[default: on; run.track_changes]",
         show_default=False,
     ),
+    preview: bool = typer.Option(
+        False,
+        "--preview",
+        help="Run on a copy of the case: it stays untouched until `roscoe runs apply ID`.",
+    ),
 ) -> None:
     """Run SCRIPT from Tools/ against the case folder CASE, in a fresh container.
 
@@ -99,6 +105,12 @@ def run_command(
     modified and deleted in the case, with sha256 hashes. The container is
     removed afterwards, whatever happens.
 
+    With --preview the script works on a copy of the case (copy-on-write
+    where the file system allows) and the case itself is not touched: the
+    changes wait in the run's folder until `roscoe runs apply ID` lands them
+    (refused if the case changed there meanwhile) or `roscoe runs discard ID`
+    drops them. A preview that times out or is stopped keeps nothing.
+
     Scripts: .py runs with the image's python3, .sh with sh; other kinds are
     refused (exit 2). roscoe's options go before CASE; everything after SCRIPT
     (after an optional `--`) goes to the script untouched.
@@ -111,6 +123,7 @@ def run_command(
       roscoe run demo-case create_file_inventory.py -- --format md
       roscoe run --timeout 60 --memory 512m demo-case inventory.py -- --format csv
       roscoe run -e API_TOKEN --json demo-case check.sh
+      roscoe run --preview demo-case rename_scans.py
     """
     from roscoe.config.parse import parse_env
     from roscoe.config.settings import RunLimits
@@ -143,6 +156,7 @@ def run_command(
         limits=limits,
         env=parse_env(env or [], os.environ),
         requested_by=f"cli:{user_name()}",
+        preview=preview,
     )
     where = Workspace.from_settings(settings, workspace)
     plan_run(where, spec)  # refuse bad input before connecting to the engine at all
@@ -166,11 +180,29 @@ def run_command(
     if record.message:
         sys.stderr.write(f"roscoe: {record.message} (run {record.id})\n")
         sys.stderr.flush()
+    if record.preview:
+        _preview_note(record)
     if json_output:
         from roscoe.cli import render
 
         render.print_json(record.to_json())
     raise typer.Exit(record.exit_code or 0)
+
+
+def _preview_note(record: RunRecord) -> None:
+    """What became of a preview's changes, on stderr."""
+    from roscoe.cli import render
+
+    found = record.changes or {}
+    count = sum(len(found.get(key) or []) for key in ("created", "modified", "deleted"))
+    if record.preview_state == "pending":
+        render.info(
+            f"preview: the case is untouched; {count} change(s) wait in run {record.id}: "
+            f"`roscoe runs show {record.id}`, then `roscoe runs apply {record.id}` or "
+            f"`roscoe runs discard {record.id}`"
+        )
+    else:
+        render.info(f"preview: the run ended {record.status}; its changes were discarded")
 
 
 class _Forward:

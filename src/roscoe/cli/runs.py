@@ -1,10 +1,10 @@
-"""`roscoe runs list` and `roscoe runs show ID`: what past runs did."""
+"""`roscoe runs list|show|apply|discard`: what past runs did, and previews' changes."""
 
 from __future__ import annotations
 
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -13,9 +13,13 @@ from roscoe.cli.context import state
 from roscoe.cli.options import Json
 from roscoe.runs.outcome import RunStatus
 
+if TYPE_CHECKING:
+    from roscoe.runs.records import RunRecord
+
 app = typer.Typer(
     help=(
-        "Past runs: their records and saved output.\n\n"
+        "Past runs: their records, what they changed, their saved output; previews' "
+        "changes applied or discarded.\n\n"
         "Examples:\n\n"
         "  roscoe runs list --limit 5\n\n"
         "  roscoe runs show 20261121-115557-c0ada393 --output"
@@ -139,11 +143,80 @@ def show_command(
         rows.append(("saved", "only the first part of the output was saved (size limit)"))
     if record.message:
         rows.append(("message", record.message))
+    if record.preview:
+        rows.append(("preview", _preview_state(record)))
     for name, value in rows:
         shown = value if name == "status" else render.escape(value)
         out.print(f"[bold]{name:<10}[/] {shown}")
     for index, line in enumerate(change_lines(record.changes)):
         out.print(f"[bold]{'changes' if index == 0 else '':<10}[/] {render.escape(line)}")
+
+
+def _preview_state(record: RunRecord) -> str:
+    if record.preview_state == "pending":
+        return (
+            f"pending: the case is untouched; `roscoe runs apply {record.id}` lands these "
+            f"changes, `roscoe runs discard {record.id}` drops them"
+        )
+    if record.preview_state == "applied":
+        return f"applied at {record.applied_at} by {record.applied_by}"
+    if record.preview_state == "discarded":
+        return f"discarded at {record.discarded_at} by {record.discarded_by}"
+    return "under way: the case is untouched"
+
+
+@app.command("apply")
+def apply_command(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., metavar="ID", help="A preview run's id."),
+    json_output: Json = False,
+) -> None:
+    """Land a preview run's changes in its case: all of them, or none.
+
+    Refused (exit 1, naming the files) when anything the preview would touch has
+    changed in the case since the run started; nothing is applied then.
+    Deletions, renames, new folders, binary files and permission changes all
+    land; files are written under a temporary name and renamed into place, and
+    nothing outside the case is ever followed into. The record gains
+    applied_at and applied_by.
+
+    Examples:
+      roscoe runs show 20261121-112715-3f9a1c2e
+      roscoe runs apply 20261121-112715-3f9a1c2e
+    """
+    from roscoe.runs.host import user_name
+    from roscoe.runs.preview import apply_run
+
+    state(ctx)
+    record, count = apply_run(run_id, f"cli:{user_name()}")
+    if json_output:
+        render.print_json(record.to_json())
+        return
+    render.console().print(
+        render.escape(f"applied {count} change(s) of run {record.id} to case '{record.case}'")
+    )
+
+
+@app.command("discard")
+def discard_command(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., metavar="ID", help="A preview run's id."),
+    json_output: Json = False,
+) -> None:
+    """Drop a preview run's changes: the case stays as it is; the record says so.
+
+    Examples:
+      roscoe runs discard 20261121-112715-3f9a1c2e
+    """
+    from roscoe.runs.host import user_name
+    from roscoe.runs.preview import discard_run
+
+    state(ctx)
+    record = discard_run(run_id, f"cli:{user_name()}")
+    if json_output:
+        render.print_json(record.to_json())
+        return
+    render.console().print(render.escape(f"discarded the changes of run {record.id}"))
 
 
 # `runs show` lists this many changes at most; --json has them all.

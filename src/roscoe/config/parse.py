@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from roscoe.errors import UsageError
@@ -231,3 +232,18 @@ def parse_env(items: Iterable[str], host_env: Mapping[str, str]) -> dict[str, st
             value = host_env[key]
         found[key] = value
     return found
+
+
+_DURATION = re.compile(r"\s*(\d+)\s*([smhdw])\s*", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str, option: str) -> timedelta:
+    """'30d', '12h', '90m', '2w', '45s' -> a timedelta; UsageError (2) naming `option`."""
+    match = _DURATION.fullmatch(text)
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(
+            f"{option} {text!r}: not a duration",
+            hint="a whole number and a unit: s, m, h, d or w (e.g. 30d, 12h)",
+        )
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2).lower()])

@@ -46,6 +46,13 @@ def runs_dir() -> Path:
     return data_dir() / "runs"
 
 
+def host_runs_dir() -> Path:
+    """Where the runs dir is on the engine's host, for bind mounts: the same one, unless
+    roscoe runs inside the runner container (ROSCOE_HOST_RUNS_DIR, set by the runner)."""
+    override = os.environ.get("ROSCOE_HOST_RUNS_DIR")
+    return Path(override) if override else runs_dir()
+
+
 def run_dir(run_id: str) -> Path:
     """One run's record and saved output (run ids are checked by roscoe.runs.records)."""
     return runs_dir() / run_id
@@ -58,6 +65,17 @@ def default_workspace() -> Path:
 def token_file() -> Path:
     """The execution service's bearer token (0600)."""
     return data_dir() / "service-token"
+
+
+def access_dir() -> Path:
+    """The scoped tokens' folder; the runner mounts the folder (read-only), so a token file
+    replaced by a rename is seen at once inside it (a file mount would keep the old one)."""
+    return data_dir() / "access"
+
+
+def tokens_file() -> Path:
+    """Scoped tokens: names, scopes and sha256 hashes, never the tokens (0600)."""
+    return access_dir() / "tokens.json"
 
 
 def server_id_file() -> Path:

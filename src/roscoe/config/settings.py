@@ -158,6 +158,8 @@ ENV_TOKEN = "ROSCOE_TOKEN"  # noqa: S105 - the agent tool: the service's token (
 # besides the settings above:
 ENV_HOST_WORKSPACE = "ROSCOE_HOST_WORKSPACE"  # the workspace's path on the host
 ENV_TOKEN_FILE = "ROSCOE_TOKEN_FILE"  # noqa: S105 - where the token file is mounted
+ENV_TOKENS_FILE = "ROSCOE_TOKENS_FILE"  # where the scoped-token file is mounted
+ENV_HOST_RUNS_DIR = "ROSCOE_HOST_RUNS_DIR"  # the runs dir's path on the host (paths.py)
 ENV_PASSTHROUGH = "ROSCOE_PASSTHROUGH_ENV"  # names of the -e variables, for every run
 ENV_SHUTDOWN_GRACE = "ROSCOE_SHUTDOWN_GRACE"  # seconds runs may finish after SIGTERM
 SHUTDOWN_GRACE_S = 10.0  # the default of ROSCOE_SHUTDOWN_GRACE

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from roscoe.config.settings import RunLimits, default
 from roscoe.errors import ExitCode, RoscoeError, UsageError
-from roscoe.mcp.backend import Principal, RunAsk, RunView
+from roscoe.mcp.backend import LOCAL_USER, Principal, RunAsk, RunView
 from roscoe.runs.outcome import RunStatus
 from roscoe.runs.records import RunRecord, load_run, new_run_id, now_iso, read_output, write_record
 from roscoe.runs.spec import RunSpec
@@ -129,6 +129,7 @@ class LocalBackend:
             limits=replace(run, timeout=ask.timeout or run.timeout),
             env=dict(self.limits.env),
             requested_by=f"mcp:{user_name()}",
+            preview=ask.preview,
         )
         plan_run(self.workspace, spec)  # refuse a bad case or script before anything waits
         record = RunRecord(
@@ -156,7 +157,7 @@ class LocalBackend:
     def wait(self, run_id: str, seconds: float) -> RunView:
         live = self._live.get(run_id)
         if live is None:
-            return self.view(run_id, Principal("local"), 0)
+            return self.view(run_id, LOCAL_USER, 0)
         live.done.wait(seconds)
         return self._snapshot(live)
 

@@ -30,10 +30,12 @@ from typing import Any
 from roscoe import __version__
 from roscoe.config.settings import (
     ENV_DATA_DIR,
+    ENV_HOST_RUNS_DIR,
     ENV_HOST_WORKSPACE,
     ENV_PASSTHROUGH,
     ENV_SHUTDOWN_GRACE,
     ENV_TOKEN_FILE,
+    ENV_TOKENS_FILE,
     SHUTDOWN_GRACE_S,
     default,
     env_name,
@@ -61,6 +63,10 @@ CONTAINER_ENGINE_DIR = "/run/roscoe/engine"  # or the socket's folder, mounted w
 # folder mount shows the new socket. Only a folder of the engine's own is mounted (never
 # all of /run for Docker's /var/run/docker.sock); readiness (/health?engine=1) covers the rest.
 ENGINE_SOCKET_FOLDERS = ("podman", "docker")
+# The scoped tokens' folder (a folder, not the file: a file replaced by a rename would stay
+# the old one inside a file mount, and revoking must count at once).
+CONTAINER_ACCESS_DIR = "/run/roscoe/access"
+TOKENS_FILE_NAME = "tokens.json"
 
 # The runner container's environment: the settings' variables, and those that are not
 # settings (config/settings.py names them all).
@@ -102,6 +108,7 @@ class RunnerConfig:
     config_hash: str = ""  # digest of environment(), for the label
     selinux: bool = False
     shutdown_grace: float = SHUTDOWN_GRACE_S
+    access_dir: Path | None = None  # on the host: the scoped tokens' folder, mounted read-only
 
     def stop_timeout(self) -> float:
         """How long `server stop` should wait after SIGTERM: the grace plus the cancel margin."""
@@ -126,6 +133,7 @@ class RunnerConfig:
                 ENV_PORT: str(self.port),
                 ENV_WORKSPACE: CONTAINER_WORKSPACE,
                 ENV_HOST_WORKSPACE: str(self.workspace),
+                ENV_HOST_RUNS_DIR: str(self.runs_dir),
                 ENV_DATA_DIR: CONTAINER_DATA_DIR,
                 ENV_TOKEN_FILE: CONTAINER_TOKEN_FILE,
                 ENV_RUNNER_IMAGE: self.image,
@@ -140,6 +148,8 @@ class RunnerConfig:
                 "DOCKER_HOST": f"unix://{engine_socket_mount(self.engine_socket)[2]}",
             }
         )
+        if self.access_dir is not None:
+            env[ENV_TOKENS_FILE] = f"{CONTAINER_ACCESS_DIR}/{TOKENS_FILE_NAME}"
         return env
 
     def binds(self) -> dict[str, dict[str, str]]:
@@ -150,6 +160,11 @@ class RunnerConfig:
             str(self.workspace): {"bind": CONTAINER_WORKSPACE, "mode": "ro" + relabel},
             str(self.runs_dir): {"bind": f"{CONTAINER_DATA_DIR}/runs", "mode": "rw" + relabel},
             str(self.token_file): {"bind": CONTAINER_TOKEN_FILE, "mode": "ro" + relabel},
+            **(
+                {str(self.access_dir): {"bind": CONTAINER_ACCESS_DIR, "mode": "ro" + relabel}}
+                if self.access_dir is not None
+                else {}
+            ),
         }
 
     def group_add(self) -> list[str]:
@@ -210,6 +225,7 @@ class ServiceEnv:
     tools_dir: str
     passthrough: tuple[str, ...]
     shutdown_grace: float = SHUTDOWN_GRACE_S
+    tokens_file: Path | None = None  # the scoped tokens, when the runner was given them
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceEnv:
@@ -229,4 +245,5 @@ class ServiceEnv:
             tools_dir=from_environment("tools_dir", env),
             passthrough=tuple(n for n in env.get(ENV_PASSTHROUGH, "").split(",") if n),
             shutdown_grace=float(grace) if grace else SHUTDOWN_GRACE_S,
+            tokens_file=Path(env[ENV_TOKENS_FILE]) if env.get(ENV_TOKENS_FILE) else None,
         )

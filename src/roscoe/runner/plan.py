@@ -139,7 +139,9 @@ def config_hash(environment: Mapping[str, str]) -> str:
 
 
 def build_config(engine: RunnerEngine, plan: StartPlan, image: dict[str, Any]) -> RunnerConfig:
-    """The runner container as it would be created; prepares the token and the runs dir."""
+    """The runner container as it would be created; prepares the token, the scoped tokens'
+    folder and the runs dir."""
+    from roscoe.access.tokens import ensure_readable_by_service
     from roscoe.runner.token import ensure_token
     from roscoe.runs.host import container_user, selinux_enforcing
 
@@ -147,6 +149,7 @@ def build_config(engine: RunnerEngine, plan: StartPlan, image: dict[str, Any]) -
     owner = container_user() if root else None
     token_file = paths.token_file()
     ensure_token(token_file, owner=owner)
+    access = ensure_readable_by_service()
     runs = paths.ensure_dir(paths.runs_dir())
     if owner is not None:
         # The service runs as uid 1000 under a root roscoe: it writes run records here.
@@ -176,6 +179,7 @@ def build_config(engine: RunnerEngine, plan: StartPlan, image: dict[str, Any]) -
         env=dict(plan.settings.env),
         run_limits=dict(plan.run_limits),
         selinux=selinux_enforcing(),
+        access_dir=access,
     )
     config.config_hash = config_hash(config.environment())
     return config

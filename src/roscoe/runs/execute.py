@@ -18,13 +18,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from roscoe.errors import EngineUnreachable, ExitCode, RoscoeError
-from roscoe.runs import changes
+from roscoe.errors import EngineUnreachable, ExitCode, RoscoeError, UsageError
+from roscoe.runs import changes, preview
 from roscoe.runs.records import (
     OUTPUT_FILE,
     RunRecord,
     make_run_dir,
     now_iso,
+    run_dir,
     write_record,
 )
 from roscoe.runs.spec import RunSpec
@@ -127,15 +128,89 @@ def execute(
     plan = plan_run(workspace, spec, run_id)
     if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
         check_cpus(spec.cpus, engine.cpu_count(), engine.kind)
-    # The before-walk of the case goes on while the engine creates the container.
-    tracker = Tracker(
-        plan.case_dir, str(workspace.host_path(plan.case_dir)), enabled=spec.track_changes
-    )
-    tracker.begin()
+    case_path = str(workspace.host_path(plan.case_dir))
+    tracker = Tracker(plan.case_dir, case_path, enabled=spec.track_changes)
+    if spec.preview:
+        if not spec.track_changes:
+            raise UsageError(
+                "a preview needs change tracking: its changes are what `apply` lands",
+                hint="leave out --no-track-changes (or run.track_changes = false)",
+            )
+        plan = preview.prepare(plan, tracker)  # the run's folder, the copy at /data
+    else:
+        tracker.begin()  # the before-walk goes on while the engine creates the container
     script_sha256 = file_digest(plan.script_path)
     started_wall = time.time()
     started_at = now_iso()
-    container_id = engine.run_create(
+    try:
+        container_id = _create(engine, spec, plan, started_wall, owner)
+    except BaseException:
+        if spec.preview:
+            preview.abandon(plan.run_id)
+        raise
+    record = RunRecord(
+        id=plan.run_id,
+        case=spec.case,
+        script=spec.script,
+        args=list(spec.args),
+        image=spec.image,
+        engine=engine.kind,
+        started_at=started_at,
+        requested_by=spec.requested_by,
+        script_sha256=script_sha256,
+        env_names=sorted(spec.env),
+        preview=spec.preview,
+    )
+    tracker.ready()  # the script must not start before the case has been walked
+    # Records are fsynced (config.atomic): each write is made while the engine works anyway,
+    # the first while it starts the container, the last while it removes it.
+    where = run_dir(plan.run_id) if spec.preview else make_run_dir(plan.run_id)
+    first_record = _Later(write_record, replace(record))
+    last_record: _Later | None = None
+    try:
+        record = _supervise(
+            engine,
+            spec,
+            plan,
+            container_id,
+            record,
+            where=where,
+            on_output=on_output,
+            cancel=cancel,
+        )
+        first_record.wait()
+        if record.status not in (RunStatus.ERROR, RunStatus.UNKNOWN):
+            # The container has stopped: the case is compared, and the record written, while
+            # it is removed.
+            tracker.end()
+            last_record = _Later(_finish, record, tracker, case_path)
+    finally:
+        try:
+            if record.status != RunStatus.UNKNOWN:
+                engine.run_remove(container_id)
+            # else: the script may still be running: removing it (should the engine be back
+            # this very moment) would kill it. gc removes it once it has ended, and finishes
+            # the record from its real end.
+        except RoscoeError as exc:
+            # gc removes it later (it is labelled); the outcome of the run still stands.
+            log.warning("run %s: %s", plan.run_id, exc.message)
+    if last_record is None:  # an engine failure: the case is walked once the container is gone
+        # (unknown: not walked at all, the script may still be changing it)
+        _finish(record, tracker, case_path)
+    else:
+        last_record.wait()
+    return record
+
+
+def _create(
+    engine: RunEngine,
+    spec: RunSpec,
+    plan: RunPlan,
+    started_wall: float,
+    owner: Mapping[str, str] | None,
+) -> str:
+    """Create (not start) the run's container, locked down; its id."""
+    return engine.run_create(
         name=container_name(plan.run_id),
         image=spec.image,
         entrypoint=plan.entrypoint,
@@ -152,55 +227,19 @@ def execute(
         tmpfs=TMPFS,
         userns="keep-id" if engine.podman_rootless() else None,
     )
-    record = RunRecord(
-        id=plan.run_id,
-        case=spec.case,
-        script=spec.script,
-        args=list(spec.args),
-        image=spec.image,
-        engine=engine.kind,
-        started_at=started_at,
-        requested_by=spec.requested_by,
-        script_sha256=script_sha256,
-        env_names=sorted(spec.env),
-    )
-    tracker.ready()  # the script must not start before the case has been walked
-    # Records are fsynced (config.atomic): each write is made while the engine works anyway,
-    # the first while it starts the container, the last while it removes it.
-    where = make_run_dir(plan.run_id)
-    first_record = _Later(write_record, replace(record))
-    try:
-        record = _supervise(
-            engine,
-            spec,
-            plan,
-            container_id,
-            record,
-            where=where,
-            on_output=on_output,
-            cancel=cancel,
+
+
+def _finish(record: RunRecord, tracker: Tracker, case_path: str) -> None:
+    """The run is over: what it changed, a preview's changes kept or dropped, the record."""
+    if record.status == RunStatus.UNKNOWN:  # the script may go on changing the case
+        record.changes = changes.untracked(
+            "roscoe lost track of the run while it was under way: its changes are not known"
         )
-        if record.status not in (RunStatus.ERROR, RunStatus.UNKNOWN):
-            tracker.end()  # the container has stopped: walk the case
+    else:
         record.changes = tracker.result()
-        if record.status == RunStatus.UNKNOWN:  # the script may go on changing the case
-            record.changes = changes.untracked(
-                "roscoe lost track of the run while it was under way: its changes are not known"
-            )
-        first_record.wait()
-        last_record = _Later(write_record, record)
-    finally:
-        try:
-            if record.status != RunStatus.UNKNOWN:
-                engine.run_remove(container_id)
-            # else: the script may still be running: removing it (should the engine be back
-            # this very moment) would kill it. gc removes it once it has ended, and finishes
-            # the record from its real end.
-        except RoscoeError as exc:
-            # gc removes it later (it is labelled); the outcome of the run still stands.
-            log.warning("run %s: %s", plan.run_id, exc.message)
-    last_record.wait()
-    return record
+    if record.preview:
+        preview.finish(record, tracker, case_path)
+    write_record(record)
 
 
 class _Later:

@@ -79,6 +79,14 @@ class RunRecord:
     # {"tracked": true, "created": [...], "modified": [...], "deleted": [...]} or
     # {"tracked": false, "reason": ...}; None while running (runs.changes)
     changes: dict[str, Any] | None = None
+    # A preview's changes wait in the run's folder: "pending", then "applied" or
+    # "discarded" (runs.preview); None for a run that was not a preview.
+    preview: bool = False
+    preview_state: str | None = None
+    applied_at: str | None = None
+    applied_by: str | None = None
+    discarded_at: str | None = None
+    discarded_by: str | None = None
 
     def __post_init__(self) -> None:
         self.status = RunStatus(self.status)  # given as its value ("running") or as itself
@@ -223,10 +231,12 @@ class RunListing:
     skipped: list[str] = field(default_factory=list)  # one line each: which and why
 
 
-def scan_runs(limit: int = 20, case: str | None = None) -> RunListing:
-    """The most recent runs first (by start time), of one case when `case` is given. One
-    unreadable or malformed record never takes the listing down: it is skipped, and said in
-    `skipped`."""
+def scan_runs(
+    limit: int = 20, case: str | None = None, shown: Callable[[str], bool] | None = None
+) -> RunListing:
+    """The most recent runs first (by start time), of one case when `case` is given, of the
+    cases `shown` accepts when it is. One unreadable or malformed record never takes the
+    listing down: it is skipped, and said in `skipped`."""
     root = paths.runs_dir()
     try:
         entries = [e for e in os.scandir(root) if e.is_dir() and _RUN_ID.fullmatch(e.name)]
@@ -242,6 +252,8 @@ def scan_runs(limit: int = 20, case: str | None = None) -> RunListing:
             # else: a run folder whose record is not written yet (it is being created)
     if case is not None:
         listing.runs = [record for record in listing.runs if record.case == case]
+    if shown is not None:
+        listing.runs = [record for record in listing.runs if shown(record.case)]
     listing.runs.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
     del listing.runs[max(limit, 0) :]
     return listing

@@ -31,6 +31,7 @@ class RunSpec:
     user: str | None = None
     requested_by: str | None = None
     track_changes: bool = _DEFAULTS.track_changes
+    preview: bool = False  # work on a copy of the case; its changes wait for `apply`
 
     @classmethod
     def of(
@@ -43,6 +44,7 @@ class RunSpec:
         limits: RunLimits,
         env: dict[str, str] | None = None,
         requested_by: str | None = None,
+        preview: bool = False,
     ) -> RunSpec:
         """A run with the limits resolved for it (RunLimits.resolve)."""
         return cls(
@@ -57,4 +59,5 @@ class RunSpec:
             env=dict(env or {}),
             requested_by=requested_by,
             track_changes=limits.track_changes,
+            preview=preview,
         )

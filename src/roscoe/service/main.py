@@ -143,5 +143,8 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
         health_info={"version": __version__, "engine": engine_info},
         log=log,
         engine_probe=EngineProbe.from_environ(os.environ).check,
+        tokens_file=env.tokens_file,
     )
+    if service.book.problem:
+        log("token_file_unusable", level="error", reason=service.book.problem)
     return service, env.port, grace

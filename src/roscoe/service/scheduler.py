@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from roscoe.errors import EngineError, ImageError, Interrupted, RoscoeError, UsageError
@@ -53,12 +54,21 @@ class RunBackend(Protocol):
     def save_record(self, record: dict[str, Any]) -> None:
         """Write a record (a cancelled run, a run that failed before it started)."""
 
-    def list_runs(self, limit: int) -> list[dict[str, Any]]: ...
+    def list_runs(
+        self, limit: int, shown: Callable[[str], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest `limit` records, of the cases `shown` accepts (all when None)."""
 
     def get_run(self, run_id: str) -> dict[str, Any] | None: ...
 
     def read_output(self, run_id: str, tail_bytes: int) -> tuple[bytes, bool] | None:
         """At most the last tail_bytes of the output, and whether it was cut; None: no run."""
+
+    def apply_preview(self, run_id: str, caller: str) -> dict[str, Any]:
+        """Land a pending preview's changes; UsageError when it is not one, Conflict."""
+        ...
+
+    def discard_preview(self, run_id: str, caller: str) -> dict[str, Any]: ...
 
     def list_cases(self) -> list[dict[str, Any]]: ...
 
