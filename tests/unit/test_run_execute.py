@@ -18,7 +18,7 @@ from roscoe.runs import host as run_host
 from roscoe.runs import output as run_output
 from roscoe.runs import plan as run_plan
 from roscoe.runs.execute import execute
-from roscoe.runs.outcome import classify
+from roscoe.runs.outcome import Ending, classify
 from roscoe.runs.spec import RunSpec
 from roscoe.runs.workspace import Workspace
 
@@ -145,14 +145,27 @@ def test_the_container_is_shaped_and_labelled(ws: Workspace, isolated_dirs: Path
     record = execute(engine, ws, _spec(timeout=7, env={"A": "1", "HOME": "/h"}))  # type: ignore[arg-type]
     made = engine.created
     assert made["name"] == f"roscoe-run-{record.id}"
-    assert made["entrypoint"] == ["timeout"]
-    assert made["command"] == ["-s", "KILL", "10", "python3", "/tools/tool.py", "a b", "--flag"]
+    assert made["entrypoint"][:2] == ["sh", "-c"]  # the launcher, or `timeout` without python3
+    assert made["command"][0] == run_plan.launcher_source()
+    assert made["command"][1:] == [
+        "/run/roscoe",
+        "10",
+        str(2 << 30),
+        "0",
+        "--",
+        "python3",
+        "/tools/tool.py",
+        "a b",
+        "--flag",
+    ]
     assert made["workdir"] == "/data" and made["network"] == "none"
     assert made["user"] == "1000:1000"  # the tests run as root: never root inside
     assert made["binds"] == [
         f"{ws.root}/projects/case-a:/data:rw",
         f"{ws.root}/Tools:/tools:ro",
+        f"{paths.run_dir(record.id)}/launcher:/run/roscoe:rw",
     ]
+    assert not (paths.run_dir(record.id) / "launcher").exists()  # gone after the run
     assert made["memory_bytes"] == 2 << 30
     assert made["env"]["A"] == "1" and made["env"]["HOME"] == "/h"
     labels = made["labels"]
@@ -163,7 +176,7 @@ def test_the_container_is_shaped_and_labelled(ws: Workspace, isolated_dirs: Path
 def test_shell_scripts_run_with_sh(ws: Workspace, isolated_dirs: Path) -> None:
     engine = FakeEngine()
     execute(engine, ws, _spec(script="tool.sh"))  # type: ignore[arg-type]
-    assert engine.created["command"][3:5] == ["sh", "/tools/tool.sh"]
+    assert engine.created["command"][6:8] == ["sh", "/tools/tool.sh"]
 
 
 @pytest.mark.parametrize(
@@ -210,7 +223,7 @@ def test_an_absent_image_leaves_nothing(ws: Workspace, isolated_dirs: Path) -> N
     engine = FakeEngine(fail={"create": ImageError("image img is not present")})
     with pytest.raises(ImageError):
         execute(engine, ws, _spec())  # type: ignore[arg-type]
-    assert not paths.runs_dir().exists()
+    assert list(paths.runs_dir().iterdir()) == []  # its folder made for the run is gone
 
 
 def test_timeout_kills_removes_and_says_so(
@@ -287,7 +300,7 @@ def test_concurrent_executes_get_distinct_records(ws: Workspace, isolated_dirs: 
         (1, False, False, False, ("failed", 1)),
         (124, False, False, False, ("failed", 124)),  # the script's own 124 is not a timeout
         (137, False, False, False, ("oom_killed", 137)),
-        (1, False, False, True, ("oom_killed", 137)),
+        (1, False, False, True, ("failed", 1)),  # a child was killed; the script went on
         (137, True, False, False, ("timed_out", 124)),
         (137, False, True, False, ("interrupted", 130)),
         (137, True, True, True, ("interrupted", 130)),
@@ -301,9 +314,8 @@ def test_status_mapping(
     oom: bool,
     expected: tuple[str, int],
 ) -> None:
-    status, exit_code, _ = classify(
-        code, timed_out=timed_out, interrupted=interrupted, oom_killed=oom, timeout=5, memory="1g"
-    )
+    ending = Ending(code, timed_out=timed_out, interrupted=interrupted, oom_killed=oom)
+    status, exit_code, _ = classify(ending, timeout=5, memory="1g")
     assert (status, exit_code) == expected
 
 

@@ -20,6 +20,7 @@ CONTRACT_KEYS = {
     "image",
     "image_digest",
     "engine",
+    "isolation",
     "status",
     "exit_code",
     "started_at",
@@ -30,6 +31,9 @@ CONTRACT_KEYS = {
     "output_bytes",
     "saved_output_truncated",
     "message",
+    "peak_memory_bytes",
+    "cpu_user_s",
+    "cpu_system_s",
 }
 
 

@@ -21,6 +21,7 @@ from roscoe import __version__
 from roscoe.config import paths
 from roscoe.config.settings import Settings
 from roscoe.engine.detect import Endpoint
+from roscoe.engine.facts import EngineFacts
 from roscoe.errors import ImageError, OperationFailed, UsageError
 from roscoe.images.version import DEV_IMAGE
 from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY
@@ -89,6 +90,9 @@ class FakeEngine:
     # -- the Engine methods core modules call ----------------------------------------------
     def rootless(self) -> bool | None:
         return None
+
+    def facts(self) -> EngineFacts:
+        return EngineFacts()
 
     def image_inspect(self, ref: str) -> dict[str, Any] | None:
         if ref in self.images:

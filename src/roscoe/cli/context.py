@@ -25,9 +25,14 @@ class CliState:
     def engine(self) -> Engine:
         """Connect once per invocation (the factory behind the engine seam)."""
         if self._engine is None:
+            from roscoe.config.paths import engine_facts_file
             from roscoe.engine import connect
+            from roscoe.engine.facts import FactsCache
 
-            self._engine = connect(self.settings.get("engine", self.runtime))
+            self._engine = connect(
+                self.settings.get("engine", self.runtime),
+                facts_cache=FactsCache(engine_facts_file()),
+            )
         return self._engine
 
     def close(self) -> None:

@@ -70,6 +70,7 @@ def mcp_command(
         ) from None
 
     from roscoe.config.parse import parse_env
+    from roscoe.engine import connect_url
     from roscoe.images.choice import choose_image
     from roscoe.mcp.local import LocalBackend, LocalLimits
     from roscoe.mcp.stdio import serve
@@ -83,6 +84,8 @@ def mcp_command(
         cpus=settings.get("run.cpus"),
         network=settings.get("run.network"),
         env=parse_env(env or [], os.environ),
+        isolation=settings.get("run.isolation"),
+        gvisor_host=settings.get("run.gvisor_host"),
         concurrency=settings.get("service.concurrency"),
         queue=settings.get("service.queue"),
     )
@@ -91,6 +94,7 @@ def mcp_command(
         workspace=Workspace.from_settings(settings, workspace),
         image=choose_image(settings, image),
         limits=limits,
+        connect_url=connect_url,
     )
     serve(backend)
 

@@ -46,6 +46,13 @@ def run_command(
         help="none (no network at all) or host. [default: none; run.network]",
         show_default=False,
     ),
+    isolation: str | None = typer.Option(
+        None,
+        "--isolation",
+        help="runc (the host's kernel) or gvisor (gVisor's user-space kernel; see "
+        "docs/usage.md, Isolation). [default: runc; run.isolation]",
+        show_default=False,
+    ),
     image: str | None = typer.Option(
         None,
         "--image",
@@ -90,14 +97,17 @@ def run_command(
 
     Exit code: the script's own; 124 timed out; 137 killed at the memory limit;
     130 interrupted (Ctrl-C, SIGTERM); 125 the engine failed during the run;
-    2 bad case, script or option; 4 image absent and not pullable.
+    2 bad case, script or option; 4 image absent and not pullable; 5 the
+    isolation asked for (gVisor) is not available on the engine.
 
     Examples:
       roscoe run demo-case create_file_inventory.py -- --format md
       roscoe run --timeout 60 --memory 512m demo-case inventory.py -- --format csv
       roscoe run -e API_TOKEN --json demo-case check.sh
+      roscoe run --isolation gvisor demo-case create_file_inventory.py
     """
     from roscoe.config.parse import parse_env
+    from roscoe.engine import connect_url
     from roscoe.images.choice import choose_image
     from roscoe.runs.execute import execute, plan_run
     from roscoe.runs.spec import RunSpec
@@ -119,6 +129,8 @@ def run_command(
         cpus=settings.get("run.cpus", cpus),
         network=settings.get("run.network", network),
         env=parse_env(env or [], os.environ),
+        isolation=settings.get("run.isolation", isolation),
+        gvisor_host=settings.get("run.gvisor_host"),
     )
     where = Workspace.from_settings(settings, workspace)
     plan_run(where, spec)  # refuse bad input before connecting to the engine at all
@@ -127,7 +139,9 @@ def run_command(
     engine = st.engine()
     with _CancelOnSignals(cancel):
         try:
-            record = execute(engine, where, spec, on_output=forward, cancel=cancel)
+            record = execute(
+                engine, where, spec, on_output=forward, cancel=cancel, connect=connect_url
+            )
         except ImageError:
             # The image is only looked at when creating the container failed, so the usual
             # run costs no extra call.
@@ -148,7 +162,9 @@ def run_command(
         except KeyboardInterrupt:
             _interrupted(f"interrupted while pulling {choice.ref}; nothing ran")
         with _CancelOnSignals(cancel):
-            record = execute(engine, where, spec, on_output=forward, cancel=cancel)
+            record = execute(
+                engine, where, spec, on_output=forward, cancel=cancel, connect=connect_url
+            )
     if record.message:
         sys.stderr.write(f"roscoe: {record.message} (run {record.id})\n")
         sys.stderr.flush()

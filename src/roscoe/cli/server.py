@@ -160,6 +160,7 @@ def start_command(
       roscoe server start -e API_KEY -e MODE=fast --workspace ~/cases
     """
     from roscoe.config.parse import parse_env
+    from roscoe.engine import connect_url
     from roscoe.runner import lifecycle
     from roscoe.runner.store import StartSettings
 
@@ -184,6 +185,7 @@ def start_command(
             wait_timeout=wait_timeout,
             progress=progress,
             on_pull=progress.pull,
+            connect=connect_url,
         ),
     )
 
@@ -243,6 +245,7 @@ def restart_command(
     Examples:
       roscoe server restart
     """
+    from roscoe.engine import connect_url
     from roscoe.runner import lifecycle
 
     lifecycle.check_wait_timeout(wait_timeout)
@@ -258,6 +261,7 @@ def restart_command(
             wait_timeout=wait_timeout,
             progress=progress,
             on_pull=progress.pull,
+            connect=connect_url,
         ),
     )
 

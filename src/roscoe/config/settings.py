@@ -117,6 +117,16 @@ def _folder(text: Any) -> str:
     return value
 
 
+def _engine_url(text: Any) -> str:
+    value = _text(text)
+    if not value.startswith(("unix://", "tcp://", "ssh://")):
+        raise ValueError(
+            f"'{value}' is not an engine endpoint (unix:///path/to.sock, tcp://host:port, "
+            "ssh://user@host)"
+        )
+    return value
+
+
 def _name(text: Any) -> str:
     value = str(text)
     if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", value):
@@ -208,6 +218,22 @@ SETTINGS: dict[str, Setting] = {
             "none",
             _choice("none", "host"),
             "default network of a run: none or host",
+        ),
+        Setting(
+            "run.isolation",
+            "ROSCOE_ISOLATION",
+            "runc",
+            _choice("runc", "gvisor"),
+            "how a run is isolated: runc (the host's kernel, namespaces) or gvisor (gVisor's "
+            "user-space kernel)",
+        ),
+        Setting(
+            "run.gvisor_host",
+            "ROSCOE_GVISOR_HOST",
+            None,
+            _engine_url,
+            "an engine endpoint whose default runtime is gVisor, for gVisor runs (Podman: "
+            "its API ignores the runtime a client asks for)",
         ),
         Setting(
             "service.concurrency",

@@ -3,7 +3,7 @@
 Import from here; the docker SDK itself is imported only when an engine is connected.
 """
 
-from roscoe.engine.client import Engine, EngineInfo, connect
+from roscoe.engine.client import Engine, EngineInfo, connect, connect_url
 from roscoe.engine.detect import Endpoint, Probe
 
-__all__ = ["Endpoint", "Engine", "EngineInfo", "Probe", "connect"]
+__all__ = ["Endpoint", "Engine", "EngineInfo", "Probe", "connect", "connect_url"]

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
-from roscoe.engine.detect import Endpoint, Probe, locate, runtime_choice, socket_error
+from roscoe.engine.detect import (
+    Endpoint,
+    Probe,
+    check_explicit,
+    locate,
+    runtime_choice,
+    socket_error,
+)
+from roscoe.engine.facts import EngineFacts, FactsCache, docker_facts, podman_facts
 from roscoe.engine.runner import RunnerCalls, explain
 from roscoe.engine.runs import RunCalls
 from roscoe.engine.wire import SdkWire, Wire, WireError, quoted
@@ -76,11 +84,15 @@ class Engine(RunCalls, RunnerCalls):
         *,
         api: docker.APIClient | None = None,
         timeout: int = 60,
+        facts: EngineFacts | None = None,
+        facts_cache: FactsCache | None = None,
     ):
         self.endpoint = endpoint
         self.info = info
         self._api = api
         self._timeout = timeout
+        self._facts = facts
+        self._facts_cache = facts_cache
         # The transport of the hot path: stdlib on a unix socket, else through the SDK.
         self.wire: Wire | SdkWire
         if endpoint.socket_path and api is None:
@@ -106,18 +118,34 @@ class Engine(RunCalls, RunnerCalls):
         )
 
     def rootless(self) -> bool | None:
-        """True when the engine runs without root (rootless Docker or Podman)."""
-        try:
-            info = self.wire.call("GET", "/info")
-        except (WireError, OSError):
-            return None
-        options = " ".join(info.get("SecurityOptions") or [])
-        if "rootless" in options:
-            return True
-        host = info.get("host") or {}
-        if isinstance(host, dict) and "security" in host:
-            return bool(host["security"].get("rootless"))
-        return False
+        """True when the engine runs without root (rootless Docker or Podman); None when it
+        does not say."""
+        return self.facts().rootless
+
+    def facts(self) -> EngineFacts:
+        """Rootless or not, cgroups, runtimes (engine.facts): asked once, then kept.
+
+        Podman's compat /info does not say rootless, so Podman is asked through its own API.
+        Empty facts when the engine does not answer.
+        """
+        if self._facts is not None:
+            return self._facts
+        socket_path = self.endpoint.socket_path
+        cache = self._facts_cache if socket_path else None
+        found = cache.get(socket_path) if cache and socket_path else None
+        if found is None:
+            try:
+                if self.kind == "podman":
+                    found = podman_facts(self.wire.call("GET", "/libpod/info"))
+                else:
+                    found = docker_facts(self.wire.call("GET", "/info"))
+            except (WireError, OSError, AttributeError) as exc:
+                log.debug("engine facts: %s", exc)
+                return EngineFacts()
+            if cache and socket_path:
+                cache.put(socket_path, found)
+        self._facts = found
+        return found
 
     def close(self) -> None:
         if self._api is not None:
@@ -215,11 +243,27 @@ class Engine(RunCalls, RunnerCalls):
         return OperationFailed(f"{what}: {self.kind} said: {reason}")
 
 
-def connect(runtime: str | None = None, probe: Probe | None = None, timeout: int = 60) -> Engine:
-    """Find the engine, connect, and learn what it is. Raises EngineError (exit 3)."""
+def connect(
+    runtime: str | None = None,
+    probe: Probe | None = None,
+    timeout: int = 60,
+    *,
+    endpoint: Endpoint | None = None,
+    facts: EngineFacts | None = None,
+    facts_cache: FactsCache | None = None,
+) -> Engine:
+    """Find the engine, connect, and learn what it is. Raises EngineError (exit 3).
+
+    `endpoint` names the engine outright (a setting such as run.gvisor_host) instead of
+    detection; `facts` are the engine's facts when the caller already knows them, and
+    `facts_cache` keeps them between invocations (engine.facts).
+    """
     probe = probe or Probe()
     family = runtime_choice(runtime, probe.env)
-    endpoint = locate(family, probe)
+    if endpoint is not None:
+        check_explicit(endpoint, probe)
+    else:
+        endpoint = locate(family, probe)
     api: docker.APIClient | None = None
     if endpoint.socket_path:
         info = _ping(Wire(endpoint.socket_path, timeout=timeout), endpoint)
@@ -244,7 +288,12 @@ def connect(runtime: str | None = None, probe: Probe | None = None, timeout: int
         if api is not None:
             api.close()
         raise problem
-    return Engine(endpoint, info, api=api, timeout=timeout)
+    return Engine(endpoint, info, api=api, timeout=timeout, facts=facts, facts_cache=facts_cache)
+
+
+def connect_url(url: str, source: str) -> Engine:
+    """Connect to the engine at `url`, named by the setting `source` (e.g. run.gvisor_host)."""
+    return connect("auto", endpoint=Endpoint(url=url, source=source))
 
 
 def _ping(wire: Wire, endpoint: Endpoint) -> EngineInfo:

@@ -7,14 +7,15 @@ failed during the run); an absent image raises ImageError (4).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from roscoe.engine.detect import Endpoint
+from roscoe.engine.errors import gvisor_hint, unknown_runtime
+from roscoe.engine.facts import EngineFacts, socket_owner
 from roscoe.engine.streams import OutputStream
 from roscoe.engine.wire import SdkWire, Wire, WireError, quoted
-from roscoe.errors import EngineError, ImageError
+from roscoe.errors import EngineError, ImageError, IsolationError
 
 
 class RunCalls:
@@ -25,6 +26,7 @@ class RunCalls:
     kind: str
     endpoint: Endpoint
     rootless: Callable[[], bool | None]
+    facts: Callable[[], EngineFacts]
 
     def run_create(
         self,
@@ -44,8 +46,14 @@ class RunCalls:
         pids_limit: int,
         tmpfs: Mapping[str, str],
         userns: str | None = None,
+        runtime: str | None = None,
     ) -> str:
-        """Create (not start) a locked-down run container; return its id."""
+        """Create (not start) a locked-down run container; return its id.
+
+        `runtime` asks for an OCI runtime by name (HostConfig.Runtime: Docker honours it and
+        refuses a name it does not know, which raises IsolationError (5); Podman ignores it,
+        so check `run_runtime()` before starting).
+        """
         host_config: dict[str, Any] = {
             "Binds": binds,
             "NetworkMode": network,
@@ -61,6 +69,8 @@ class RunCalls:
             host_config["NanoCpus"] = int(cpus * 1e9)
         if userns:
             host_config["UsernsMode"] = userns  # podman's keep-id (the SDK would refuse it)
+        if runtime:
+            host_config["Runtime"] = runtime
         body = {
             "Image": image,
             "Entrypoint": entrypoint,
@@ -81,6 +91,11 @@ class RunCalls:
         try:
             created = self.wire.call("POST", "/containers/create", params={"name": name}, body=body)
         except WireError as exc:
+            if runtime and exc.status == 400 and unknown_runtime(exc.message):
+                raise IsolationError(
+                    f"{self.kind} has no runtime '{runtime}': gVisor is not set up there",
+                    hint=gvisor_hint(self.kind),
+                ) from exc
             if exc.status == 404:  # the container does not exist yet: only the image can be missing
                 raise ImageError(
                     f"image {image} is not present on {self.kind}",
@@ -122,10 +137,15 @@ class RunCalls:
             raise _run_error("lost track of the run container", exc) from exc
         return int((result or {}).get("StatusCode", -1))
 
-    def run_kill(self, container_id: str) -> None:
-        """SIGKILL the container; nothing to do when it has already stopped or gone."""
+    def run_kill(self, container_id: str, signal: str | None = None) -> None:
+        """SIGKILL (or `signal`) the container's first process; nothing to do when it has
+        already stopped or gone."""
         try:
-            self.wire.call("POST", f"/containers/{quoted(container_id)}/kill")
+            self.wire.call(
+                "POST",
+                f"/containers/{quoted(container_id)}/kill",
+                params={"signal": signal} if signal else None,
+            )
         except WireError as exc:
             if exc.status in (404, 409) or "not running" in exc.message:
                 return
@@ -165,17 +185,33 @@ class RunCalls:
         except OSError as exc:
             raise _run_error("could not remove the run container", exc) from exc
 
+    def run_runtime(self, container_id: str) -> str | None:
+        """The OCI runtime the container was created with, as the engine records it: Docker's
+        HostConfig.Runtime, Podman's OCIRuntime (its compat inspect always says "oci")."""
+        try:
+            if self.kind == "podman":
+                found = self.wire.call("GET", f"/libpod/containers/{quoted(container_id)}/json")
+                name = found.get("OCIRuntime")
+            else:
+                found = self.wire.call("GET", f"/containers/{quoted(container_id)}/json")
+                name = (found.get("HostConfig") or {}).get("Runtime")
+        except (WireError, OSError) as exc:
+            raise _run_error("could not inspect the run container", exc) from exc
+        return str(name) if name else None
+
     def podman_rootless(self) -> bool:
-        """True for a rootless Podman (runs then need the keep-id user namespace). Cached."""
+        """True for a rootless Podman (runs then need the keep-id user namespace).
+
+        A local socket owned by root belongs to a rootful service (a rootless one runs as
+        its user, and so does its socket): no need to ask. Otherwise Podman's own API says
+        (its compat /info does not), once (`facts`).
+        """
         if self.kind != "podman":
             return False
-        if os.getuid() == 0 and self.endpoint.socket_path is not None:
-            return False  # root reaching a local socket is talking to a rootful Podman
-        cached = getattr(self, "_podman_rootless", None)
-        if cached is None:
-            cached = bool(self.rootless())
-            self._podman_rootless = cached
-        return cached
+        socket_path = self.endpoint.socket_path
+        if socket_path is not None and socket_owner(socket_path) == 0:
+            return False
+        return bool(self.facts().rootless)
 
 
 def _run_error(what: str, exc: BaseException) -> EngineError:

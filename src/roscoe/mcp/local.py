@@ -25,6 +25,7 @@ from roscoe.runs.spec import RunSpec
 if TYPE_CHECKING:
     from roscoe.engine import Engine
     from roscoe.images.choice import ImageChoice
+    from roscoe.runs.isolation import Connect
     from roscoe.runs.workspace import Workspace
 
 # After cancel_run kills a container: how long it may take to be reported over.
@@ -44,6 +45,8 @@ class LocalLimits:
     cpus: float | None = None
     network: str = "none"
     env: Mapping[str, str] = field(default_factory=dict)
+    isolation: str = "runc"
+    gvisor_host: str | None = None
     concurrency: int = 4
     queue: int = 16
 
@@ -88,8 +91,10 @@ class LocalBackend:
         workspace: Workspace,
         image: ImageChoice,
         limits: LocalLimits,
+        connect_url: Connect | None = None,
     ):
         self._connect = connect
+        self._connect_url = connect_url
         self.workspace = workspace
         self.image = image
         self.limits = limits
@@ -131,6 +136,8 @@ class LocalBackend:
             cpus=self.limits.cpus,
             network=self.limits.network,
             env=dict(self.limits.env),
+            isolation=self.limits.isolation,
+            gvisor_host=self.limits.gvisor_host,
         )
         plan_run(self.workspace, spec)  # refuse a bad case or script before anything waits
         record = RunRecord(
@@ -252,6 +259,7 @@ class LocalBackend:
                     on_output=live.feed,
                     cancel=live.cancel,
                     run_id=live.record.id,
+                    connect=self._connect_url,
                 )
             finally:
                 engine.close()

@@ -9,7 +9,9 @@ Why these choices:
   engine resolves bind mounts on the HOST, so the service must know the host path of the
   workspace (ROSCOE_HOST_WORKSPACE) and maps its own view (/workspace) onto it.
 - Run records go to the host's <data dir>/runs, mounted into the container, so `roscoe runs
-  list` on the host shows runs from both the CLI and the service.
+  list` on the host shows runs from both the CLI and the service. A run's container mounts a
+  folder of its run's (the launcher's report), so the service knows that dir's host path too
+  (ROSCOE_HOST_RUNS_DIR).
 - The token reaches the service as a read-only file mount, never as an environment variable
   (those show up in `inspect`).
 - Host networking with the service bound to 127.0.0.1: reachable from the host only.
@@ -42,10 +44,12 @@ CONTAINER_WORKSPACE = "/workspace"
 CONTAINER_DATA_DIR = "/var/lib/roscoe"  # ROSCOE_DATA_DIR of the service; runs/ is the host's
 CONTAINER_TOKEN_FILE = "/run/roscoe/token"  # noqa: S105 - a path, not a secret
 CONTAINER_ENGINE_SOCKET = "/run/roscoe/engine.sock"
+CONTAINER_GVISOR_SOCKET = "/run/roscoe/gvisor-engine.sock"  # run.gvisor_host's socket
 
 ENV_PORT = "ROSCOE_PORT"
 ENV_WORKSPACE = "ROSCOE_WORKSPACE"
 ENV_HOST_WORKSPACE = "ROSCOE_HOST_WORKSPACE"
+ENV_HOST_RUNS_DIR = "ROSCOE_HOST_RUNS_DIR"  # config.paths.host_view: the launcher's folders
 ENV_DATA_DIR = "ROSCOE_DATA_DIR"
 ENV_TOKEN_FILE = "ROSCOE_TOKEN_FILE"  # noqa: S105 - a variable name
 ENV_RUNNER_IMAGE = "ROSCOE_RUNNER_IMAGE"
@@ -56,6 +60,7 @@ ENV_PROJECTS_DIR = "ROSCOE_PROJECTS_DIR"
 ENV_TOOLS_DIR = "ROSCOE_TOOLS_DIR"
 ENV_PASSTHROUGH = "ROSCOE_PASSTHROUGH_ENV"  # names of -e variables, forwarded to each run
 ENV_SHUTDOWN_GRACE = "ROSCOE_SHUTDOWN_GRACE"  # seconds runs may finish after SIGTERM
+ENV_GVISOR_HOST = "ROSCOE_GVISOR_HOST"
 DEFAULT_SHUTDOWN_GRACE_S = 10.0
 # After the grace, the service cancels what still runs and waits for those containers to be
 # stopped and removed; `server stop` must wait at least this much longer before SIGKILL.
@@ -84,6 +89,8 @@ class RunnerConfig:
     env: dict[str, str] = field(default_factory=dict)  # -e passthrough
     # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK as resolved on the host (the service's run defaults)
     run_limits: dict[str, str] = field(default_factory=dict)
+    # host path of run.gvisor_host's socket: the engine whose runs are under gVisor (Podman)
+    gvisor_socket: str | None = None
     config_hash: str = ""  # digest of environment(), for the label
     selinux: bool = False
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S
@@ -111,6 +118,7 @@ class RunnerConfig:
                 ENV_PORT: str(self.port),
                 ENV_WORKSPACE: CONTAINER_WORKSPACE,
                 ENV_HOST_WORKSPACE: str(self.workspace),
+                ENV_HOST_RUNS_DIR: str(self.runs_dir),
                 ENV_DATA_DIR: CONTAINER_DATA_DIR,
                 ENV_TOKEN_FILE: CONTAINER_TOKEN_FILE,
                 ENV_RUNNER_IMAGE: self.image,
@@ -124,6 +132,8 @@ class RunnerConfig:
                 "DOCKER_HOST": f"unix://{CONTAINER_ENGINE_SOCKET}",
             }
         )
+        if self.gvisor_socket:
+            env[ENV_GVISOR_HOST] = f"unix://{CONTAINER_GVISOR_SOCKET}"
         return env
 
     def binds(self) -> dict[str, dict[str, str]]:
@@ -133,14 +143,24 @@ class RunnerConfig:
             str(self.workspace): {"bind": CONTAINER_WORKSPACE, "mode": "ro" + relabel},
             str(self.runs_dir): {"bind": f"{CONTAINER_DATA_DIR}/runs", "mode": "rw" + relabel},
             str(self.token_file): {"bind": CONTAINER_TOKEN_FILE, "mode": "ro" + relabel},
+            **(
+                {self.gvisor_socket: {"bind": CONTAINER_GVISOR_SOCKET, "mode": "rw"}}
+                if self.gvisor_socket
+                else {}
+            ),
         }
 
     def group_add(self) -> list[str]:
-        """The socket's group, so the unprivileged service may use a 0660 engine socket."""
-        try:
-            return [str(os.stat(self.engine_socket).st_gid)]
-        except OSError:
-            return []
+        """The sockets' groups, so the unprivileged service may use 0660 engine sockets."""
+        groups: list[str] = []
+        for socket_path in (self.engine_socket, self.gvisor_socket):
+            try:
+                group = str(os.stat(socket_path).st_gid) if socket_path else None
+            except OSError:
+                group = None
+            if group is not None and group not in groups:
+                groups.append(group)
+        return groups
 
     def create_arguments(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(create_container kwargs, create_host_config kwargs) for the low-level API."""

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from roscoe.config.settings import Settings
     from roscoe.engine import Engine
     from roscoe.images.pull import OnPull
+    from roscoe.runs.isolation import Connect
 
 
 Progress = Callable[[str], None]
@@ -106,8 +107,13 @@ def start(
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     progress: Progress | None = None,
     on_pull: OnPull | None = None,
+    connect: Connect | None = None,
 ) -> StartResult:
-    """Make sure our runner is running and answering; see the module docstring."""
+    """Make sure our runner is running and answering; see the module docstring.
+
+    `connect` reaches run.gvisor_host, to check before anything changes that the service's
+    runs can be had under the isolation configured (IsolationError, 5).
+    """
     check_wait_timeout(wait_timeout)
     plan = plan_start(settings, wanted)
     with state.start_lock(deadline_s=wait_timeout + 60):
@@ -118,6 +124,7 @@ def start(
             wait_timeout=wait_timeout,
             progress=progress or _quiet,
             on_pull=on_pull,
+            connect=connect,
         )
 
 
@@ -140,6 +147,7 @@ def restart(
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     progress: Progress | None = None,
     on_pull: OnPull | None = None,
+    connect: Connect | None = None,
 ) -> StartResult:
     """Stop, then start with the settings of the last start (a new container)."""
     check_wait_timeout(wait_timeout)
@@ -149,6 +157,7 @@ def restart(
     longest = DEFAULT_STOP_TIMEOUT if stop_timeout is None else stop_timeout
     deadline = longest + wait_timeout + 120
     with state.start_lock(deadline_s=deadline):
+        check_isolation(engine, plan, connect)  # before the old runner goes
         _stop_locked(engine, plan.name, stop_timeout)
         return _start_locked(
             engine,
@@ -157,6 +166,7 @@ def restart(
             wait_timeout=wait_timeout,
             progress=progress or _quiet,
             on_pull=on_pull,
+            connect=connect,
         )
 
 
@@ -194,6 +204,7 @@ def _start_locked(
     wait_timeout: float,
     progress: Progress,
     on_pull: OnPull | None = None,
+    connect: Connect | None = None,
 ) -> StartResult:
     began = time.monotonic()
     found = runner.find(engine, plan.name, forget_stale=True)
@@ -203,8 +214,10 @@ def _start_locked(
             hint=f"pass --replace to remove it, remove it yourself ({engine.kind} rm -f "
             f"{plan.name}), or pick another name with ROSCOE_CONTAINER_NAME",
         )
-    # Everything that can fail without touching a container comes first: the image (pulled
-    # as the policy says), the port, the config. A failed start leaves the old runner be.
+    # Everything that can fail without touching a container comes first: the isolation, the
+    # image (pulled as the policy says), the port, the config. A failed start leaves the old
+    # runner be.
+    check_isolation(engine, plan, connect)
     image_status = ensure_runner_image(engine, plan, on_pull)
     image = image_status.inspect or {}
     config = build_config(engine, plan, image)
@@ -237,6 +250,17 @@ def _start_locked(
     result = _result(outcome, container_id, plan, replaced_because, began)
     result.warnings = list(image_status.warnings)
     return result
+
+
+def check_isolation(engine: Engine, plan: StartPlan, connect: Connect | None) -> None:
+    """The service's runs can be had under run.isolation; else IsolationError (5).
+
+    The runner itself always runs under the engine's usual runtime: under gVisor its host
+    networking would be the sandbox's own loopback, out of the host's reach.
+    """
+    from roscoe.runs.isolation import place
+
+    place(engine, plan.isolation, plan.gvisor_host, connect, thorough=True).close()
 
 
 def _holds_port(ours: dict[str, Any] | None, port: int) -> bool:

@@ -48,7 +48,9 @@ class StartPlan:
     queue: int
     projects_dir: str
     tools_dir: str
-    run_limits: dict[str, str]  # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK for the service's runs
+    run_limits: dict[str, str]  # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK/ISOLATION for its runs
+    isolation: str = "runc"
+    gvisor_host: str | None = None  # run.gvisor_host, mounted into the runner (unix:// only)
 
 
 def plan_start(settings: Settings, wanted: StartSettings) -> StartPlan:
@@ -82,10 +84,12 @@ def plan_start(settings: Settings, wanted: StartSettings) -> StartPlan:
         projects_dir=settings.get("projects_dir"),
         tools_dir=settings.get("tools_dir"),
         run_limits=run_limits(settings),
+        isolation=settings.get("run.isolation"),
+        gvisor_host=gvisor_host(settings),
     )
 
 
-RUN_LIMIT_KEYS = ("run.timeout", "run.memory", "run.cpus", "run.network")
+RUN_LIMIT_KEYS = ("run.timeout", "run.memory", "run.cpus", "run.network", "run.isolation")
 UNPRIVILEGED_PORTS = 1024
 
 
@@ -105,6 +109,18 @@ def run_limits(settings: Settings) -> dict[str, str]:
             continue  # no CPU limit: the service's default is none as well
         found[name] = f"{value:g}" if isinstance(value, float) else str(value)
     return found
+
+
+def gvisor_host(settings: Settings) -> str | None:
+    """run.gvisor_host, which the runner reaches through a bind mount of its socket."""
+    url = settings.get("run.gvisor_host")
+    if url is None or url.startswith("unix://"):
+        return url
+    raise UsageError(
+        f"run.gvisor_host is {url}: the runner reaches gVisor's engine only through a unix "
+        "socket on this machine",
+        hint="point ROSCOE_GVISOR_HOST at a unix:// socket (docs/usage.md, Isolation)",
+    )
 
 
 def check_wait_timeout(wait_timeout: float) -> None:
@@ -175,6 +191,7 @@ def build_config(engine: Engine, plan: StartPlan, image: dict[str, Any]) -> Runn
         tools_dir=plan.tools_dir,
         env=dict(plan.settings.env),
         run_limits=dict(plan.run_limits),
+        gvisor_socket=plan.gvisor_host.removeprefix("unix://") if plan.gvisor_host else None,
         selinux=selinux_enforcing(),
     )
     config.config_hash = config_hash(config.environment())

@@ -10,11 +10,14 @@ never accumulated in memory, so binary or huge output is just bytes passing thro
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from roscoe.config import paths
 from roscoe.errors import ExitCode, RoscoeError
 from roscoe.runs.records import (
     OUTPUT_FILE,
@@ -29,7 +32,8 @@ from roscoe.runs.workspace import Workspace
 if TYPE_CHECKING:
     from roscoe.engine import Engine
 
-from roscoe.runs.outcome import classify
+from roscoe.runs.isolation import Connect, Placement, place
+from roscoe.runs.outcome import Ending, classify
 from roscoe.runs.output import OnOutput, OutputSink
 from roscoe.runs.plan import (
     DATA_MOUNT,
@@ -40,12 +44,20 @@ from roscoe.runs.plan import (
     plan_run,
     run_labels,
 )
+from roscoe.runs.report import (
+    LaunchReport,
+    launcher_started,
+    make_report_dir,
+    read_report,
+    remove_report_dir,
+)
 
 log = logging.getLogger("roscoe.runs")
 
 POLL_S = 0.05  # how often the watcher looks at the cancel event
 SETTLE_S = 0.5  # how long to look for "exited" after the output stream ends, before waiting
 KILL_WAIT_S = 20.0  # after a kill, how long the engine may take to report the exit
+STOP_GRACE_S = 3.0  # after asking the launcher to stop, how long before the kill
 
 
 @dataclass
@@ -99,37 +111,66 @@ def execute(
     on_output: OnOutput | None = None,
     cancel: threading.Event | None = None,
     run_id: str | None = None,
+    connect: Connect | None = None,
 ) -> RunRecord:
     """Run `spec` and return its record (also written to <data dir>/runs/<id>/run.json).
 
     Raises before any container exists: UsageError (2) for a bad case, script, id or
-    limit; ImageError (4) when the image is absent; EngineError (125) when the container
-    cannot be created. Once the container exists, nothing is raised: an engine failure
+    limit; ImageError (4) when the image is absent; IsolationError (5) when the isolation
+    asked for cannot be had (`runs.isolation`; `connect` reaches spec.gvisor_host);
+    EngineError (125) when the container cannot be created (or, having been created under
+    the wrong runtime, was removed unstarted: IsolationError). Once the container exists
+    and has started, nothing is raised: an engine failure
     gives a record with status "error", exit_code 125 and the engine's reason in
     `message`. Setting `cancel` (from any thread) stops the container: status
     "interrupted". The container is removed in every case. Never prints, never exits,
     installs no signal handlers; safe to call from many threads at once.
     """
     plan = plan_run(workspace, spec, run_id)
+    placement = place(engine, spec.isolation, spec.gvisor_host, connect)
+    try:
+        return _execute(placement, workspace, spec, plan, on_output=on_output, cancel=cancel)
+    finally:
+        placement.close()
+
+
+def _execute(
+    placement: Placement,
+    workspace: Workspace,
+    spec: RunSpec,
+    plan: RunPlan,
+    *,
+    on_output: OnOutput | None,
+    cancel: threading.Event | None,
+) -> RunRecord:
+    engine = placement.engine
+    where = make_run_dir(plan.run_id)
+    report_dir = make_report_dir(where)
     started_wall = time.time()
     started_at = now_iso()
-    container_id = engine.run_create(
-        name=container_name(plan.run_id),
-        image=spec.image,
-        entrypoint=plan.entrypoint,
-        command=plan.command,
-        user=plan.user,
-        workdir=DATA_MOUNT,
-        env=plan.env,
-        labels=run_labels(plan.run_id, started_wall, spec.timeout),
-        binds=plan.binds,
-        network=spec.network,
-        memory_bytes=plan.memory_bytes,
-        cpus=spec.cpus,
-        pids_limit=PIDS_LIMIT,
-        tmpfs=TMPFS,
-        userns="keep-id" if engine.podman_rootless() else None,
-    )
+    try:
+        container_id = engine.run_create(
+            name=container_name(plan.run_id),
+            image=spec.image,
+            entrypoint=plan.entrypoint,
+            command=plan.command,
+            user=plan.user,
+            workdir=DATA_MOUNT,
+            env=plan.env,
+            labels=run_labels(plan.run_id, started_wall, spec.timeout),
+            binds=[*plan.binds, plan.report_bind(paths.host_view(report_dir))],
+            network=spec.network,
+            memory_bytes=plan.memory_bytes,
+            cpus=spec.cpus,
+            pids_limit=PIDS_LIMIT,
+            tmpfs=TMPFS,
+            userns="keep-id" if engine.podman_rootless() else None,
+            runtime=placement.runtime,
+        )
+        placement.verify(container_id)  # removes it and raises when it is not under gVisor
+    except BaseException:
+        shutil.rmtree(where, ignore_errors=True)  # nothing ran: no record, no folder
+        raise
     record = RunRecord(
         id=plan.run_id,
         case=spec.case,
@@ -137,11 +178,18 @@ def execute(
         args=list(spec.args),
         image=spec.image,
         engine=engine.kind,
+        isolation=spec.isolation,
         started_at=started_at,
     )
     try:
         record = _supervise(
-            engine, spec, plan, container_id, record, on_output=on_output, cancel=cancel
+            engine,
+            spec,
+            container_id,
+            record,
+            _Folders(where, report_dir),
+            on_output=on_output,
+            cancel=cancel,
         )
     finally:
         try:
@@ -149,26 +197,49 @@ def execute(
         except RoscoeError as exc:
             # gc removes it later (it is labelled); the outcome of the run still stands.
             log.warning("run %s: %s", plan.run_id, exc.message)
+        remove_report_dir(report_dir)
     write_record(record)
     return record
+
+
+def _stop(engine: Engine, container_id: str, report_dir: Path, follow: _Follow) -> None:
+    """Stop a running container. The launcher, when it is up, is asked first (SIGUSR1): it
+    kills the script and writes what it used; if it has not ended the container soon after,
+    or was never there, the container is killed outright."""
+    if launcher_started(report_dir):
+        engine.run_kill(container_id, signal="USR1")
+        if follow.done.wait(STOP_GRACE_S):
+            return
+    engine.run_kill(container_id)
+    if not follow.done.wait(KILL_WAIT_S):
+        raise RoscoeError(
+            f"the container did not stop within {KILL_WAIT_S:g} s of being killed",
+            exit_code=ExitCode.ENGINE_DURING_RUN,
+        )
+
+
+@dataclass(frozen=True)
+class _Folders:
+    run: Path  # the run's folder: run.json, output.log
+    report: Path  # the launcher's folder, mounted in the container
 
 
 def _supervise(
     engine: Engine,
     spec: RunSpec,
-    plan: RunPlan,
     container_id: str,
     record: RunRecord,
+    folders: _Folders,
     *,
     on_output: OnOutput | None,
     cancel: threading.Event | None,
 ) -> RunRecord:
-    where = make_run_dir(plan.run_id)
     write_record(record)
-    sink = OutputSink(where / OUTPUT_FILE, on_output)
+    sink = OutputSink(folders.run / OUTPUT_FILE, on_output)
     clock = time.monotonic()
     stopped_for: str | None = None
     state: dict[str, Any] = {}
+    report: LaunchReport | None = None
     try:
         stream = engine.run_attach(container_id)
         try:
@@ -181,40 +252,30 @@ def _supervise(
             threading.Thread(
                 target=_follow,
                 args=(engine, container_id, stream, sink, follow),
-                name=f"roscoe-run-{plan.run_id}",
+                name=f"roscoe-run-{record.id}",
                 daemon=True,
             ).start()
             stopped_for = _watch(follow.done, clock + spec.timeout, cancel)
             if stopped_for is not None:
-                engine.run_kill(container_id)
-                if not follow.done.wait(KILL_WAIT_S):
-                    raise RoscoeError(
-                        f"the container did not stop within {KILL_WAIT_S:g} s of being killed",
-                        exit_code=ExitCode.ENGINE_DURING_RUN,
-                    )
+                _stop(engine, container_id, folders.report, follow)
             if follow.error is not None:
                 raise follow.error
             state = follow.state
         finally:
             stream.close()
-        status, code, message = classify(
+        report = read_report(folders.report)
+        ending = Ending(
             state.get("exit_code"),
             timed_out=stopped_for == "timeout",
             interrupted=stopped_for == "cancel",
             oom_killed=bool(state.get("oom_killed")),
-            timeout=spec.timeout,
-            memory=spec.memory,
+            report=report,
+            launched=launcher_started(folders.report),
+            isolation=spec.isolation,
         )
+        status, code, message = classify(ending, timeout=spec.timeout, memory=spec.memory)
     except _CancelledBeforeStart:
-        stopped_for = "cancel"
-        status, code, message = classify(
-            None,
-            timed_out=False,
-            interrupted=True,
-            oom_killed=False,
-            timeout=spec.timeout,
-            memory=spec.memory,
-        )
+        status, code = "interrupted", ExitCode.INTERRUPTED
         message = "interrupted before the script started"
     except RoscoeError as exc:
         status, code, message = "error", ExitCode.ENGINE_DURING_RUN, exc.message
@@ -222,15 +283,15 @@ def _supervise(
         status, code, message = "error", ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
     finally:
         sink.close()
-    record.status = status
-    record.exit_code = int(code)
-    record.message = message
-    record.timed_out = stopped_for == "timeout"
+    record.status, record.exit_code, record.message = status, int(code), message
+    record.timed_out = status == "timed_out"
     record.image_digest = state.get("image_id")
     record.finished_at = now_iso()
     record.duration_s = round(time.monotonic() - clock, 3)
-    record.output_bytes = sink.bytes
-    record.saved_output_truncated = sink.truncated
+    record.output_bytes, record.saved_output_truncated = sink.bytes, sink.truncated
+    if report is not None:
+        record.peak_memory_bytes = report.max_rss_bytes
+        record.cpu_user_s, record.cpu_system_s = report.user_s, report.system_s
     return record
 
 

@@ -66,6 +66,7 @@ class RunRecord:
     image: str = ""
     image_digest: str | None = None
     engine: str | None = None
+    isolation: str = "runc"  # runc, or gvisor (runs.isolation)
     status: str = "running"
     exit_code: int | None = None
     started_at: str | None = None
@@ -76,6 +77,11 @@ class RunRecord:
     output_bytes: int = 0
     saved_output_truncated: bool = False  # the saved output stopped at MAX_SAVED_OUTPUT
     message: str | None = None
+    # What the script used (runs/launcher.py): the largest resident set of any of its
+    # processes, and the CPU time of all of them; None when it could not be had.
+    peak_memory_bytes: int | None = None
+    cpu_user_s: float | None = None
+    cpu_system_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

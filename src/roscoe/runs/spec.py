@@ -10,7 +10,9 @@ class RunSpec:
     """One run: `script` from Tools, with `args`, against the case folder `case`.
 
     `user` is the uid:gid the script runs as; None means the caller's own uid:gid, or
-    1000:1000 when the caller is root (a script never runs as root).
+    1000:1000 when the caller is root (a script never runs as root). `isolation` is "runc"
+    or "gvisor"; `gvisor_host` an engine endpoint whose default runtime is gVisor (the
+    engine's own endpoint is used when None).
     """
 
     case: str
@@ -23,3 +25,5 @@ class RunSpec:
     network: str = "none"
     env: dict[str, str] = field(default_factory=dict)
     user: str | None = None
+    isolation: str = "runc"
+    gvisor_host: str | None = None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from roscoe.errors import EngineError, RoscoeError, UsageError
+from roscoe.errors import EngineError, IsolationError, RoscoeError, UsageError
 from roscoe.runs.records import check_run_id
 from roscoe.service.auth import authorized
 from roscoe.service.limiter import QueueFull, RunLimiter, ShuttingDown
@@ -234,6 +234,9 @@ class ExecutionService:
         except EngineError as exc:
             self.log("run_failed", level="error", run_id=run_id, reason=exc.message)
             return Response.error(503, f"the container engine failed: {exc.message}")
+        except IsolationError as exc:
+            self.log("run_refused", level="error", run_id=run_id, reason=exc.message)
+            return Response.error(503, f"the run cannot be isolated as configured: {exc.message}")
         except RoscoeError as exc:
             self.log("run_failed", level="error", run_id=run_id, reason=exc.message)
             return Response.error(500, exc.message)

@@ -17,6 +17,7 @@ from roscoe.service.validate import RunRequest
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
+    from roscoe.runs.isolation import Connect
 
 OUTPUT_TAIL_BYTES = 64 * 1024
 
@@ -31,11 +32,20 @@ class RunDefaults:
     cpus: float | None = None
     network: str = "none"
     env: Mapping[str, str] = field(default_factory=dict)  # the server's -e passthrough
+    isolation: str = "runc"  # the host's run.isolation: a request has no say in it
+    gvisor_host: str | None = None
 
 
 class CoreBackend:
-    def __init__(self, connect: Callable[[], Engine], workspace: Workspace, defaults: RunDefaults):
+    def __init__(
+        self,
+        connect: Callable[[], Engine],
+        workspace: Workspace,
+        defaults: RunDefaults,
+        connect_url: Connect | None = None,
+    ):
         self._connect = connect
+        self._connect_url = connect_url
         self.workspace = workspace
         self.defaults = defaults
 
@@ -63,10 +73,19 @@ class CoreBackend:
             cpus=self.defaults.cpus,
             network=self.defaults.network,
             env={**self.defaults.env, **request.env},
+            isolation=self.defaults.isolation,
+            gvisor_host=self.defaults.gvisor_host,
         )
         engine = self._connect()
         try:
-            record = execute(engine, self.workspace, spec, cancel=cancel, run_id=run_id)
+            record = execute(
+                engine,
+                self.workspace,
+                spec,
+                cancel=cancel,
+                run_id=run_id,
+                connect=self._connect_url,
+            )
         finally:
             engine.close()
         result = record.to_json()

@@ -99,7 +99,7 @@ def _drain(service: ExecutionService, grace: float, log: JsonLog) -> None:
 
 def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     from roscoe.config.settings import Settings
-    from roscoe.engine import connect
+    from roscoe.engine import connect, connect_url
     from roscoe.errors import UsageError
     from roscoe.runner.token import read_token
     from roscoe.runs.workspace import Workspace
@@ -124,6 +124,8 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
         cpus=settings.get("run.cpus"),
         network=settings.get("run.network"),
         env={n: os.environ[n] for n in env.passthrough if n in os.environ},
+        isolation=settings.get("run.isolation"),
+        gvisor_host=settings.get("run.gvisor_host"),
     )
     workspace = Workspace(
         root=env.workspace,
@@ -132,7 +134,7 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
         host_root=env.host_workspace,
     )
     limiter = RunLimiter(env.concurrency, env.queue)
-    backend = CoreBackend(lambda: connect(runtime), workspace, defaults)
+    backend = CoreBackend(lambda: connect(runtime), workspace, defaults, connect_url)
     service = ExecutionService(
         token=token,
         limiter=limiter,
