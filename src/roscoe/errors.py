@@ -58,6 +58,12 @@ class IsolationError(RoscoeError):
     exit_code = ExitCode.ISOLATION
 
 
+class Interrupted(RoscoeError):
+    """Ctrl-C or SIGTERM ended the command before anything ran."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class OperationFailed(RoscoeError):
     """The operation was carried out but failed, or the state is not the one asked for."""
 

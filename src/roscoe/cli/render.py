@@ -31,7 +31,7 @@ def console(stderr: bool = False) -> Console:
             # roscoe's own markup ([bold]) stays; text from elsewhere goes through escape().
             emoji=False,
             soft_wrap=True,
-            **({"color_system": None} if plain else {}),
+            color_system=None if plain else "auto",
         )
     return _consoles[key]
 
@@ -70,6 +70,11 @@ def error(exc: RoscoeError) -> None:
     err.print(f"[bold red]error:[/] {escape(exc.message)}")
     if exc.hint:
         err.print(f"  [dim]hint: {escape(exc.hint)}[/]")
+
+
+def error_json(message: str, hint: str | None, exit_code: int) -> None:
+    """An error under --json: one document on stdout, like every other --json output."""
+    print_json({"error": {"message": message, "hint": hint, "exit_code": exit_code}})
 
 
 def escape(text: str) -> str:

@@ -12,11 +12,15 @@ import stat
 from pathlib import Path
 
 APP_NAME = "roscoe"
+# The two variables that move roscoe's folders (listed with every other one in settings.py).
+ENV_DATA_DIR = "ROSCOE_DATA_DIR"
+ENV_CONFIG_DIR = "ROSCOE_CONFIG_DIR"
+ENV_HOST_RUNS_DIR = "ROSCOE_HOST_RUNS_DIR"  # in the runner container: the runs dir's host path
 
 
 def data_dir() -> Path:
     """ROSCOE_DATA_DIR, else the platform's user data dir (honours XDG_DATA_HOME)."""
-    override = os.environ.get("ROSCOE_DATA_DIR")
+    override = os.environ.get(ENV_DATA_DIR)
     if override:
         return Path(override).expanduser()
     import platformdirs
@@ -26,7 +30,7 @@ def data_dir() -> Path:
 
 def config_dir() -> Path:
     """ROSCOE_CONFIG_DIR, else the platform's user config dir (honours XDG_CONFIG_HOME)."""
-    override = os.environ.get("ROSCOE_CONFIG_DIR")
+    override = os.environ.get(ENV_CONFIG_DIR)
     if override:
         return Path(override).expanduser()
     import platformdirs
@@ -52,7 +56,7 @@ def host_view(path: Path) -> Path:
     """Where the engine's host sees `path`, a folder under the runs dir: the same path, unless
     roscoe runs in the runner container, whose ROSCOE_HOST_RUNS_DIR names the runs dir on the
     host (bind mounts name host paths)."""
-    on_host = os.environ.get("ROSCOE_HOST_RUNS_DIR")
+    on_host = os.environ.get(ENV_HOST_RUNS_DIR)
     if not on_host:
         return path
     return Path(on_host) / Path(path).relative_to(runs_dir())

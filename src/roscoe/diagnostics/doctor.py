@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from roscoe.config import paths
-from roscoe.diagnostics.checks import Check
+from roscoe.diagnostics.checks import Check, CheckStatus
 from roscoe.diagnostics.isolation_checks import gvisor_check
 from roscoe.diagnostics.runner_checks import runner_checks
 from roscoe.diagnostics.version import EngineReport
@@ -27,13 +27,13 @@ class DoctorReport:
 
     @property
     def ok(self) -> bool:
-        return all(c.status != "fail" for c in self.checks)
+        return all(c.status != CheckStatus.FAIL for c in self.checks)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "engine": asdict(self.engine) if self.engine else None,
-            "checks": [asdict(c) for c in self.checks],
+            "checks": [c.to_json() for c in self.checks],
         }
 
 
@@ -52,22 +52,30 @@ def doctor_report(
         engine = get_engine()
     except EngineError as exc:
         report.engine = EngineReport(available=False, error=exc.message, hint=exc.hint)
-        report.checks.append(Check("engine", "fail", exc.message, exc.hint))
+        report.checks.append(Check("engine", CheckStatus.FAIL, exc.message, exc.hint))
     if engine is not None:
         report.engine = EngineReport.of(engine)
         report.checks.append(
-            Check("engine", "ok", f"reachable at {engine.endpoint.url} ({engine.endpoint.source})")
+            Check(
+                "engine",
+                CheckStatus.OK,
+                f"reachable at {engine.endpoint.url} ({engine.endpoint.source})",
+            )
         )
         report.checks.append(
             Check(
                 "engine version",
-                "ok",
+                CheckStatus.OK,
                 f"{engine.info.kind} {engine.info.version}, API {engine.info.api_version}",
             )
         )
         rootless = engine.rootless()
         report.checks.append(
-            Check("rootless", "ok", {True: "yes", False: "no (rootful)", None: "unknown"}[rootless])
+            Check(
+                "rootless",
+                CheckStatus.OK,
+                {True: "yes", False: "no (rootful)", None: "unknown"}[rootless],
+            )
         )
         report.checks.append(gvisor_check(engine, isolation, gvisor_host, connect))
         report.checks.append(_image_check(engine, image_ref, image_source))
@@ -83,7 +91,7 @@ def _image_check(engine: Engine, ref: str, source: str) -> Check:
     if found is None:
         return Check(
             "runner image",
-            "warn",
+            CheckStatus.WARN,
             f"{ref} ({source}) is not present locally",
             "it is pulled on first use; `roscoe image pull` fetches it now, "
             "`make build-image` builds it from source",
@@ -93,8 +101,10 @@ def _image_check(engine: Engine, ref: str, source: str) -> Check:
     verdict = version_match(image_version_label(found))
     mismatch = verdict.warning(f"{ref} ({source})")
     if mismatch:
-        return Check("runner image", "warn", mismatch[0], mismatch[1])
-    return Check("runner image", "ok", f"{ref} ({source}) present, version {verdict.image_version}")
+        return Check("runner image", CheckStatus.WARN, mismatch[0], mismatch[1])
+    return Check(
+        "runner image", CheckStatus.OK, f"{ref} ({source}) present, version {verdict.image_version}"
+    )
 
 
 def _data_dir_check() -> Check:
@@ -106,12 +116,12 @@ def _data_dir_check() -> Check:
     except OSError as exc:
         return Check(
             "data dir",
-            "fail",
+            CheckStatus.FAIL,
             f"{where} is not writable: {exc.strerror or exc}",
             "set ROSCOE_DATA_DIR to a folder you can write, or fix its permissions",
         )
     free = _free_space(where)
-    return Check("data dir", "ok", f"{where} is writable{free}")
+    return Check("data dir", CheckStatus.OK, f"{where} is writable{free}")
 
 
 def _free_space(where: os.PathLike[str]) -> str:

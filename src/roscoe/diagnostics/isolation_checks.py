@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from roscoe.diagnostics.checks import Check
+from roscoe.diagnostics.checks import Check, CheckStatus
 from roscoe.errors import IsolationError
 from roscoe.runs.isolation import GVISOR, place
 
@@ -21,9 +21,14 @@ def gvisor_check(
         placement = place(engine, GVISOR, gvisor_host, connect, thorough=True)
     except IsolationError as exc:
         if isolation == GVISOR:
-            return Check("gvisor", "fail", f"run.isolation is gvisor, but {exc.message}", exc.hint)
+            return Check(
+                "gvisor", CheckStatus.FAIL, f"run.isolation is gvisor, but {exc.message}", exc.hint
+            )
         return Check(
-            "gvisor", "ok", f"not available (optional; runs use runc): {exc.message}", exc.hint
+            "gvisor",
+            CheckStatus.OK,
+            f"not available (optional; runs use runc): {exc.message}",
+            exc.hint,
         )
     try:
         where = placement.engine
@@ -35,4 +40,4 @@ def gvisor_check(
     finally:
         placement.close()
     used = "runs use it (run.isolation)" if isolation == GVISOR else "runs use runc"
-    return Check("gvisor", "ok", f"usable: {how}; {used}")
+    return Check("gvisor", CheckStatus.OK, f"usable: {how}; {used}")

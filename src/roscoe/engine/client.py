@@ -93,6 +93,7 @@ class Engine(RunCalls, RunnerCalls):
         self._timeout = timeout
         self._facts = facts
         self._facts_cache = facts_cache
+        self._cpu_count: int | None = None
         # The transport of the hot path: stdlib on a unix socket, else through the SDK.
         self.wire: Wire | SdkWire
         if endpoint.socket_path and api is None:
@@ -146,6 +147,18 @@ class Engine(RunCalls, RunnerCalls):
                 cache.put(socket_path, found)
         self._facts = found
         return found
+
+    def cpu_count(self) -> int | None:
+        """How many CPUs the engine has (GET /info NCPU: its view, not this machine's, which
+        differs for a remote engine or one in a VM); None when it does not say. Cached."""
+        if self._cpu_count is None:
+            try:
+                info = self.wire.call("GET", "/info")
+            except (WireError, OSError) as exc:
+                raise self._failed("could not ask the engine for its CPU count", exc) from exc
+            count = info.get("NCPU") if isinstance(info, dict) else None
+            self._cpu_count = count if isinstance(count, int) and count > 0 else 0
+        return self._cpu_count or None
 
     def close(self) -> None:
         if self._api is not None:

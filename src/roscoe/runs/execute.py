@@ -27,19 +27,21 @@ from roscoe.runs.records import (
     write_record,
 )
 from roscoe.runs.spec import RunSpec
+from roscoe.runs.tracking import Tracker, file_digest
 from roscoe.runs.workspace import Workspace
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
 
 from roscoe.runs.isolation import Connect, Placement, place
-from roscoe.runs.outcome import Ending, classify
+from roscoe.runs.outcome import Ending, RunStatus, classify
 from roscoe.runs.output import OnOutput, OutputSink
 from roscoe.runs.plan import (
     DATA_MOUNT,
     PIDS_LIMIT,
     TMPFS,
     RunPlan,
+    check_cpus,
     container_name,
     plan_run,
     run_labels,
@@ -116,7 +118,8 @@ def execute(
     """Run `spec` and return its record (also written to <data dir>/runs/<id>/run.json).
 
     Raises before any container exists: UsageError (2) for a bad case, script, id or
-    limit; ImageError (4) when the image is absent; IsolationError (5) when the isolation
+    limit (a CPU limit above the engine's CPU count too); ImageError (4) when the image is
+    absent; IsolationError (5) when the isolation
     asked for cannot be had (`runs.isolation`; `connect` reaches spec.gvisor_host);
     EngineError (125) when the container cannot be created (or, having been created under
     the wrong runtime, was removed unstarted: IsolationError). Once the container exists
@@ -129,6 +132,9 @@ def execute(
     plan = plan_run(workspace, spec, run_id)
     placement = place(engine, spec.isolation, spec.gvisor_host, connect)
     try:
+        if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
+            target = placement.engine
+            check_cpus(spec.cpus, target.cpu_count(), target.kind)
         return _execute(placement, workspace, spec, plan, on_output=on_output, cancel=cancel)
     finally:
         placement.close()
@@ -146,6 +152,12 @@ def _execute(
     engine = placement.engine
     where = make_run_dir(plan.run_id)
     report_dir = make_report_dir(where)
+    # The before-walk of the case goes on while the engine creates the container.
+    tracker = Tracker(
+        plan.case_dir, str(workspace.host_path(plan.case_dir)), enabled=spec.track_changes
+    )
+    tracker.begin()
+    script_sha256 = file_digest(plan.script_path)
     started_wall = time.time()
     started_at = now_iso()
     try:
@@ -180,7 +192,11 @@ def _execute(
         engine=engine.kind,
         isolation=spec.isolation,
         started_at=started_at,
+        requested_by=spec.requested_by,
+        script_sha256=script_sha256,
+        env_names=sorted(spec.env),
     )
+    tracker.ready()  # the script must not start before the case has been walked
     try:
         record = _supervise(
             engine,
@@ -191,6 +207,8 @@ def _execute(
             on_output=on_output,
             cancel=cancel,
         )
+        if record.status != RunStatus.ERROR:  # the container has stopped: walk while removed
+            tracker.end()
     finally:
         try:
             engine.run_remove(container_id)
@@ -198,6 +216,7 @@ def _execute(
             # gc removes it later (it is labelled); the outcome of the run still stands.
             log.warning("run %s: %s", plan.run_id, exc.message)
         remove_report_dir(report_dir)
+    record.changes = tracker.result()
     write_record(record)
     return record
 
@@ -275,16 +294,17 @@ def _supervise(
         )
         status, code, message = classify(ending, timeout=spec.timeout, memory=spec.memory)
     except _CancelledBeforeStart:
-        status, code = "interrupted", ExitCode.INTERRUPTED
+        status, code = RunStatus.INTERRUPTED, ExitCode.INTERRUPTED
         message = "interrupted before the script started"
     except RoscoeError as exc:
-        status, code, message = "error", ExitCode.ENGINE_DURING_RUN, exc.message
+        status, code, message = RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, exc.message
     except Exception as exc:  # the engine's transport failing mid-stream, for one
-        status, code, message = "error", ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
+        status = RunStatus.ERROR
+        code, message = ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
     finally:
         sink.close()
     record.status, record.exit_code, record.message = status, int(code), message
-    record.timed_out = status == "timed_out"
+    record.timed_out = status == RunStatus.TIMED_OUT
     record.image_digest = state.get("image_id")
     record.finished_at = now_iso()
     record.duration_s = round(time.monotonic() - clock, 3)

@@ -3,7 +3,7 @@
 Its source goes into the container on the command line (`python3 -I -S -c SOURCE ...`), so
 it works with any image that has python3 and needs no file of roscoe's there; `plan.py`
 falls back to coreutils `timeout` in an image without python3 (then the figures are null).
-It is a program of its own: it imports nothing of roscoe's, runs on Python 3.6 and later,
+It is a program of its own: it imports nothing of roscoe's, runs on Python 3.7 and later,
 and is kept small and fast (no json, no subprocess: its start is paid by every run).
 
     python3 -I -S -c SOURCE REPORT_DIR BACKSTOP_S MEMORY_BYTES PUMP -- COMMAND...
@@ -29,6 +29,8 @@ stderr through pipes of the launcher's own: gVisor cuts writes to the container'
 and Python drops the rest of a short write when its output is unbuffered.
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import select
@@ -38,7 +40,7 @@ import sys
 CHUNK = 65536
 
 
-def cgroup_oom_kills(limit):
+def cgroup_oom_kills(limit: int) -> int | None:
     """The container's memory cgroup kill count, if the cgroup in view enforces `limit`."""
     for limit_file, events_file, key in (
         ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.events", "oom_kill"),
@@ -63,7 +65,7 @@ def cgroup_oom_kills(limit):
     return None
 
 
-def write_all(fd, data):
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         try:
@@ -78,17 +80,20 @@ def write_all(fd, data):
 
 
 class Launcher:
-    def __init__(self, argv):
+    def __init__(self, argv: list[str]) -> None:
         self.report_dir, backstop, limit, pump = argv[1:5]
         self.command = argv[6:]
         self.backstop = float(backstop)
         self.limit = int(limit)
         self.pump = pump == "1"
-        self.stopped = None
+        self.stopped: str | None = None
         self.child = 0
-        self.status = None
+        self.status: int | None = None
+        self.oom_before: int | None = None
+        self.wake = -1
+        self.sources: dict[int, int] = {}  # the script's pipe -> the container's stream
 
-    def start(self):
+    def start(self) -> None:
         self.touch("started")
         self.oom_before = cgroup_oom_kills(self.limit)
         wake_read, wake_write = os.pipe()
@@ -109,7 +114,7 @@ class Launcher:
         self.sources = {read_end: target for (read_end, _), target in zip(pipes, (1, 2))}
         signal.setitimer(signal.ITIMER_REAL, self.backstop)
 
-    def exec_script(self, pipes):
+    def exec_script(self, pipes: list[tuple[int, int]]) -> None:
         try:
             for name in ("SIGPIPE", "SIGXFSZ", "SIGINT", "SIGUSR1", "SIGALRM", "SIGCHLD"):
                 signal.signal(getattr(signal, name), signal.SIG_DFL)
@@ -125,13 +130,13 @@ class Launcher:
             write_all(2, f"roscoe: cannot run {self.command[0]}: {exc}\n".encode())
         os._exit(127)
 
-    def stop_asked(self, *_):
+    def stop_asked(self, *_: object) -> None:
         self.stop("asked")
 
-    def stop_backstop(self, *_):
+    def stop_backstop(self, *_: object) -> None:
         self.stop("backstop")
 
-    def stop(self, why):
+    def stop(self, why: str) -> None:
         if self.stopped is None:
             self.stopped = why
             try:
@@ -142,7 +147,7 @@ class Launcher:
             except OSError:
                 pass
 
-    def run(self):
+    def run(self) -> None:
         while self.status is None:
             readable = [*self.sources, self.wake]
             try:
@@ -159,14 +164,14 @@ class Launcher:
             while self.forward(fd):
                 pass
 
-    def drain_wake(self):
+    def drain_wake(self) -> None:
         try:
             while os.read(self.wake, 512):
                 pass
         except OSError:
             pass
 
-    def forward(self, fd):
+    def forward(self, fd: int) -> bool:
         """One chunk from the script's pipe to the container's stream; False at its end."""
         try:
             data = os.read(fd, CHUNK)
@@ -181,7 +186,7 @@ class Launcher:
         write_all(self.sources[fd], data)
         return True
 
-    def reap(self):
+    def reap(self) -> None:
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -194,23 +199,23 @@ class Launcher:
             if pid == self.child:
                 self.status = status
 
-    def finish(self):
+    def finish(self) -> int:
         import resource
 
         signal.setitimer(signal.ITIMER_REAL, 0)
         if self.stopped is not None:
             self.reap_all()
         used = resource.getrusage(resource.RUSAGE_CHILDREN)
-        status = self.status
+        status = self.status if self.status is not None else 0
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-        killed = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        killed = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
         after = cgroup_oom_kills(self.limit)
         kills = None
         if self.oom_before is not None and after is not None:
             kills = after - self.oom_before
         fields = [
             ("exit", code),
-            ("signal", killed),
+            ("signal", killed if code is None else None),
             ("user_s", round(used.ru_utime, 3)),
             ("system_s", round(used.ru_stime, 3)),
             ("max_rss_kb", used.ru_maxrss),
@@ -221,7 +226,7 @@ class Launcher:
         self.write("report.json", text)
         return code if code is not None else 128 + killed
 
-    def reap_all(self):
+    def reap_all(self) -> None:
         while True:
             try:
                 os.waitpid(-1, 0)
@@ -230,10 +235,10 @@ class Launcher:
             except InterruptedError:
                 continue
 
-    def touch(self, name):
+    def touch(self, name: str) -> None:
         self.write(name, "")
 
-    def write(self, name, text):
+    def write(self, name: str, text: str) -> None:
         path = os.path.join(self.report_dir, name)
         temp = path + ".tmp"
         try:
@@ -247,7 +252,7 @@ class Launcher:
             pass  # no report: roscoe says null for every figure, and classifies without it
 
 
-def as_json(value):
+def as_json(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, str):
@@ -255,7 +260,7 @@ def as_json(value):
     return repr(value)
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     launcher = Launcher(argv)
     launcher.start()
     launcher.run()

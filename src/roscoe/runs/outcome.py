@@ -13,8 +13,25 @@ from dataclasses import dataclass
 
 from roscoe.errors import ExitCode
 from roscoe.runs.report import LaunchReport
+from roscoe.strenum import StrEnum
 
 GVISOR = "gvisor"
+
+
+class RunStatus(StrEnum):
+    """A run's status in its record (`roscoe runs`, the service's JSON): QUEUED while it waits
+    for a slot (`roscoe mcp`), RUNNING while it is under way, one of the others once it is
+    over. The values are a contract (docs/json.md)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    OOM_KILLED = "oom_killed"
+    INTERRUPTED = "interrupted"  # stopped from outside: Ctrl-C, SIGTERM, a shutdown
+    CANCELLED = "cancelled"  # stopped because a caller asked for that run to stop
+    ERROR = "error"
 
 
 @dataclass(frozen=True)
@@ -30,7 +47,7 @@ class Ending:
     isolation: str = "runc"
 
 
-def classify(ending: Ending, *, timeout: float, memory: str) -> tuple[str, int, str | None]:
+def classify(ending: Ending, *, timeout: float, memory: str) -> tuple[RunStatus, int, str | None]:
     """(status, roscoe's exit code, a line for the user).
 
     One rule on every engine: the script's own exit code wins. A script killed at the memory
@@ -40,9 +57,9 @@ def classify(ending: Ending, *, timeout: float, memory: str) -> tuple[str, int, 
     """
     report = ending.report
     if ending.interrupted:
-        return "interrupted", ExitCode.INTERRUPTED, "interrupted: the container was stopped"
+        return RunStatus.INTERRUPTED, ExitCode.INTERRUPTED, "interrupted: the container was stopped"
     if ending.timed_out or (report is not None and report.stopped == "backstop"):
-        return "timed_out", ExitCode.TIMEOUT, f"timed out after {timeout:g} s"
+        return RunStatus.TIMED_OUT, ExitCode.TIMEOUT, f"timed out after {timeout:g} s"
     at_limit = f"killed at the memory limit ({memory})"
     if report is not None:
         return _from_report(report, ending, at_limit, memory)
@@ -53,22 +70,22 @@ def classify(ending: Ending, *, timeout: float, memory: str) -> tuple[str, int, 
     # says OOMKilled=false (Podman always does).
     code = ending.exit_code
     if code == ExitCode.OOM or (ending.oom_killed and code is None):
-        return "oom_killed", ExitCode.OOM, f"{at_limit}: probably out of memory"
+        return RunStatus.OOM_KILLED, ExitCode.OOM, f"{at_limit}: probably out of memory"
     warning = _process_killed(memory, code) if ending.oom_killed else None
     return _finished(code, warning)
 
 
 def _from_report(
     report: LaunchReport, ending: Ending, at_limit: str, memory: str
-) -> tuple[str, int, str | None]:
+) -> tuple[RunStatus, int, str | None]:
     if report.signal is not None:
         if report.signal == signals.SIGKILL and (
             (report.oom_kills or 0) > 0 or (report.oom_kills is None and ending.oom_killed)
         ):
-            return "oom_killed", ExitCode.OOM, at_limit
+            return RunStatus.OOM_KILLED, ExitCode.OOM, at_limit
         not_memory = ", not at the memory limit" if report.signal == signals.SIGKILL else ""
         return (
-            "failed",
+            RunStatus.FAILED,
             128 + report.signal,
             f"the script was killed by {_signal_name(report.signal)}{not_memory}",
         )
@@ -76,13 +93,13 @@ def _from_report(
     return _finished(report.exit, _process_killed(memory, report.exit) if killed else None)
 
 
-def _sandbox_stopped(code: int | None, at_limit: str) -> tuple[str, int, str | None]:
+def _sandbox_stopped(code: int | None, at_limit: str) -> tuple[RunStatus, int, str | None]:
     """Under gVisor, the launcher started and never reported: the whole sandbox was stopped
     under it, by the memory limit (the host's OOM killer takes the sandbox) or by gVisor."""
     if code == ExitCode.OOM:
-        return "oom_killed", ExitCode.OOM, f"{at_limit}: gVisor's sandbox was stopped"
+        return RunStatus.OOM_KILLED, ExitCode.OOM, f"{at_limit}: gVisor's sandbox was stopped"
     return (
-        "error",
+        RunStatus.ERROR,
         ExitCode.ENGINE_DURING_RUN,
         f"gVisor's sandbox stopped before the script ended (exit {code}): it most likely ran "
         "out of processes (under gVisor each process of a script takes host processes of the "
@@ -90,12 +107,12 @@ def _sandbox_stopped(code: int | None, at_limit: str) -> tuple[str, int, str | N
     )
 
 
-def _finished(code: int | None, warning: str | None) -> tuple[str, int, str | None]:
+def _finished(code: int | None, warning: str | None) -> tuple[RunStatus, int, str | None]:
     if code == 0:
-        return "succeeded", 0, warning
+        return RunStatus.SUCCEEDED, 0, warning
     if code is None:
-        return "error", ExitCode.ENGINE_DURING_RUN, "the engine reported no exit code"
-    return "failed", code, warning
+        return RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, "the engine reported no exit code"
+    return RunStatus.FAILED, code, warning
 
 
 def _process_killed(memory: str, code: int | None) -> str:

@@ -7,13 +7,12 @@ import functools
 import math
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from roscoe import __version__
-from roscoe.config.parse import ENV_NAME
-from roscoe.config.settings import parse_size
+from roscoe.config.parse import env_name_problem, parse_size
+from roscoe.config.settings import NETWORKS
 from roscoe.errors import UsageError
 from roscoe.labels import (
     LABEL_DEADLINE,
@@ -35,9 +34,6 @@ from roscoe.runs.report import REPORT_MOUNT
 from roscoe.runs.spec import RunSpec
 from roscoe.runs.workspace import Workspace, interpreter
 
-if TYPE_CHECKING:
-    pass
-
 DATA_MOUNT = "/data"
 TOOLS_MOUNT = "/tools"
 PIDS_LIMIT = 512
@@ -52,7 +48,6 @@ BASE_ENV = {
 # DEADLINE_SLACK_S after that.
 BACKSTOP_GRACE_S = 3.0
 DEADLINE_SLACK_S = 30
-NETWORKS = ("none", "host")
 # The container's first process: the launcher (runs/launcher.py) when the image has python3,
 # else coreutils `timeout` as before (no figures then). $0 is the launcher's source; $1-$4 its
 # report folder, backstop, memory limit and pump flag; $5 is "--"; the rest the command.
@@ -79,7 +74,6 @@ class RunPlan:
     user: str
     memory_bytes: int
     relabel: str = ""  # ",z" on an SELinux host: bind mounts are relabelled
-    labels: dict[str, str] = field(default_factory=dict)
 
     def report_bind(self, host_path: Path) -> str:
         """The bind mount of the launcher's report folder (runs/report.py)."""
@@ -101,8 +95,9 @@ def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> 
     if spec.network not in NETWORKS:
         raise UsageError(f"unknown network '{spec.network}'", hint="use none or host")
     for key in spec.env:
-        if not ENV_NAME.fullmatch(key):
-            raise UsageError(f"'{key}' is not a valid environment variable name")
+        problem = env_name_problem(key)
+        if problem:
+            raise UsageError(f"the variable '{key[:40]}' cannot be set for a run: {problem}")
     if any("\x00" in arg for arg in spec.args):
         raise UsageError("a script argument contains a NUL byte")
 
@@ -153,6 +148,16 @@ def launcher_source() -> str:
         line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("#")
     ]
     return "\n".join(kept) + "\n"
+
+
+def check_cpus(cpus: float | None, available: int | None, engine: str) -> None:
+    """UsageError (2) when a CPU limit is more than the engine has (Docker refused it at
+    create, exit 125; Podman took it): one behaviour on both engines."""
+    if cpus is not None and available is not None and cpus > available:
+        raise UsageError(
+            f"a CPU limit of {cpus:g} is more than the {available} CPUs {engine} has",
+            hint=f"use at most {available} (--cpus, run.cpus or ROSCOE_CPUS)",
+        )
 
 
 def default_user() -> str:

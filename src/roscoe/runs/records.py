@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -19,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from roscoe.config import paths
+from roscoe.config.atomic import write_atomic
 from roscoe.errors import UsageError
+from roscoe.runs.outcome import RunStatus
 
 RECORD_FILE = "run.json"
 OUTPUT_FILE = "output.log"
@@ -28,13 +28,10 @@ OUTPUT_FILE = "output.log"
 # as part of a container name. No '/', so no traversal; never '.' or '..' by itself.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
-# What a finished run's status can be; "running" while it is under way.
-STATUSES = ("running", "succeeded", "failed", "timed_out", "oom_killed", "interrupted", "error")
-
 
 def new_run_id() -> str:
     """Sortable by start time, unique across concurrent runs: 20261121-112715-3f9a1c2e."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + os.urandom(4).hex()
 
 
 def check_run_id(run_id: str) -> str:
@@ -67,7 +64,7 @@ class RunRecord:
     image_digest: str | None = None
     engine: str | None = None
     isolation: str = "runc"  # runc, or gvisor (runs.isolation)
-    status: str = "running"
+    status: RunStatus = RunStatus.RUNNING
     exit_code: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -77,14 +74,25 @@ class RunRecord:
     output_bytes: int = 0
     saved_output_truncated: bool = False  # the saved output stopped at MAX_SAVED_OUTPUT
     message: str | None = None
+    requested_by: str | None = None  # cli:<user name>, or the service token's name
+    script_sha256: str | None = None  # the script file as it was run
+    env_names: list[str] = field(default_factory=list)  # never the values
+    # {"tracked": true, "created": [...], "modified": [...], "deleted": [...]} or
+    # {"tracked": false, "reason": ...}; None while running (runs.changes)
+    changes: dict[str, Any] | None = None
     # What the script used (runs/launcher.py): the largest resident set of any of its
     # processes, and the CPU time of all of them; None when it could not be had.
     peak_memory_bytes: int | None = None
     cpu_user_s: float | None = None
     cpu_system_s: float | None = None
 
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)  # given as its value ("running") or as itself
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
@@ -104,7 +112,7 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status != "running"
+        return self.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 _REQUIRED = ("id", "case", "script")
@@ -127,6 +135,8 @@ _FIELD_TYPES: dict[str, Callable[[Any], bool]] = {
     "float | None": lambda v: v is None or _is_number(v),
     "bool": lambda v: isinstance(v, bool),
     "list[str]": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+    "dict[str, Any] | None": lambda v: v is None or isinstance(v, dict),
+    "RunStatus": lambda v: v in RunStatus.__members__.values(),
 }
 
 
@@ -152,39 +162,38 @@ def make_run_dir(run_id: str) -> Path:
     return where
 
 
-def hand_over(path: Path) -> None:
-    """Give a new file or folder under runs/ to the runs folder's owner, when we are root.
+def runs_owner() -> tuple[int, int] | None:
+    """Who new files and folders under runs/ must belong to: the runs folder's owner when we
+    are root and it is not (None: leave them ours).
 
     Under a root roscoe, `roscoe server start` hands runs/ to the runner's unprivileged user,
     so that its service can list and read every run; the CLI's records must follow, or the
     service would see only its own. The data dir above stays 0700 root: nobody else gets in.
     """
     if os.getuid() != 0:
-        return
+        return None
     owner = paths.runs_dir().stat()
-    if (owner.st_uid, owner.st_gid) != (0, 0):
-        os.chown(path, owner.st_uid, owner.st_gid)
+    if (owner.st_uid, owner.st_gid) == (0, 0):
+        return None
+    return owner.st_uid, owner.st_gid
+
+
+def hand_over(path: Path) -> None:
+    """Give a new file or folder under runs/ to the runs folder's owner (see runs_owner)."""
+    owner = runs_owner()
+    if owner is not None:
+        os.chown(path, *owner)
 
 
 def write_record(record: RunRecord) -> Path:
-    """Write run.json atomically (temp file + rename): readers never see half a record.
-
-    The temp file is mkstemp's, created 0600: records are readable by their owner only.
-    """
+    """Write run.json atomically (config.atomic): readers never see half a record, and a crash
+    leaves the previous one. 0600: records are readable by their owner only."""
     where = run_dir(record.id)
     if not where.is_dir():
         make_run_dir(record.id)
     target = where / RECORD_FILE
-    fd, temp = tempfile.mkstemp(prefix=".run-", suffix=".json", dir=where)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(record.to_json(), out, indent=2)
-            out.write("\n")
-        hand_over(Path(temp))
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(record.to_json(), indent=2) + "\n"
+    write_atomic(target, text, mode=0o600, owner=runs_owner())
     return target
 
 
@@ -220,9 +229,10 @@ class RunListing:
     skipped: list[str] = field(default_factory=list)  # one line each: which and why
 
 
-def scan_runs(limit: int = 20) -> RunListing:
-    """The most recent runs first (by start time). One unreadable or malformed record never
-    takes the listing down: it is skipped, and said in `skipped`."""
+def scan_runs(limit: int = 20, case: str | None = None) -> RunListing:
+    """The most recent runs first (by start time), of one case when `case` is given. One
+    unreadable or malformed record never takes the listing down: it is skipped, and said in
+    `skipped`."""
     root = paths.runs_dir()
     try:
         entries = [e for e in os.scandir(root) if e.is_dir() and _RUN_ID.fullmatch(e.name)]
@@ -236,14 +246,16 @@ def scan_runs(limit: int = 20) -> RunListing:
             if (Path(entry.path) / RECORD_FILE).exists():
                 listing.skipped.append(exc.message)
             # else: a run folder whose record is not written yet (it is being created)
+    if case is not None:
+        listing.runs = [record for record in listing.runs if record.case == case]
     listing.runs.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
     del listing.runs[max(limit, 0) :]
     return listing
 
 
-def list_runs(limit: int = 20) -> list[RunRecord]:
+def list_runs(limit: int = 20, case: str | None = None) -> list[RunRecord]:
     """The most recent runs first (by start time); unreadable records are skipped."""
-    return scan_runs(limit).runs
+    return scan_runs(limit, case).runs
 
 
 def read_output(run_id: str, tail_bytes: int | None = None) -> tuple[bytes, bool]:

@@ -8,11 +8,11 @@ core's Workspace; this module refuses what is malformed on its face.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from roscoe.config.parse import ENV_NAME, env_name_problem
 from roscoe.runs.workspace import MAX_NAME_CHARS
 
 MAX_BODY_BYTES = 64 * 1024
@@ -21,11 +21,13 @@ MAX_ARGS = 256
 MAX_ARG_CHARS = 8192
 MAX_ENV = 64
 MAX_ENV_VALUE_CHARS = 8192
+# The request line and headers together, and how many headers: beyond either, 431.
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADERS = 100
+# Seconds a client has to send its whole request (request line, headers and body).
+REQUEST_DEADLINE_S = 30.0
 
-_FIELDS = {"case", "script", "args", "timeout", "env"}
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Names a run must not set: they would change how the container behaves, not the script.
-_RESERVED_ENV = frozenset({"PATH", "HOME", "USER", "HOSTNAME", "LD_PRELOAD", "LD_LIBRARY_PATH"})
+_FIELDS = {"case", "script", "args", "timeout", "env", "wait"}
 
 
 class Rejected(Exception):
@@ -44,6 +46,7 @@ class RunRequest:
     args: tuple[str, ...] = ()
     timeout: float | None = None  # None: the service's default
     env: dict[str, str] = field(default_factory=dict)
+    wait: bool = True  # False: answer 202 at once and carry the run out in the background
 
 
 def check_body_size(content_length: str | None) -> int:
@@ -69,6 +72,9 @@ def parse_run_request(body: bytes, max_timeout: float = MAX_TIMEOUT_S) -> RunReq
         raise Rejected(400, f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise Rejected(400, "the body must be a JSON object")
+    if not _encodable(data):
+        # JSON lets "\ud800" through; such a string cannot be written, logged or passed on.
+        raise Rejected(400, "the body holds a lone surrogate (\\ud800-\\udfff): not valid text")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise Rejected(
@@ -83,7 +89,28 @@ def parse_run_request(body: bytes, max_timeout: float = MAX_TIMEOUT_S) -> RunReq
         args=_args(data.get("args", [])),
         timeout=_timeout(data.get("timeout"), max_timeout),
         env=_env(data.get("env", {})),
+        wait=_wait(data.get("wait", True)),
     )
+
+
+def _encodable(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_encodable(v) for v in value)
+    return True
+
+
+def _wait(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Rejected(400, "'wait' must be true or false")
+    return value
 
 
 def _name(value: Any, what: str) -> str:
@@ -139,10 +166,11 @@ def _env(value: Any) -> dict[str, str]:
         raise Rejected(400, f"'env' has more than {MAX_ENV} variables")
     env: dict[str, str] = {}
     for name, text in value.items():
-        if not _ENV_NAME.fullmatch(name):
+        if not ENV_NAME.fullmatch(name):
             raise Rejected(400, f"'env' name '{name[:40]}' is not a variable name")
-        if name.upper() in _RESERVED_ENV or name.startswith("ROSCOE_"):
-            raise Rejected(400, f"'env' must not set {name}")
+        problem = env_name_problem(name)  # the same rule as `roscoe run -e`
+        if problem:
+            raise Rejected(400, f"'env' must not set {name}: {problem}")
         if not isinstance(text, str):
             raise Rejected(400, f"'env' value of {name} must be a string")
         if len(text) > MAX_ENV_VALUE_CHARS or "\x00" in text:
