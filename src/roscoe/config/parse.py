@@ -152,7 +152,7 @@ def container_name(value: Any) -> str:
 # the container finds and loads programs, not what the script is asked to do. Documented in
 # docs/usage.md and docs/service-api.md: keep the three in step.
 _REFUSED_ENV: dict[str, tuple[str, ...]] = {
-    "roscoe sets it (PATH finds the `timeout` wrapper every run starts with)": (
+    "roscoe sets it (PATH finds the launcher every run starts with)": (
         "PATH",
         "HOME",
         "USER",
