@@ -44,8 +44,8 @@ BASE_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",  # /tools is read-only
 }
 # If roscoe is SIGKILLed it cannot kill the container at the timeout; the launcher inside the
-# container (or coreutils `timeout` in an image without python3) does, this long after. gc may sweep a container still running
-# DEADLINE_SLACK_S after that.
+# container (or coreutils `timeout` in an image without python3) does, this long after. gc may
+# sweep a container still running DEADLINE_SLACK_S after that.
 BACKSTOP_GRACE_S = 3.0
 DEADLINE_SLACK_S = 30
 # The container's first process: the launcher (runs/launcher.py) when the image has python3,

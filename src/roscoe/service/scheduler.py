@@ -182,9 +182,8 @@ class Scheduler:
         if record is None and failure is not None and not request.wait:
             # The caller already holds the id (202): leave a record that says what happened.
             record = self._failed_record(live, failure[1])
-        self._end(live, record, failure)
-        if record is not None:
-            self.log(
+        if record is not None:  # logged before the answer: a client that reads the log
+            self.log(  # after its answer finds the run's end there
                 "run_finished",
                 run_id=live.id,
                 status=record.get("status"),
@@ -192,6 +191,7 @@ class Scheduler:
                 duration_s=record.get("duration_s"),
                 wall_s=round(time.monotonic() - started, 3),
             )
+        self._end(live, record, failure)
 
     def _finish_cancelled(self, live: LiveRun, record: dict[str, Any]) -> dict[str, Any]:
         """The run core calls every stop `interrupted`; a cancel asked for is `cancelled`."""
