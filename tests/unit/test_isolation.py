@@ -10,63 +10,44 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_run_execute import FakeEngine
 
 from roscoe.config import paths
 from roscoe.config.settings import Settings
+from roscoe.engine import EngineFacts
 from roscoe.engine.detect import Endpoint
-from roscoe.engine.facts import EngineFacts, FactsCache, docker_facts, podman_facts
+from roscoe.engine.facts import FactsCache, docker_facts, podman_facts
+from roscoe.engine.fake import FakeEngine
 from roscoe.errors import EngineError, ExitCode, IsolationError, UsageError
 from roscoe.runs.execute import execute
 from roscoe.runs.isolation import GVISOR_HOST_SETTING, place
 from roscoe.runs.spec import RunSpec
 from roscoe.runs.workspace import Workspace
 
+IMAGE = "img"
 PODMAN_GVISOR = "unix:///run/podman/podman-gvisor.sock"
 
 
-class Engine(FakeEngine):
-    """FakeEngine with what isolation reads: facts, the runtime a container got, close()."""
-
-    def __init__(
-        self,
-        kind: str = "docker",
-        facts: EngineFacts | None = None,
-        runtime_created: str | None = None,
-        rootless: bool = False,
-        url: str = "unix:///run/engine.sock",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.kind = kind
-        self._facts = facts or EngineFacts(default_runtime="runc", runtimes=("runc",))
-        self.runtime_created = runtime_created
-        self.rootless = rootless
-        self.endpoint = Endpoint(url, "test")
-        self.closed = False
-
-    def facts(self) -> EngineFacts:
-        self.calls.append("facts")
-        return self._facts
-
-    def podman_rootless(self) -> bool:
-        return self.kind == "podman" and self.rootless
-
-    def run_create(self, **kwargs: Any) -> str:
-        self._call("create")
-        self.created = kwargs
-        if kwargs.get("runtime") and self.kind == "docker" and self.runtime_created is None:
-            raise IsolationError("docker has no runtime 'runsc': gVisor is not set up there")
-        return "cid-1"
-
-    def run_runtime(self, container_id: str) -> str | None:
-        self.calls.append("runtime")
-        if self.kind == "docker":
-            return self.created.get("runtime") or "runc"
-        return self.runtime_created or "runc"
-
-    def close(self) -> None:
-        self.closed = True
+def engine_of(
+    kind: str = "docker",
+    *,
+    runtimes: tuple[str, ...] = ("runc",),
+    default_runtime: str = "runc",
+    rootless: bool = False,
+    controllers: tuple[str, ...] | None = None,
+    url: str = "unix:///run/engine.sock",
+) -> FakeEngine:
+    """The fake engine with the image present; Docker knows `runtimes`, Podman runs every
+    container under `default_runtime`."""
+    engine = FakeEngine(kind, rootless=rootless)
+    engine.add_image(IMAGE)
+    engine.endpoint = Endpoint(url, "test")
+    engine.facts_answer = EngineFacts(
+        rootless=rootless,
+        cgroup_controllers=controllers,
+        default_runtime=default_runtime,
+        runtimes=runtimes,
+    )
+    return engine
 
 
 @pytest.fixture
@@ -83,19 +64,19 @@ def no_run_folder() -> bool:
 
 
 def _spec(**extra: Any) -> RunSpec:
-    fields: dict[str, Any] = {"case": "case-a", "script": "tool.py", "args": [], "image": "img"}
+    fields: dict[str, Any] = {"case": "case-a", "script": "tool.py", "args": [], "image": IMAGE}
     return RunSpec(**{**fields, **extra})
 
 
 class Connector:
     """Stands in for the factory at the edges (engine.connect_url)."""
 
-    def __init__(self, engine: Engine | None = None, error: EngineError | None = None):
+    def __init__(self, engine: FakeEngine | None = None, error: EngineError | None = None):
         self.engine = engine
         self.error = error
         self.asked: list[tuple[str, str]] = []
 
-    def __call__(self, url: str, source: str) -> Engine:
+    def __call__(self, url: str, source: str) -> FakeEngine:
         self.asked.append((url, source))
         if self.error is not None:
             raise self.error
@@ -106,80 +87,84 @@ class Connector:
 def test_runc_asks_for_no_runtime_and_reads_nothing_back(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    engine = Engine()
-    record = execute(engine, ws, _spec())  # type: ignore[arg-type]
-    assert engine.created["runtime"] is None
-    assert "runtime" not in engine.calls and "facts" not in engine.calls
+    engine = engine_of()
+    record = execute(engine, ws, _spec())
+    assert engine.run_requests[-1]["runtime"] is None
+    assert "run_runtime" not in engine.methods() and "facts" not in engine.methods()
     assert record.isolation == "runc" and record.status == "succeeded"
 
 
 def test_gvisor_on_docker_asks_for_runsc_and_checks_it_before_start(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    engine = Engine("docker", runtime_created="runsc")
-    record = execute(engine, ws, _spec(isolation="gvisor"))  # type: ignore[arg-type]
-    assert engine.created["runtime"] == "runsc"
-    assert engine.calls.index("runtime") < engine.calls.index("start")
+    engine = engine_of("docker", runtimes=("runc", "runsc"))
+    record = execute(engine, ws, _spec(isolation="gvisor"))
+    assert engine.run_requests[-1]["runtime"] == "runsc"
+    calls = engine.methods()
+    assert calls.index("run_runtime") < calls.index("run_start")
     assert (record.isolation, record.status) == ("gvisor", "succeeded")
 
 
 def test_gvisor_on_a_docker_without_runsc_is_exit_5_and_leaves_no_record(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    engine = Engine("docker")  # create answers "unknown runtime"
+    engine = engine_of("docker")  # create answers "Unknown runtime specified runsc"
     with pytest.raises(IsolationError) as caught:
-        execute(engine, ws, _spec(isolation="gvisor"))  # type: ignore[arg-type]
+        execute(engine, ws, _spec(isolation="gvisor"))
     assert caught.value.exit_code == ExitCode.ISOLATION == 5
-    assert "start" not in engine.calls
+    assert "daemon.json" in (caught.value.hint or "")
+    assert engine.containers_by_id == {} and "run_start" not in engine.methods()
     assert no_run_folder()
 
 
 def test_gvisor_on_podman_without_a_gvisor_service_is_refused_before_any_container(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    engine = Engine("podman")
+    engine = engine_of("podman")
     with pytest.raises(IsolationError) as caught:
-        execute(engine, ws, _spec(isolation="gvisor"))  # type: ignore[arg-type]
+        execute(engine, ws, _spec(isolation="gvisor"))
     assert "default runtime is 'runc'" in caught.value.message
     assert "ROSCOE_GVISOR_HOST" in (caught.value.hint or "")
     assert "podman --runtime runsc" in (caught.value.hint or "")
-    assert "create" not in engine.calls
+    assert "run_create" not in engine.methods()
     assert no_run_folder()
 
 
 def test_a_podman_whose_default_runtime_is_runsc_needs_no_gvisor_host(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    engine = Engine("podman", EngineFacts(default_runtime="runsc"), runtime_created="runsc")
-    record = execute(engine, ws, _spec(isolation="gvisor"))  # type: ignore[arg-type]
-    assert engine.created["runtime"] is None  # Podman ignores it: never sent
+    engine = engine_of("podman", default_runtime="runsc")
+    record = execute(engine, ws, _spec(isolation="gvisor"))
+    assert engine.run_requests[-1]["runtime"] is None  # Podman ignores it: never sent
     assert record.status == "succeeded"
 
 
 def test_gvisor_host_is_where_the_run_goes_and_is_closed_after(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    main = Engine("podman")
-    gvisor = Engine("podman", runtime_created="runsc", url=PODMAN_GVISOR)
+    main = engine_of("podman")
+    gvisor = engine_of("podman", default_runtime="runsc", url=PODMAN_GVISOR)
     connect = Connector(gvisor)
-    spec = _spec(isolation="gvisor", gvisor_host=PODMAN_GVISOR)
-    record = execute(main, ws, spec, connect=connect)  # type: ignore[arg-type]
+    record = execute(
+        main, ws, _spec(isolation="gvisor", gvisor_host=PODMAN_GVISOR), connect=connect
+    )
     assert connect.asked == [(PODMAN_GVISOR, GVISOR_HOST_SETTING)]
     assert main.calls == []  # nothing on the usual engine
-    assert gvisor.calls[:3] == ["create", "runtime", "attach"]
-    assert "facts" not in gvisor.calls  # a run does not pay Podman's slow /info
+    calls = gvisor.methods()
+    assert calls.index("run_create") < calls.index("run_runtime") < calls.index("run_attach")
+    assert "facts" not in calls  # a run does not pay Podman's slow /info
     assert gvisor.closed and record.status == "succeeded"
 
 
 def test_a_container_not_under_gvisor_is_removed_unstarted(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    gvisor = Engine("podman", runtime_created="runc", url=PODMAN_GVISOR)
+    gvisor = engine_of("podman", url=PODMAN_GVISOR)  # an ordinary Podman service
     spec = _spec(isolation="gvisor", gvisor_host=PODMAN_GVISOR)
     with pytest.raises(IsolationError) as caught:
-        execute(Engine("podman"), ws, spec, connect=Connector(gvisor))  # type: ignore[arg-type]
+        execute(engine_of("podman"), ws, spec, connect=Connector(gvisor))
     assert "under 'runc', not gVisor's runsc: nothing ran" in caught.value.message
-    assert gvisor.calls == ["create", "runtime", "remove"]
+    assert "run_start" not in gvisor.methods() and gvisor.containers_by_id == {}
     assert gvisor.closed
     assert no_run_folder()
 
@@ -188,7 +173,7 @@ def test_an_unreachable_gvisor_host_is_exit_5(ws: Workspace, isolated_dirs: Path
     connect = Connector(error=EngineError("nothing answers", hint="start it"))
     spec = _spec(isolation="gvisor", gvisor_host=PODMAN_GVISOR)
     with pytest.raises(IsolationError) as caught:
-        execute(Engine("podman"), ws, spec, connect=connect)  # type: ignore[arg-type]
+        execute(engine_of("podman"), ws, spec, connect=connect)
     assert caught.value.exit_code == 5
     assert "nothing answers" in caught.value.message
 
@@ -196,30 +181,28 @@ def test_an_unreachable_gvisor_host_is_exit_5(ws: Workspace, isolated_dirs: Path
 def test_gvisor_under_rootless_podman_without_delegated_cgroups_is_refused(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    facts = EngineFacts(rootless=True, cgroup_version="v1", cgroup_controllers=())
-    engine = Engine("podman", facts, rootless=True)
+    engine = engine_of("podman", rootless=True, controllers=())
     with pytest.raises(IsolationError) as caught:
-        execute(engine, ws, _spec(isolation="gvisor"))  # type: ignore[arg-type]
+        execute(engine, ws, _spec(isolation="gvisor"))
     assert "rootless Podman" in caught.value.message and "memory, pids" in caught.value.message
-    assert "create" not in engine.calls
+    assert "run_create" not in engine.methods()
 
 
 def test_bad_input_is_still_refused_first(ws: Workspace, isolated_dirs: Path) -> None:
-    engine = Engine("podman")
+    engine = engine_of("podman")
     with pytest.raises(UsageError):
-        execute(engine, ws, _spec(isolation="gvisor", case="nope"))  # type: ignore[arg-type]
+        execute(engine, ws, _spec(isolation="gvisor", case="nope"))
     assert engine.calls == []
 
 
 def test_thorough_checks_ask_the_engine_itself() -> None:
-    docker = Engine("docker", EngineFacts(runtimes=("runc",)))
     with pytest.raises(IsolationError, match="no runtime 'runsc'"):
-        place(docker, "gvisor", None, thorough=True)  # type: ignore[arg-type]
-    ok = Engine("docker", EngineFacts(runtimes=("runc", "runsc")))
-    assert place(ok, "gvisor", None, thorough=True).runtime == "runsc"  # type: ignore[arg-type]
-    wrong = Engine("podman", url=PODMAN_GVISOR)  # gvisor_host names a runc service
+        place(engine_of("docker"), "gvisor", None, thorough=True)
+    docker = engine_of("docker", runtimes=("runc", "runsc"))
+    assert place(docker, "gvisor", None, thorough=True).runtime == "runsc"
+    wrong = engine_of("podman", url=PODMAN_GVISOR)  # gvisor_host names a runc service
     with pytest.raises(IsolationError, match=r"run\.gvisor_host"):
-        place(Engine("podman"), "gvisor", PODMAN_GVISOR, Connector(wrong), thorough=True)  # type: ignore[arg-type]
+        place(engine_of("podman"), "gvisor", PODMAN_GVISOR, Connector(wrong), thorough=True)
     assert wrong.closed
 
 

@@ -16,6 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from service_fakes import AUTH, TOKEN, FakeBackend, backend, log_stream, make_service, until
 
+from roscoe.engine.fake import FakeEngine
+from roscoe.runs.workspace import Workspace
 from roscoe.service.api import DEFAULT_OUTPUT_TAIL, MAX_OUTPUT_TAIL, ExecutionService
 from roscoe.service.app import Utf8Chunks, create_app
 from roscoe.service.validate import MAX_BODY_BYTES
@@ -140,7 +142,7 @@ def test_core_backend_reads_only_the_tail_from_the_end(
         return handle
 
     monkeypatch.setattr(Path, "open", counting_open)
-    backend = CoreBackend(lambda: None, None, RunDefaults(image="x"))  # type: ignore[arg-type, return-value]
+    backend = CoreBackend(FakeEngine, Workspace(tmp_path), RunDefaults(image="x"))
     output, truncated = backend.read_output("20260101-000000-abcdef12", 5)
     assert (output, truncated) == (b"tail!", True)
     assert reads == [5]

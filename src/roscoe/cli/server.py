@@ -173,6 +173,7 @@ def start_command(
     from roscoe.config.parse import parse_env
     from roscoe.engine import connect_url
     from roscoe.runner import lifecycle
+    from roscoe.runner.plan import check_isolation
     from roscoe.runner.store import StartSettings
 
     lifecycle.check_wait_timeout(wait_timeout)
@@ -186,6 +187,7 @@ def start_command(
         env=parse_env(env or [], os.environ),
     )
     engine = st.engine()
+    check_isolation(engine, st.settings, connect_url)  # before anything changes
     _starting(
         st.quiet,
         lambda progress: lifecycle.start(
@@ -196,7 +198,6 @@ def start_command(
             wait_timeout=wait_timeout,
             progress=progress,
             on_pull=progress.pull,
-            connect=connect_url,
         ),
     )
 
@@ -256,11 +257,13 @@ def restart_command(
     """
     from roscoe.engine import connect_url
     from roscoe.runner import lifecycle
+    from roscoe.runner.plan import check_isolation
 
     lifecycle.check_wait_timeout(wait_timeout)
     lifecycle.check_stop_timeout(timeout)
     st = state(ctx)
     engine = st.engine()
+    check_isolation(engine, st.settings, connect_url)  # before the old runner goes
     _starting(
         st.quiet,
         lambda progress: lifecycle.restart(
@@ -270,7 +273,6 @@ def restart_command(
             wait_timeout=wait_timeout,
             progress=progress,
             on_pull=progress.pull,
-            connect=connect_url,
         ),
     )
 

@@ -16,7 +16,7 @@ from roscoe.diagnostics.version import EngineReport
 from roscoe.errors import EngineError
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import DiagnosticsEngine
     from roscoe.runs.isolation import Connect
 
 
@@ -38,7 +38,7 @@ class DoctorReport:
 
 
 def doctor_report(
-    get_engine: Callable[[], Engine],
+    get_engine: Callable[[], DiagnosticsEngine],
     image_ref: str,
     image_source: str,
     *,
@@ -47,7 +47,7 @@ def doctor_report(
     connect: Connect | None = None,
 ) -> DoctorReport:
     report = DoctorReport()
-    engine: Engine | None = None
+    engine: DiagnosticsEngine | None = None
     try:
         engine = get_engine()
     except EngineError as exc:
@@ -86,7 +86,7 @@ def doctor_report(
     return report
 
 
-def _image_check(engine: Engine, ref: str, source: str) -> Check:
+def _image_check(engine: DiagnosticsEngine, ref: str, source: str) -> Check:
     found = engine.image_inspect(ref)
     if found is None:
         return Check(

@@ -9,12 +9,12 @@ from roscoe.errors import IsolationError
 from roscoe.runs.isolation import GVISOR, place
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunEngine
     from roscoe.runs.isolation import Connect
 
 
 def gvisor_check(
-    engine: Engine, isolation: str, gvisor_host: str | None, connect: Connect | None
+    engine: RunEngine, isolation: str, gvisor_host: str | None, connect: Connect | None
 ) -> Check:
     """Fails only when run.isolation asks for gVisor; otherwise it says whether it could."""
     try:

@@ -1,9 +1,38 @@
-"""Container engines: detection (detect.py) and the one seam every call goes through (client.py).
+"""Container engines behind one seam: the protocols each part of roscoe needs (protocols.py),
+finding and connecting (detect.py, connect.py), the real `Engine` (engine.py) and the one
+test double (fake/, imported only by tests).
 
-Import from here; the docker SDK itself is imported only when an engine is connected.
+Import from here; the docker SDK itself is imported only when a call needs it.
 """
 
-from roscoe.engine.client import Engine, EngineInfo, connect, connect_url
+from roscoe.engine.connect import connect, connect_url
 from roscoe.engine.detect import Endpoint, Probe
+from roscoe.engine.engine import Engine
+from roscoe.engine.protocols import (
+    ContainerEngine,
+    DiagnosticsEngine,
+    EngineFacts,
+    EngineInfo,
+    GcEngine,
+    ImageEngine,
+    RunEngine,
+    RunnerEngine,
+    RunState,
+)
 
-__all__ = ["Endpoint", "Engine", "EngineInfo", "Probe", "connect", "connect_url"]
+__all__ = [
+    "ContainerEngine",
+    "DiagnosticsEngine",
+    "Endpoint",
+    "Engine",
+    "EngineFacts",
+    "EngineInfo",
+    "GcEngine",
+    "ImageEngine",
+    "Probe",
+    "RunEngine",
+    "RunState",
+    "RunnerEngine",
+    "connect",
+    "connect_url",
+]

@@ -15,51 +15,27 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from roscoe.engine.protocols import EngineFacts
+
 log = logging.getLogger("roscoe.engine")
 
-# The cgroup controllers a run's limits need: memory (--memory) and pids (the process limit),
-# and cpu when a run has a CPU limit.
-LIMIT_CONTROLLERS = ("memory", "pids")
 
-
-@dataclass(frozen=True)
-class EngineFacts:
-    """None where the engine did not say."""
-
-    rootless: bool | None = None
-    cgroup_version: str | None = None  # "v1" or "v2"
-    # The controllers a container of this engine may be limited by (Podman says; for a
-    # rootless Podman these are the ones delegated to the user). None: not said (Docker).
-    cgroup_controllers: tuple[str, ...] | None = None
-    default_runtime: str | None = None
-    runtimes: tuple[str, ...] = ()
-
-    def missing_controllers(self, cpus: bool) -> list[str]:
-        """The controllers a run's limits need that this engine's containers cannot use."""
-        if self.cgroup_controllers is None:
-            return []
-        wanted = [*LIMIT_CONTROLLERS, *(["cpu"] if cpus else [])]
-        return [name for name in wanted if name not in self.cgroup_controllers]
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> EngineFacts:
-        controllers = data.get("cgroup_controllers")
-        return cls(
-            rootless=_bool_or_none(data.get("rootless")),
-            cgroup_version=_str_or_none(data.get("cgroup_version")),
-            cgroup_controllers=(
-                tuple(str(c) for c in controllers) if isinstance(controllers, list) else None
-            ),
-            default_runtime=_str_or_none(data.get("default_runtime")),
-            runtimes=tuple(str(r) for r in data.get("runtimes") or () if isinstance(r, str)),
-        )
+def facts_from_json(data: Mapping[str, Any]) -> EngineFacts:
+    """Facts as the cache keeps them; anything malformed reads as not said."""
+    controllers = data.get("cgroup_controllers")
+    return EngineFacts(
+        rootless=_bool_or_none(data.get("rootless")),
+        cgroup_version=_str_or_none(data.get("cgroup_version")),
+        cgroup_controllers=(
+            tuple(str(c) for c in controllers) if isinstance(controllers, list) else None
+        ),
+        default_runtime=_str_or_none(data.get("default_runtime")),
+        runtimes=tuple(str(r) for r in data.get("runtimes") or () if isinstance(r, str)),
+    )
 
 
 def _bool_or_none(value: Any) -> bool | None:
@@ -133,14 +109,14 @@ class FactsCache:
         if not isinstance(entry, dict) or entry.get("identity") != identity:
             return None
         facts = entry.get("facts")
-        return EngineFacts.from_json(facts) if isinstance(facts, dict) else None
+        return facts_from_json(facts) if isinstance(facts, dict) else None
 
     def put(self, socket_path: str, facts: EngineFacts) -> None:
         identity = socket_identity(socket_path)
         if identity is None:
             return
         entries = self._read()
-        entries[socket_path] = {"identity": identity, "facts": facts.to_json()}
+        entries[socket_path] = {"identity": identity, "facts": asdict(facts)}
         # Never creates its folder (the data dir, made private by whoever makes it): until
         # it exists, the facts are asked for again.
         try:

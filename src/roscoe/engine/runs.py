@@ -1,32 +1,33 @@
-"""The engine calls of a one-shot run (`roscoe.runs.execute`), as a part of `Engine`.
+"""The engine calls of a one-shot run (`protocols.RunEngine`), as a part of `Engine`.
 
-They go over `self.wire`: the standard library on a unix socket, so a run never loads the
+They go over the wire: the standard library on a unix socket, so a run never loads the
 docker SDK. Failures on a run's container raise EngineError with exit code 125 (the engine
 failed during the run); an absent image raises ImageError (4).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from roscoe.engine.detect import Endpoint
-from roscoe.engine.errors import gvisor_hint, unknown_runtime
-from roscoe.engine.facts import EngineFacts, socket_owner
+from roscoe.engine.base import EngineBase
+from roscoe.engine.errors import (
+    going_anyway,
+    image_missing,
+    missing,
+    not_running,
+    run_failed,
+    unknown_runtime,
+    unknown_runtime_error,
+)
+from roscoe.engine.facts import socket_owner
+from roscoe.engine.protocols import RunState
 from roscoe.engine.streams import OutputStream
-from roscoe.engine.wire import SdkWire, Wire, WireError, quoted
-from roscoe.errors import EngineError, ImageError, IsolationError
+from roscoe.engine.wire import WireError, quoted
 
 
-class RunCalls:
-    """Mixed into Engine; unit tests fake exactly these methods."""
-
-    # Provided by Engine.
-    wire: Wire | SdkWire
-    kind: str
-    endpoint: Endpoint
-    rootless: Callable[[], bool | None]
-    facts: Callable[[], EngineFacts]
+class RunCalls(EngineBase):
+    """Mixed into Engine."""
 
     def run_create(
         self,
@@ -89,114 +90,101 @@ class RunCalls:
             "Tty": False,
         }
         try:
-            created = self.wire.call("POST", "/containers/create", params={"name": name}, body=body)
-        except WireError as exc:
-            if runtime and exc.status == 400 and unknown_runtime(exc.message):
-                raise IsolationError(
-                    f"{self.kind} has no runtime '{runtime}': gVisor is not set up there",
-                    hint=gvisor_hint(self.kind),
-                ) from exc
-            if exc.status == 404:  # the container does not exist yet: only the image can be missing
-                raise ImageError(
-                    f"image {image} is not present on {self.kind}",
-                    hint="pull or build it first (`roscoe image pull`, `make build-image`), "
-                    "or name another with --image",
-                ) from exc
-            raise _run_error("could not create the run container", exc) from exc
-        except OSError as exc:
-            raise _run_error("could not create the run container", exc) from exc
+            created = self._wire.call(
+                "POST", "/containers/create", params={"name": name}, body=body
+            )
+        except (WireError, OSError) as exc:
+            if runtime and unknown_runtime(exc):
+                raise unknown_runtime_error(self.kind, runtime, exc) from exc
+            if missing(exc):  # the container does not exist yet: only the image can be missing
+                raise image_missing(image, self.kind) from exc
+            raise run_failed("could not create the run container", exc) from exc
         return str(created["Id"])
 
     def run_attach(self, container_id: str) -> OutputStream:
         """Attach to stdout and stderr BEFORE start, so not one byte of output is missed."""
         try:
-            raw = self.wire.hijack(
+            raw = self._wire.hijack(
                 f"/containers/{quoted(container_id)}/attach",
                 params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0},
             )
         except (WireError, OSError) as exc:
-            raise _run_error("could not attach to the run container", exc) from exc
+            raise run_failed("could not attach to the run container", exc) from exc
         return OutputStream(raw)
 
     def run_start(self, container_id: str) -> None:
         try:
-            self.wire.call("POST", f"/containers/{quoted(container_id)}/start")
+            self._wire.call("POST", f"/containers/{quoted(container_id)}/start")
         except (WireError, OSError) as exc:
-            raise _run_error("could not start the run container", exc) from exc
+            raise run_failed("could not start the run container", exc) from exc
 
     def run_wait(self, container_id: str, timeout: float | None = None) -> int:
         """Block until the container exits; its exit code."""
         try:
-            result = self.wire.call(
+            result = self._wire.call(
                 "POST",
                 f"/containers/{quoted(container_id)}/wait",
                 timeout=timeout,
                 forever=timeout is None,
             )
         except (WireError, OSError) as exc:
-            raise _run_error("lost track of the run container", exc) from exc
+            raise run_failed("lost track of the run container", exc) from exc
         return int((result or {}).get("StatusCode", -1))
 
     def run_kill(self, container_id: str, signal: str | None = None) -> None:
         """SIGKILL (or `signal`) the container's first process; nothing to do when it has
         already stopped or gone."""
         try:
-            self.wire.call(
+            self._wire.call(
                 "POST",
                 f"/containers/{quoted(container_id)}/kill",
                 params={"signal": signal} if signal else None,
             )
-        except WireError as exc:
-            if exc.status in (404, 409) or "not running" in exc.message:
+        except (WireError, OSError) as exc:
+            if isinstance(exc, WireError) and not_running(exc):
                 return
-            raise _run_error("could not kill the run container", exc) from exc
-        except OSError as exc:
-            raise _run_error("could not kill the run container", exc) from exc
+            raise run_failed("could not kill the run container", exc) from exc
 
-    def run_state(self, container_id: str) -> dict[str, Any]:
-        """What a finished run needs from inspect: still running?, exit code, OOMKilled, image."""
+    def run_state(self, container_id: str) -> RunState | None:
+        """What a finished run needs from inspect; None when the container is gone."""
         try:
-            found = self.wire.call("GET", f"/containers/{quoted(container_id)}/json")
-        except WireError as exc:
-            if exc.status == 404:
-                return {}
-            raise _run_error("could not inspect the run container", exc) from exc
-        except OSError as exc:
-            raise _run_error("could not inspect the run container", exc) from exc
+            found = self._wire.call("GET", f"/containers/{quoted(container_id)}/json")
+        except (WireError, OSError) as exc:
+            if missing(exc):
+                return None
+            raise run_failed("could not inspect the run container", exc) from exc
         state = found.get("State") or {}
-        return {
-            "running": bool(state.get("Running")) or state.get("Status") == "running",
-            "exit_code": state.get("ExitCode"),
-            "oom_killed": bool(state.get("OOMKilled")),
-            "image_id": found.get("Image"),
-            "error": state.get("Error") or None,
-        }
+        code = state.get("ExitCode")
+        return RunState(
+            running=bool(state.get("Running")) or state.get("Status") == "running",
+            exit_code=int(code) if code is not None else None,
+            oom_killed=bool(state.get("OOMKilled")),
+            image_id=str(found["Image"]) if found.get("Image") else None,
+            error=str(state.get("Error") or "") or None,
+        )
 
     def run_remove(self, container_id: str) -> None:
         try:
-            self.wire.call(
+            self._wire.call(
                 "DELETE", f"/containers/{quoted(container_id)}", params={"force": 1, "v": 1}
             )
-        except WireError as exc:
-            # Gone already, or removal under way (a concurrent gc): either way it will be gone.
-            if exc.status == 404 or (exc.status == 409 and "in progress" in exc.message):
+        except (WireError, OSError) as exc:
+            if going_anyway(exc):
                 return
-            raise _run_error("could not remove the run container", exc) from exc
-        except OSError as exc:
-            raise _run_error("could not remove the run container", exc) from exc
+            raise run_failed("could not remove the run container", exc) from exc
 
     def run_runtime(self, container_id: str) -> str | None:
         """The OCI runtime the container was created with, as the engine records it: Docker's
         HostConfig.Runtime, Podman's OCIRuntime (its compat inspect always says "oci")."""
         try:
             if self.kind == "podman":
-                found = self.wire.call("GET", f"/libpod/containers/{quoted(container_id)}/json")
+                found = self._wire.call("GET", f"/libpod/containers/{quoted(container_id)}/json")
                 name = found.get("OCIRuntime")
             else:
-                found = self.wire.call("GET", f"/containers/{quoted(container_id)}/json")
+                found = self._wire.call("GET", f"/containers/{quoted(container_id)}/json")
                 name = (found.get("HostConfig") or {}).get("Runtime")
         except (WireError, OSError) as exc:
-            raise _run_error("could not inspect the run container", exc) from exc
+            raise run_failed("could not inspect the run container", exc) from exc
         return str(name) if name else None
 
     def podman_rootless(self) -> bool:
@@ -212,18 +200,3 @@ class RunCalls:
         if socket_path is not None and socket_owner(socket_path) == 0:
             return False
         return bool(self.facts().rootless)
-
-
-def _run_error(what: str, exc: BaseException) -> EngineError:
-    from roscoe.errors import ExitCode
-
-    reason = (
-        getattr(exc, "explanation", None)
-        or getattr(exc, "message", None)
-        or str(exc)
-        or type(exc).__name__
-    )
-    if isinstance(reason, bytes):
-        reason = reason.decode("utf-8", "replace")
-    reason = str(reason).strip().splitlines()[0][:300] if str(reason).strip() else what
-    return EngineError(f"{what}: {reason}", exit_code=ExitCode.ENGINE_DURING_RUN)

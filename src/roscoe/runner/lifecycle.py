@@ -62,9 +62,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunnerEngine
     from roscoe.images.pull import OnPull
-    from roscoe.runs.isolation import Connect
 
 
 Progress = Callable[[str], None]
@@ -109,7 +108,7 @@ class StopResult:
 
 
 def start(
-    engine: Engine,
+    engine: RunnerEngine,
     settings: Settings,
     wanted: StartSettings,
     *,
@@ -117,13 +116,8 @@ def start(
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     progress: Progress | None = None,
     on_pull: OnPull | None = None,
-    connect: Connect | None = None,
 ) -> StartResult:
-    """Make sure our runner is running and answering; see the module docstring.
-
-    `connect` reaches run.gvisor_host, to check before anything changes that the service's
-    runs can be had under the isolation configured (IsolationError, 5).
-    """
+    """Make sure our runner is running and answering; see the module docstring."""
     check_wait_timeout(wait_timeout)
     plan = plan_start(settings, wanted)
     _check_run_cpus(engine, settings)
@@ -135,11 +129,10 @@ def start(
             wait_timeout=wait_timeout,
             progress=progress or _quiet,
             on_pull=on_pull,
-            connect=connect,
         )
 
 
-def stop(engine: Engine, settings: Settings, timeout: float | None = None) -> StopResult:
+def stop(engine: RunnerEngine, settings: Settings, timeout: float | None = None) -> StopResult:
     """Stop our runner gracefully (SIGTERM, SIGKILL after `timeout`) and remove it.
 
     Without a timeout: the runner's own shutdown grace plus the cancel margin; 0 kills at once.
@@ -151,14 +144,13 @@ def stop(engine: Engine, settings: Settings, timeout: float | None = None) -> St
 
 
 def restart(
-    engine: Engine,
+    engine: RunnerEngine,
     settings: Settings,
     *,
     stop_timeout: float | None = None,
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     progress: Progress | None = None,
     on_pull: OnPull | None = None,
-    connect: Connect | None = None,
 ) -> StartResult:
     """Stop, then start with the settings of the last start (a new container)."""
     check_wait_timeout(wait_timeout)
@@ -169,7 +161,6 @@ def restart(
     longest = DEFAULT_STOP_TIMEOUT if stop_timeout is None else stop_timeout
     deadline = longest + wait_timeout + 120
     with state.start_lock(deadline_s=deadline):
-        check_isolation(engine, plan, connect)  # before the old runner goes
         _stop_locked(engine, plan.name, stop_timeout)
         return _start_locked(
             engine,
@@ -178,7 +169,6 @@ def restart(
             wait_timeout=wait_timeout,
             progress=progress or _quiet,
             on_pull=on_pull,
-            connect=connect,
         )
 
 
@@ -186,7 +176,7 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _check_run_cpus(engine: Engine, settings: Settings) -> None:
+def _check_run_cpus(engine: RunnerEngine, settings: Settings) -> None:
     """The service's CPU limit (run.cpus) must fit the engine, or every run would be refused."""
     from roscoe.runs.plan import check_cpus
 
@@ -195,7 +185,7 @@ def _check_run_cpus(engine: Engine, settings: Settings) -> None:
         check_cpus(cpus, engine.cpu_count(), engine.kind)
 
 
-def _stop_locked(engine: Engine, name: str, timeout: float | None) -> StopResult:
+def _stop_locked(engine: RunnerEngine, name: str, timeout: float | None) -> StopResult:
     began = time.monotonic()
     found = runner.find(engine, name, forget_stale=True)
     if found.ours is None:
@@ -218,14 +208,13 @@ def stop_timeout_of(inspected: dict[str, Any]) -> float:
 
 
 def _start_locked(
-    engine: Engine,
+    engine: RunnerEngine,
     plan: StartPlan,
     *,
     replace: bool,
     wait_timeout: float,
     progress: Progress,
     on_pull: OnPull | None = None,
-    connect: Connect | None = None,
 ) -> StartResult:
     began = time.monotonic()
     found = runner.find(engine, plan.name, forget_stale=True)
@@ -235,10 +224,8 @@ def _start_locked(
             hint=f"pass --replace to remove it, remove it yourself ({engine.kind} rm -f "
             f"{plan.name}), or pick another name with ROSCOE_CONTAINER_NAME",
         )
-    # Everything that can fail without touching a container comes first: the isolation, the
-    # image (pulled as the policy says), the port, the config. A failed start leaves the old
-    # runner be.
-    check_isolation(engine, plan, connect)
+    # Everything that can fail without touching a container comes first: the image (pulled
+    # as the policy says), the port, the config. A failed start leaves the old runner be.
     image_status = ensure_runner_image(engine, plan, on_pull)
     image = image_status.inspect or {}
     config = build_config(engine, plan, image)
@@ -272,17 +259,6 @@ def _start_locked(
     result = _result(outcome, container_id, plan, replaced_because, began)
     result.warnings = list(image_status.warnings)
     return result
-
-
-def check_isolation(engine: Engine, plan: StartPlan, connect: Connect | None) -> None:
-    """The service's runs can be had under run.isolation; else IsolationError (5).
-
-    The runner itself always runs under the engine's usual runtime: under gVisor its host
-    networking would be the sandbox's own loopback, out of the host's reach.
-    """
-    from roscoe.runs.isolation import place
-
-    place(engine, plan.isolation, plan.gvisor_host, connect, thorough=True).close()
 
 
 def _holds_port(ours: dict[str, Any] | None, port: int) -> bool:

@@ -22,8 +22,9 @@ from roscoe.runner.store import StartSettings
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunEngine, RunnerEngine
     from roscoe.images.choice import ImageChoice
+    from roscoe.runs.isolation import Connect
 
 
 # SIGTERM to SIGKILL: the service's grace for its runs, plus the time it takes to cancel
@@ -130,6 +131,19 @@ def gvisor_host(settings: Settings) -> str | None:
     )
 
 
+def check_isolation(engine: RunEngine, settings: Settings, connect: Connect | None) -> None:
+    """The service's runs can be had under run.isolation; else IsolationError (5). Checked
+    before `server start` (or `restart`) changes anything.
+
+    The runner itself always runs under the engine's usual runtime: under gVisor its host
+    networking would be the sandbox's own loopback, out of the host's reach.
+    """
+    from roscoe.runs.isolation import place
+
+    isolation = settings.get("run.isolation")
+    place(engine, isolation, gvisor_host(settings), connect, thorough=True).close()
+
+
 def check_wait_timeout(wait_timeout: float) -> None:
     if not wait_timeout > 0:
         raise UsageError(
@@ -161,7 +175,7 @@ def config_hash(environment: Mapping[str, str]) -> str:
     return "hmac-sha256:" + hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def build_config(engine: Engine, plan: StartPlan, image: dict[str, Any]) -> RunnerConfig:
+def build_config(engine: RunnerEngine, plan: StartPlan, image: dict[str, Any]) -> RunnerConfig:
     """The runner container as it would be created; prepares the token and the runs dir."""
     from roscoe.runner.token import ensure_token
     from roscoe.runs.host import container_user, selinux_enforcing

@@ -13,9 +13,10 @@ import logging
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from roscoe.config import paths
 from roscoe.errors import ExitCode, RoscoeError
@@ -31,7 +32,7 @@ from roscoe.runs.tracking import Tracker, file_digest
 from roscoe.runs.workspace import Workspace
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunEngine, RunOutput, RunState
 
 from roscoe.runs.isolation import Connect, Placement, place
 from roscoe.runs.outcome import Ending, RunStatus, classify
@@ -67,11 +68,13 @@ class _Follow:
     """What the follower thread learned: the container's final state, or the error."""
 
     done: threading.Event = field(default_factory=threading.Event)
-    state: dict[str, Any] = field(default_factory=dict)
+    state: RunState | None = None  # None: the container was gone
     error: BaseException | None = None
 
 
-def _follow(engine: Engine, container_id: str, stream: Any, sink: OutputSink, out: _Follow) -> None:
+def _follow(
+    engine: RunEngine, container_id: str, stream: RunOutput, sink: OutputSink, out: _Follow
+) -> None:
     try:
         for name, data in stream:
             sink.write(name, data)
@@ -79,10 +82,11 @@ def _follow(engine: Engine, container_id: str, stream: Any, sink: OutputSink, ou
         # The stream can end a moment before the engine marks the container exited (podman);
         # a few quick looks cost less than podman's wait call (~250 ms).
         settle = time.monotonic() + SETTLE_S
-        while state.get("running") and time.monotonic() < settle:
+        while state is not None and state.running and time.monotonic() < settle:
             time.sleep(0.02)
             state = engine.run_state(container_id)
-        if state.get("running"):  # the script closed its output but goes on running
+        if state is not None and state.running:
+            # The script closed its output but goes on running.
             engine.run_wait(container_id)
             state = engine.run_state(container_id)
         out.state = state
@@ -106,7 +110,7 @@ def _watch(done: threading.Event, deadline: float, cancel: threading.Event | Non
 
 
 def execute(
-    engine: Engine,
+    engine: RunEngine,
     workspace: Workspace,
     spec: RunSpec,
     *,
@@ -119,11 +123,10 @@ def execute(
 
     Raises before any container exists: UsageError (2) for a bad case, script, id or
     limit (a CPU limit above the engine's CPU count too); ImageError (4) when the image is
-    absent; IsolationError (5) when the isolation
-    asked for cannot be had (`runs.isolation`; `connect` reaches spec.gvisor_host);
-    EngineError (125) when the container cannot be created (or, having been created under
-    the wrong runtime, was removed unstarted: IsolationError). Once the container exists
-    and has started, nothing is raised: an engine failure
+    absent; IsolationError (5) when the isolation asked for cannot be had (`runs.isolation`;
+    `connect` reaches spec.gvisor_host); EngineError (125) when the container cannot be
+    created. A container created under the wrong runtime is removed unstarted
+    (IsolationError). Once the container has started, nothing is raised: an engine failure
     gives a record with status "error", exit_code 125 and the engine's reason in
     `message`. Setting `cancel` (from any thread) stops the container: status
     "interrupted". The container is removed in every case. Never prints, never exits,
@@ -150,6 +153,7 @@ def _execute(
     cancel: threading.Event | None,
 ) -> RunRecord:
     engine = placement.engine
+    # The run's folder first: the launcher's report folder in it is mounted in the container.
     where = make_run_dir(plan.run_id)
     report_dir = make_report_dir(where)
     # The before-walk of the case goes on while the engine creates the container.
@@ -197,18 +201,25 @@ def _execute(
         env_names=sorted(spec.env),
     )
     tracker.ready()  # the script must not start before the case has been walked
+    # Records are fsynced (config.atomic): each write is made while the engine works anyway,
+    # the first while it starts the container, the last while it removes it.
+    first_record = _Later(write_record, replace(record))
     try:
         record = _supervise(
             engine,
             spec,
+            plan,
             container_id,
             record,
-            _Folders(where, report_dir),
+            folders=_Folders(where, report_dir),
             on_output=on_output,
             cancel=cancel,
         )
-        if record.status != RunStatus.ERROR:  # the container has stopped: walk while removed
+        if record.status != RunStatus.ERROR:  # the container has stopped: walk the case
             tracker.end()
+        record.changes = tracker.result()
+        first_record.wait()
+        last_record = _Later(write_record, record)
     finally:
         try:
             engine.run_remove(container_id)
@@ -216,12 +227,11 @@ def _execute(
             # gc removes it later (it is labelled); the outcome of the run still stands.
             log.warning("run %s: %s", plan.run_id, exc.message)
         remove_report_dir(report_dir)
-    record.changes = tracker.result()
-    write_record(record)
+    last_record.wait()
     return record
 
 
-def _stop(engine: Engine, container_id: str, report_dir: Path, follow: _Follow) -> None:
+def _stop(engine: RunEngine, container_id: str, report_dir: Path, follow: _Follow) -> None:
     """Stop a running container. The launcher, when it is up, is asked first (SIGUSR1): it
     kills the script and writes what it used; if it has not ended the container soon after,
     or was never there, the container is killed outright."""
@@ -243,21 +253,42 @@ class _Folders:
     report: Path  # the launcher's folder, mounted in the container
 
 
+class _Later:
+    """A call made in a thread of its own, meanwhile; wait() waits for it and raises what it
+    raised."""
+
+    def __init__(self, call: Callable[..., object], *args: object) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(call, *args), daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Callable[..., object], *args: object) -> None:
+        try:
+            call(*args)
+        except BaseException as exc:
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def _supervise(
-    engine: Engine,
+    engine: RunEngine,
     spec: RunSpec,
+    plan: RunPlan,
     container_id: str,
     record: RunRecord,
-    folders: _Folders,
     *,
+    folders: _Folders,
     on_output: OnOutput | None,
     cancel: threading.Event | None,
 ) -> RunRecord:
-    write_record(record)
     sink = OutputSink(folders.run / OUTPUT_FILE, on_output)
     clock = time.monotonic()
     stopped_for: str | None = None
-    state: dict[str, Any] = {}
+    state: RunState | None = None
     report: LaunchReport | None = None
     try:
         stream = engine.run_attach(container_id)
@@ -271,7 +302,7 @@ def _supervise(
             threading.Thread(
                 target=_follow,
                 args=(engine, container_id, stream, sink, follow),
-                name=f"roscoe-run-{record.id}",
+                name=f"roscoe-run-{plan.run_id}",
                 daemon=True,
             ).start()
             stopped_for = _watch(follow.done, clock + spec.timeout, cancel)
@@ -284,10 +315,10 @@ def _supervise(
             stream.close()
         report = read_report(folders.report)
         ending = Ending(
-            state.get("exit_code"),
+            state.exit_code if state is not None else None,
             timed_out=stopped_for == "timeout",
             interrupted=stopped_for == "cancel",
-            oom_killed=bool(state.get("oom_killed")),
+            oom_killed=state is not None and state.oom_killed,
             report=report,
             launched=launcher_started(folders.report),
             isolation=spec.isolation,
@@ -305,7 +336,7 @@ def _supervise(
         sink.close()
     record.status, record.exit_code, record.message = status, int(code), message
     record.timed_out = status == RunStatus.TIMED_OUT
-    record.image_digest = state.get("image_id")
+    record.image_digest = state.image_id if state is not None else None
     record.finished_at = now_iso()
     record.duration_s = round(time.monotonic() - clock, 3)
     record.output_bytes, record.saved_output_truncated = sink.bytes, sink.truncated

@@ -25,7 +25,7 @@ from roscoe.engine.errors import GVISOR_RUNTIME, gvisor_hint
 from roscoe.errors import EngineError, IsolationError, RoscoeError
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunEngine
 
 RUNC = "runc"
 GVISOR = "gvisor"
@@ -34,14 +34,14 @@ GVISOR_HOST_SETTING = "ROSCOE_GVISOR_HOST (run.gvisor_host)"
 
 # Connects to an engine endpoint named by a setting (the factory lives at the edges: the CLI,
 # the service), given its URL and the setting's name.
-Connect = Callable[[str, str], "Engine"]
+Connect = Callable[[str, str], "RunEngine"]
 
 
 @dataclass
 class Placement:
     """Where a run's container is created and what runtime it must have."""
 
-    engine: Engine
+    engine: RunEngine
     runtime: str | None = None  # asked for at create (HostConfig.Runtime), when the engine heeds it
     expect: str | None = None  # the runtime the container must have before it may start
     owned: bool = False  # `engine` was connected for this run: close it afterwards
@@ -69,7 +69,7 @@ class Placement:
 
 
 def place(
-    engine: Engine,
+    engine: RunEngine,
     isolation: str,
     gvisor_host: str | None,
     connect: Connect | None = None,
@@ -100,7 +100,7 @@ def place(
         raise
 
 
-def _connect_gvisor_host(url: str, connect: Connect | None) -> Engine:
+def _connect_gvisor_host(url: str, connect: Connect | None) -> RunEngine:
     if connect is None:  # a caller that cannot reach other engines (a bug, not the user's)
         raise IsolationError(f"gVisor's engine at {url} cannot be reached from here")
     try:
@@ -112,7 +112,7 @@ def _connect_gvisor_host(url: str, connect: Connect | None) -> Engine:
         ) from exc
 
 
-def _gvisor_on(target: Engine, owned: bool, explicit: bool, thorough: bool) -> Placement:
+def _gvisor_on(target: RunEngine, owned: bool, explicit: bool, thorough: bool) -> Placement:
     if target.kind == "docker":
         # Docker heeds HostConfig.Runtime and refuses (400) a runtime it does not know, before
         # any container exists (engine.runs.run_create turns that into IsolationError).
