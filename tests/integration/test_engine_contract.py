@@ -261,12 +261,22 @@ def test_a_signal_reaches_the_first_process(
     subject: ContainerEngine, label: dict[str, str], unique_name: str
 ) -> None:
     if isinstance(subject, FakeEngine):
-        subject.programs[BASE_IMAGE] = Program(until_stopped=True, signals={"USR1": 7})
-    command = ["sh", "-c", "trap 'exit 7' USR1; while :; do sleep 0.1; done"]
+        subject.programs[BASE_IMAGE] = Program(
+            output=[("stdout", b"ready\n")], until_stopped=True, signals={"USR1": 7}
+        )
+    # Process 1 ignores a signal it has no handler for: the trap is set before "ready".
+    command = ["sh", "-c", "trap 'exit 7' USR1; echo ready; while :; do sleep 0.1; done"]
     container_id = run_container(subject, unique_name, label, command)
-    subject.run_start(container_id)
-    subject.run_kill(container_id, signal="USR1")
-    assert subject.run_wait(container_id, timeout=30) == 7
+    stream = subject.run_attach(container_id)
+    try:
+        subject.run_start(container_id)
+        for _, data in stream:
+            if b"ready" in data:
+                break
+        subject.run_kill(container_id, signal="USR1")
+        assert subject.run_wait(container_id, timeout=30) == 7
+    finally:
+        stream.close()
 
 
 # -- what is not there ----------------------------------------------------------------------

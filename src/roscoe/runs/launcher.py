@@ -94,7 +94,6 @@ class Launcher:
         self.sources: dict[int, int] = {}  # the script's pipe -> the container's stream
 
     def start(self) -> None:
-        self.touch("started")
         self.oom_before = cgroup_oom_kills(self.limit)
         wake_read, wake_write = os.pipe()
         os.set_blocking(wake_read, False)
@@ -104,6 +103,9 @@ class Launcher:
         signal.signal(signal.SIGUSR1, self.stop_asked)
         signal.signal(signal.SIGALRM, self.stop_backstop)
         self.wake = wake_read
+        # Only now: process 1 ignores a signal it has no handler for, and roscoe sends
+        # SIGUSR1 once it sees this.
+        self.touch("started")
         pipes = [os.pipe(), os.pipe()] if self.pump else []
         self.child = os.fork()
         if self.child == 0:
