@@ -17,7 +17,6 @@ from roscoe.images.reference import parse_reference
 from roscoe.images.version import (
     DEV_IMAGE,
     OCI_VERSION_LABEL,
-    container_version_match,
     pinned_image,
     version_match,
 )
@@ -237,11 +236,3 @@ def test_status_warns_about_a_version_that_differs_and_an_unpinned_reference() -
     assert data["version_match"] == "differs"
     assert data["digest"] is None  # RepoDigests name other repositories
     assert set(data) >= {"ref", "source", "present", "image_id", "digest", "version"}
-
-
-def test_container_version_verdict_for_the_server() -> None:
-    engine = fake()
-    engine.add_container("runner", labels={OCI_VERSION_LABEL: "0.0.1"})
-    verdict = container_version_match(engine, "runner")
-    assert verdict is not None and verdict.status == "differs"
-    assert container_version_match(engine, "gone") is None

@@ -19,7 +19,8 @@ from service_fakes import AUTH, TOKEN, FakeBackend, backend, log_stream, make_se
 from roscoe.engine.fake import FakeEngine
 from roscoe.runs.workspace import Workspace
 from roscoe.service.api import DEFAULT_OUTPUT_TAIL, MAX_OUTPUT_TAIL, ExecutionService
-from roscoe.service.app import Utf8Chunks, create_app
+from roscoe.service.app import create_app
+from roscoe.service.streams import Utf8Chunks
 from roscoe.service.validate import MAX_BODY_BYTES
 
 __all__ = ["backend", "log_stream"]  # fixtures, imported so pytest finds them here
@@ -399,7 +400,7 @@ def test_openapi_lists_every_endpoint_the_docs_describe(client: TestClient) -> N
 def test_mounted_apps_pass_through_the_frame_and_the_token_guard(
     service: ExecutionService,
 ) -> None:
-    from roscoe.service.app import TokenGuard
+    from roscoe.service.frame import TokenGuard
 
     async def hello(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
