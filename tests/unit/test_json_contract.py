@@ -25,6 +25,7 @@ RECORD_KEYS = {
     "image",
     "image_digest",
     "engine",
+    "isolation",
     "status",
     "exit_code",
     "started_at",
@@ -45,6 +46,9 @@ RECORD_KEYS = {
     "applied_by",
     "discarded_at",
     "discarded_by",
+    "peak_memory_bytes",
+    "cpu_user_s",
+    "cpu_system_s",
 }
 ENGINE_KEYS = {"available", "kind", "version", "api_version", "endpoint", "source", "error", "hint"}
 # Every command that takes --json, and the keys of what it prints (of each item, for a list).

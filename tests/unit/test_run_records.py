@@ -21,6 +21,7 @@ CONTRACT_KEYS = {
     "image",
     "image_digest",
     "engine",
+    "isolation",
     "status",
     "exit_code",
     "started_at",
@@ -41,6 +42,9 @@ CONTRACT_KEYS = {
     "applied_by",
     "discarded_at",
     "discarded_by",
+    "peak_memory_bytes",
+    "cpu_user_s",
+    "cpu_system_s",
 }
 
 

@@ -53,6 +53,16 @@ def run_command(
         help=about("none (no network at all) or host.", "run.network"),
         show_default=False,
     ),
+    isolation: str | None = typer.Option(
+        None,
+        "--isolation",
+        help=about(
+            "runc (the host's kernel) or gvisor (gVisor's user-space kernel; see "
+            "docs/usage.md, Isolation).",
+            "run.isolation",
+        ),
+        show_default=False,
+    ),
     image: str | None = typer.Option(
         None,
         "--image",
@@ -117,16 +127,19 @@ def run_command(
 
     Exit code: the script's own; 124 timed out; 137 killed at the memory limit;
     130 interrupted (Ctrl-C, SIGTERM); 125 the engine failed during the run;
-    2 bad case, script or option; 4 image absent and not pullable.
+    2 bad case, script or option; 4 image absent and not pullable; 5 the
+    isolation asked for (gVisor) is not available on the engine.
 
     Examples:
       roscoe run demo-case create_file_inventory.py -- --format md
       roscoe run --timeout 60 --memory 512m demo-case inventory.py -- --format csv
       roscoe run -e API_TOKEN --json demo-case check.sh
       roscoe run --preview demo-case rename_scans.py
+      roscoe run --isolation gvisor demo-case create_file_inventory.py
     """
     from roscoe.config.parse import parse_env
     from roscoe.config.settings import RunLimits
+    from roscoe.engine import connect_url
     from roscoe.images.choice import choose_image
     from roscoe.runs.host import user_name
     from roscoe.runs.plan import plan_run
@@ -147,6 +160,7 @@ def run_command(
         cpus=cpus,
         network=network,
         track_changes=track_changes,
+        isolation=isolation,
     )
     spec = RunSpec.of(
         case,
@@ -175,7 +189,14 @@ def run_command(
 
     with signals:
         record = start_run(
-            engine, where, spec, choice=choice, on_output=forward, cancel=cancel, pulling=pulling
+            engine,
+            where,
+            spec,
+            choice=choice,
+            on_output=forward,
+            cancel=cancel,
+            pulling=pulling,
+            connect=connect_url,
         )
     if record.message:
         sys.stderr.write(f"roscoe: {record.message} (run {record.id})\n")

@@ -127,11 +127,13 @@ def show_command(
         ("status", _status(record.status)),
         ("exit code", "" if record.exit_code is None else str(record.exit_code)),
         ("image", f"{record.image} ({record.image_digest or 'digest unknown'})"),
-        ("engine", record.engine or ""),
+        ("engine", f"{record.engine or ''} ({record.isolation})"),
         ("started", record.started_at or ""),
         ("finished", record.finished_at or ""),
         ("duration", "" if record.duration_s is None else f"{record.duration_s:.3f} s"),
         ("output", f"{run_dir(record.id) / OUTPUT_FILE} ({record.output_bytes} bytes)"),
+        ("memory", _memory(record.peak_memory_bytes)),
+        ("cpu", _cpu(record.cpu_user_s, record.cpu_system_s)),
     ]
     if record.requested_by:
         rows.append(("by", record.requested_by))
@@ -274,6 +276,18 @@ def _size(value: Any) -> str:
             return f"{value} B" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} TiB"
+
+
+def _memory(peak: int | None) -> str:
+    if peak is None:
+        return "unknown"
+    return f"peak {peak / (1 << 20):.1f} MiB (the largest process of the script)"
+
+
+def _cpu(user: float | None, system: float | None) -> str:
+    if user is None or system is None:
+        return "unknown"
+    return f"{user:.3f} s user, {system:.3f} s system"
 
 
 _COLOURS = {

@@ -176,7 +176,9 @@ def start_command(
       roscoe server start -e API_KEY -e MODE=fast --workspace ~/cases
     """
     from roscoe.config.parse import parse_env
+    from roscoe.engine import connect_url
     from roscoe.runner import lifecycle
+    from roscoe.runner.plan import check_isolation
     from roscoe.runner.store import StartSettings
 
     lifecycle.check_wait_timeout(wait_timeout)
@@ -190,6 +192,7 @@ def start_command(
         env=parse_env(env or [], os.environ),
     )
     engine = st.engine()
+    check_isolation(engine, st.settings, connect_url)  # before anything changes
     _starting(
         st.quiet,
         lambda progress: lifecycle.start(
@@ -257,12 +260,15 @@ def restart_command(
     Examples:
       roscoe server restart
     """
+    from roscoe.engine import connect_url
     from roscoe.runner import lifecycle
+    from roscoe.runner.plan import check_isolation
 
     lifecycle.check_wait_timeout(wait_timeout)
     lifecycle.check_stop_timeout(timeout)
     st = state(ctx)
     engine = st.engine()
+    check_isolation(engine, st.settings, connect_url)  # before the old runner goes
     _starting(
         st.quiet,
         lambda progress: lifecycle.restart(

@@ -130,6 +130,17 @@ def folder(value: Any) -> str:
     return name
 
 
+def engine_url(value: Any) -> str:
+    """An engine endpoint: unix:///path/to.sock, tcp://host:port or ssh://user@host."""
+    url = text(value)
+    if not url.startswith(("unix://", "tcp://", "ssh://")):
+        raise ValueError(
+            f"'{url}' is not an engine endpoint (unix:///path/to.sock, tcp://host:port, "
+            "ssh://user@host)"
+        )
+    return url
+
+
 def container_name(value: Any) -> str:
     name = str(value)
     if not _CONTAINER_NAME.fullmatch(name):
@@ -142,7 +153,7 @@ def container_name(value: Any) -> str:
 # the container finds and loads programs, not what the script is asked to do. Documented in
 # docs/usage.md and docs/service-api.md: keep the three in step.
 _REFUSED_ENV: dict[str, tuple[str, ...]] = {
-    "roscoe sets it (PATH finds the `timeout` wrapper every run starts with)": (
+    "roscoe sets it (PATH finds the launcher every run starts with)": (
         "PATH",
         "HOME",
         "USER",

@@ -15,6 +15,7 @@ APP_NAME = "roscoe"
 # The two variables that move roscoe's folders (listed with every other one in settings.py).
 ENV_DATA_DIR = "ROSCOE_DATA_DIR"
 ENV_CONFIG_DIR = "ROSCOE_CONFIG_DIR"
+ENV_HOST_RUNS_DIR = "ROSCOE_HOST_RUNS_DIR"  # in the runner container: the runs dir's host path
 
 
 def data_dir() -> Path:
@@ -58,6 +59,16 @@ def run_dir(run_id: str) -> Path:
     return runs_dir() / run_id
 
 
+def host_view(path: Path) -> Path:
+    """Where the engine's host sees `path`, a folder under the runs dir: the same path, unless
+    roscoe runs in the runner container, whose ROSCOE_HOST_RUNS_DIR names the runs dir on the
+    host (bind mounts name host paths)."""
+    on_host = os.environ.get(ENV_HOST_RUNS_DIR)
+    if not on_host:
+        return path
+    return Path(on_host) / Path(path).relative_to(runs_dir())
+
+
 def default_workspace() -> Path:
     return data_dir() / "workspace"
 
@@ -95,6 +106,11 @@ def server_settings_file() -> Path:
 def server_env_file() -> Path:
     """The values of the runner's -e variables (0600: they may be secrets)."""
     return data_dir() / "server" / "env.json"
+
+
+def engine_facts_file() -> Path:
+    """What engines said about themselves (rootless, cgroups, runtimes), by socket."""
+    return data_dir() / "engine-facts.json"
 
 
 def ensure_dir(path: Path, mode: int = 0o700) -> Path:

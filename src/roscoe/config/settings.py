@@ -25,6 +25,7 @@ from roscoe.errors import UsageError
 
 ENGINES = ("auto", "docker", "podman")
 NETWORKS = ("none", "host")  # what a run's network may be
+ISOLATIONS = ("runc", "gvisor")  # how a run is isolated (runs.isolation)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,22 @@ SETTINGS: dict[str, Setting] = {
             "default network of a run: none or host",
         ),
         Setting(
+            "run.isolation",
+            "ROSCOE_ISOLATION",
+            "runc",
+            parse.choice(*ISOLATIONS),
+            "how a run is isolated: runc (the host's kernel, namespaces) or gvisor (gVisor's "
+            "user-space kernel)",
+        ),
+        Setting(
+            "run.gvisor_host",
+            "ROSCOE_GVISOR_HOST",
+            None,
+            parse.engine_url,
+            "an engine endpoint whose default runtime is gVisor, for gVisor runs (Podman: "
+            "its API ignores the runtime a client asks for)",
+        ),
+        Setting(
             "run.track_changes",
             "ROSCOE_TRACK_CHANGES",
             True,
@@ -157,6 +174,7 @@ ENV_TOKEN = "ROSCOE_TOKEN"  # noqa: S105 - the agent tool: the service's token (
 # What `server start` hands the execution service in the runner container (runner.layout),
 # besides the settings above:
 ENV_HOST_WORKSPACE = "ROSCOE_HOST_WORKSPACE"  # the workspace's path on the host
+ENV_HOST_RUNS_DIR = paths.ENV_HOST_RUNS_DIR  # the runs dir's path on the host
 ENV_TOKEN_FILE = "ROSCOE_TOKEN_FILE"  # noqa: S105 - where the token file is mounted
 ENV_TOKENS_FILE = "ROSCOE_TOKENS_FILE"  # where the scoped-token file is mounted
 ENV_HOST_RUNS_DIR = "ROSCOE_HOST_RUNS_DIR"  # the runs dir's path on the host (paths.py)
@@ -175,6 +193,8 @@ class RunLimits:
     cpus: float | None = default("run.cpus")
     network: str = default("run.network")
     track_changes: bool = default("run.track_changes")
+    isolation: str = default("run.isolation")
+    gvisor_host: str | None = default("run.gvisor_host")
 
     @classmethod
     def resolve(
@@ -186,6 +206,7 @@ class RunLimits:
         cpus: float | None = None,
         network: str | None = None,
         track_changes: bool | None = None,
+        isolation: str | None = None,
     ) -> RunLimits:
         """Flags (None: not given) > environment > config file > default."""
         return cls(
@@ -194,6 +215,8 @@ class RunLimits:
             cpus=settings.get("run.cpus", cpus),
             network=settings.get("run.network", network),
             track_changes=settings.get("run.track_changes", track_changes),
+            isolation=settings.get("run.isolation", isolation),
+            gvisor_host=settings.get("run.gvisor_host"),
         )
 
 

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from roscoe.config import paths
 from roscoe.diagnostics.checks import Check, CheckStatus
+from roscoe.diagnostics.isolation_checks import gvisor_check
 from roscoe.diagnostics.runner_checks import runner_checks
 from roscoe.diagnostics.version import EngineReport
 from roscoe.errors import EngineError
 
 if TYPE_CHECKING:
     from roscoe.engine.protocols import DiagnosticsEngine
+    from roscoe.runs.isolation import Connect
 
 
 @dataclass
@@ -36,7 +38,13 @@ class DoctorReport:
 
 
 def doctor_report(
-    get_engine: Callable[[], DiagnosticsEngine], image_ref: str, image_source: str
+    get_engine: Callable[[], DiagnosticsEngine],
+    image_ref: str,
+    image_source: str,
+    *,
+    isolation: str = "runc",
+    gvisor_host: str | None = None,
+    connect: Connect | None = None,
 ) -> DoctorReport:
     report = DoctorReport()
     engine: DiagnosticsEngine | None = None
@@ -69,6 +77,7 @@ def doctor_report(
                 {True: "yes", False: "no (rootful)", None: "unknown"}[rootless],
             )
         )
+        report.checks.append(gvisor_check(engine, isolation, gvisor_host, connect))
         report.checks.append(_image_check(engine, image_ref, image_source))
     report.checks.append(_data_dir_check())
     if engine is not None:

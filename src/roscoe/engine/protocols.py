@@ -39,6 +39,32 @@ class EngineInfo:
     os: str = ""
 
 
+# The cgroup controllers a run's limits need: memory (--memory) and pids (the process limit),
+# and cpu when a run has a CPU limit.
+LIMIT_CONTROLLERS = ("memory", "pids")
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What an engine is like beyond its name and version (engine/facts.py reads them);
+    None where the engine did not say."""
+
+    rootless: bool | None = None
+    cgroup_version: str | None = None  # "v1" or "v2"
+    # The controllers a container of this engine may be limited by (Podman says; for a
+    # rootless Podman these are the ones delegated to the user). None: not said (Docker).
+    cgroup_controllers: tuple[str, ...] | None = None
+    default_runtime: str | None = None
+    runtimes: tuple[str, ...] = ()
+
+    def missing_controllers(self, cpus: bool) -> list[str]:
+        """The controllers a run's limits need that this engine's containers cannot use."""
+        if self.cgroup_controllers is None:
+            return []
+        wanted = [*LIMIT_CONTROLLERS, *(["cpu"] if cpus else [])]
+        return [name for name in wanted if name not in self.cgroup_controllers]
+
+
 @dataclass(frozen=True)
 class RunState:
     """What a finished (or finishing) run needs to know of its container."""
@@ -75,10 +101,18 @@ class RunEngine(ImageEngine, Protocol):
     its image, pulled when it is absent (runs/start).
 
     Failures once the container exists raise EngineError with exit code 125; a missing
-    image at create raises ImageError (4).
+    image at create raises ImageError (4); a runtime the engine does not know, IsolationError
+    (5).
     """
 
+    @property
+    def endpoint(self) -> Endpoint: ...
+
     def podman_rootless(self) -> bool: ...
+
+    def facts(self) -> EngineFacts:
+        """Rootless or not, cgroups, runtimes: asked once, then kept (empty when not said)."""
+        ...
 
     def cpu_count(self) -> int | None:
         """How many CPUs the engine has (its view); None when it does not say."""
@@ -102,7 +136,12 @@ class RunEngine(ImageEngine, Protocol):
         pids_limit: int,
         tmpfs: Mapping[str, str],
         userns: str | None = None,
+        runtime: str | None = None,
     ) -> str: ...
+
+    def run_runtime(self, container_id: str) -> str | None:
+        """The OCI runtime the container was created with, as the engine records it."""
+        ...
 
     def run_attach(self, container_id: str) -> RunOutput: ...
 
@@ -110,7 +149,9 @@ class RunEngine(ImageEngine, Protocol):
 
     def run_wait(self, container_id: str, timeout: float | None = None) -> int: ...
 
-    def run_kill(self, container_id: str) -> None: ...
+    def run_kill(self, container_id: str, signal: str | None = None) -> None:
+        """SIGKILL (or `signal`, e.g. "USR1") to the container's first process."""
+        ...
 
     def run_state(self, container_id: str) -> RunState | None: ...
 
@@ -176,11 +217,12 @@ class RunnerEngine(ImageEngine, Protocol):
         ...
 
 
-class DiagnosticsEngine(RunnerEngine, Protocol):
-    """What `roscoe doctor` looks at: the engine itself, the image, the runner."""
+class DiagnosticsEngine(RunnerEngine, RunEngine, Protocol):
+    """What `roscoe doctor` looks at: the engine itself, the image, the runner, and whether
+    gVisor can be had (runs/isolation, which places runs)."""
 
     def rootless(self) -> bool | None: ...
 
 
-class ContainerEngine(RunEngine, GcEngine, DiagnosticsEngine, Protocol):
+class ContainerEngine(DiagnosticsEngine, GcEngine, Protocol):
     """Every call roscoe makes: what `connect()` returns and the CLI hands down."""

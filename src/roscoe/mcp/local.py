@@ -27,6 +27,7 @@ from roscoe.runs.spec import RunSpec
 if TYPE_CHECKING:
     from roscoe.engine.protocols import RunEngine
     from roscoe.images.choice import ImageChoice
+    from roscoe.runs.isolation import Connect
     from roscoe.runs.workspace import Workspace
 
 # After cancel_run kills a container: how long it may take to be reported over.
@@ -87,8 +88,10 @@ class LocalBackend:
         workspace: Workspace,
         image: ImageChoice,
         limits: LocalLimits,
+        connect_url: Connect | None = None,
     ):
         self._connect = connect
+        self._connect_url = connect_url
         self.workspace = workspace
         self.image = image
         self.limits = limits
@@ -255,6 +258,7 @@ class LocalBackend:
                     on_output=live.feed,
                     cancel=live.cancel,
                     run_id=live.record.id,
+                    connect=self._connect_url,
                 )
             finally:
                 engine.close()

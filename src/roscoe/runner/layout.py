@@ -9,7 +9,9 @@ Why these choices:
   engine resolves bind mounts on the HOST, so the service must know the host path of the
   workspace (ROSCOE_HOST_WORKSPACE) and maps its own view (/workspace) onto it.
 - Run records go to the host's <data dir>/runs, mounted into the container, so `roscoe runs
-  list` on the host shows runs from both the CLI and the service.
+  list` on the host shows runs from both the CLI and the service. A run's container mounts a
+  folder of its run's (the launcher's report), so the service knows that dir's host path too
+  (ROSCOE_HOST_RUNS_DIR).
 - The token reaches the service as a read-only file mount, never as an environment variable
   (those show up in `inspect`).
 - Host networking with the service bound to 127.0.0.1: reachable from the host only.
@@ -67,6 +69,7 @@ ENGINE_SOCKET_FOLDERS = ("podman", "docker")
 # the old one inside a file mount, and revoking must count at once).
 CONTAINER_ACCESS_DIR = "/run/roscoe/access"
 TOKENS_FILE_NAME = "tokens.json"
+CONTAINER_GVISOR_SOCKET = "/run/roscoe/gvisor-engine.sock"  # run.gvisor_host's socket
 
 # The runner container's environment: the settings' variables, and those that are not
 # settings (config/settings.py names them all).
@@ -80,6 +83,7 @@ ENV_PROJECTS_DIR = env_name("projects_dir")
 ENV_TOOLS_DIR = env_name("tools_dir")
 # Its own name: the service looks itself up by it, to tie its runs to its container id.
 ENV_CONTAINER_NAME = env_name("container_name")
+ENV_GVISOR_HOST = env_name("run.gvisor_host")
 # After the grace, the service cancels what still runs and waits for those containers to be
 # stopped and removed; `server stop` must wait at least this much longer before SIGKILL.
 CANCEL_MARGIN_S = 20.0
@@ -105,6 +109,8 @@ class RunnerConfig:
     env: dict[str, str] = field(default_factory=dict)  # -e passthrough
     # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK as resolved on the host (the service's run defaults)
     run_limits: dict[str, str] = field(default_factory=dict)
+    # host path of run.gvisor_host's socket: the engine whose runs are under gVisor (Podman)
+    gvisor_socket: str | None = None
     config_hash: str = ""  # digest of environment(), for the label
     selinux: bool = False
     shutdown_grace: float = SHUTDOWN_GRACE_S
@@ -150,6 +156,8 @@ class RunnerConfig:
         )
         if self.access_dir is not None:
             env[ENV_TOKENS_FILE] = f"{CONTAINER_ACCESS_DIR}/{TOKENS_FILE_NAME}"
+        if self.gvisor_socket:
+            env[ENV_GVISOR_HOST] = f"unix://{CONTAINER_GVISOR_SOCKET}"
         return env
 
     def binds(self) -> dict[str, dict[str, str]]:
@@ -165,14 +173,24 @@ class RunnerConfig:
                 if self.access_dir is not None
                 else {}
             ),
+            **(
+                {self.gvisor_socket: {"bind": CONTAINER_GVISOR_SOCKET, "mode": "rw"}}
+                if self.gvisor_socket
+                else {}
+            ),
         }
 
     def group_add(self) -> list[str]:
-        """The socket's group, so the unprivileged service may use a 0660 engine socket."""
-        try:
-            return [str(os.stat(self.engine_socket).st_gid)]
-        except OSError:
-            return []
+        """The sockets' groups, so the unprivileged service may use 0660 engine sockets."""
+        groups: list[str] = []
+        for socket_path in (self.engine_socket, self.gvisor_socket):
+            try:
+                group = str(os.stat(socket_path).st_gid) if socket_path else None
+            except OSError:
+                group = None
+            if group is not None and group not in groups:
+                groups.append(group)
+        return groups
 
     def create_arguments(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(create_container kwargs, create_host_config kwargs) for the low-level API."""

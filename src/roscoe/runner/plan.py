@@ -22,8 +22,9 @@ from roscoe.runner.store import StartSettings
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
-    from roscoe.engine.protocols import RunnerEngine
+    from roscoe.engine.protocols import RunEngine, RunnerEngine
     from roscoe.images.choice import ImageChoice
+    from roscoe.runs.isolation import Connect
 
 
 # SIGTERM to SIGKILL: the service's grace for its runs, plus the time it takes to cancel
@@ -45,7 +46,9 @@ class StartPlan:
     queue: int
     projects_dir: str
     tools_dir: str
-    run_limits: dict[str, str]  # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK for the service's runs
+    run_limits: dict[str, str]  # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK/ISOLATION for its runs
+    isolation: str = "runc"
+    gvisor_host: str | None = None  # run.gvisor_host, mounted into the runner (unix:// only)
 
 
 def plan_start(settings: Settings, wanted: StartSettings) -> StartPlan:
@@ -79,10 +82,19 @@ def plan_start(settings: Settings, wanted: StartSettings) -> StartPlan:
         projects_dir=settings.get("projects_dir"),
         tools_dir=settings.get("tools_dir"),
         run_limits=run_limits(settings),
+        isolation=settings.get("run.isolation"),
+        gvisor_host=gvisor_host(settings),
     )
 
 
-RUN_LIMIT_KEYS = ("run.timeout", "run.memory", "run.cpus", "run.network", "run.track_changes")
+RUN_LIMIT_KEYS = (
+    "run.timeout",
+    "run.memory",
+    "run.cpus",
+    "run.network",
+    "run.track_changes",
+    "run.isolation",
+)
 UNPRIVILEGED_PORTS = 1024
 
 
@@ -105,6 +117,31 @@ def run_limits(settings: Settings) -> dict[str, str]:
         else:
             found[name] = f"{value:g}" if isinstance(value, float) else str(value)
     return found
+
+
+def gvisor_host(settings: Settings) -> str | None:
+    """run.gvisor_host, which the runner reaches through a bind mount of its socket."""
+    url: str | None = settings.get("run.gvisor_host")
+    if url is None or url.startswith("unix://"):
+        return url
+    raise UsageError(
+        f"run.gvisor_host is {url}: the runner reaches gVisor's engine only through a unix "
+        "socket on this machine",
+        hint="point ROSCOE_GVISOR_HOST at a unix:// socket (docs/usage.md, Isolation)",
+    )
+
+
+def check_isolation(engine: RunEngine, settings: Settings, connect: Connect | None) -> None:
+    """The service's runs can be had under run.isolation; else IsolationError (5). Checked
+    before `server start` (or `restart`) changes anything.
+
+    The runner itself always runs under the engine's usual runtime: under gVisor its host
+    networking would be the sandbox's own loopback, out of the host's reach.
+    """
+    from roscoe.runs.isolation import place
+
+    isolation = settings.get("run.isolation")
+    place(engine, isolation, gvisor_host(settings), connect, thorough=True).close()
 
 
 def check_wait_timeout(wait_timeout: float) -> None:
@@ -178,6 +215,7 @@ def build_config(engine: RunnerEngine, plan: StartPlan, image: dict[str, Any]) -
         tools_dir=plan.tools_dir,
         env=dict(plan.settings.env),
         run_limits=dict(plan.run_limits),
+        gvisor_socket=plan.gvisor_host.removeprefix("unix://") if plan.gvisor_host else None,
         selinux=selinux_enforcing(),
         access_dir=access,
     )

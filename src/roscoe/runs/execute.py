@@ -9,7 +9,6 @@ never accumulated in memory, so binary or huge output is just bytes passing thro
 
 from __future__ import annotations
 
-import http.client
 import logging
 import threading
 import time
@@ -18,8 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from roscoe.errors import EngineUnreachable, ExitCode, RoscoeError, UsageError
+from roscoe.config import paths
+from roscoe.errors import ExitCode, RoscoeError, UsageError
 from roscoe.runs import changes, preview
+from roscoe.runs.casecopy import remove_tree
 from roscoe.runs.records import (
     OUTPUT_FILE,
     RunRecord,
@@ -35,7 +36,8 @@ from roscoe.runs.workspace import Workspace
 if TYPE_CHECKING:
     from roscoe.engine.protocols import RunEngine, RunOutput, RunState
 
-from roscoe.runs.outcome import RunStatus, classify
+from roscoe.runs.isolation import Connect, Placement, place
+from roscoe.runs.outcome import Ending, RunStatus, classify, engine_failure
 from roscoe.runs.output import OnOutput, OutputSink
 from roscoe.runs.plan import (
     DATA_MOUNT,
@@ -47,12 +49,20 @@ from roscoe.runs.plan import (
     plan_run,
     run_labels,
 )
+from roscoe.runs.report import (
+    LaunchReport,
+    launcher_started,
+    make_report_dir,
+    read_report,
+    remove_report_dir,
+)
 
 log = logging.getLogger("roscoe.runs")
 
 POLL_S = 0.05  # how often the watcher looks at the cancel event
 SETTLE_S = 0.5  # how long to look for "exited" after the output stream ends, before waiting
 KILL_WAIT_S = 20.0  # after a kill, how long the engine may take to report the exit
+STOP_GRACE_S = 3.0  # after asking the launcher to stop, how long before the kill
 
 
 @dataclass
@@ -110,43 +120,81 @@ def execute(
     cancel: threading.Event | None = None,
     run_id: str | None = None,
     owner: Mapping[str, str] | None = None,
+    connect: Connect | None = None,
 ) -> RunRecord:
     """Run `spec` and return its record (also written to <data dir>/runs/<id>/run.json).
 
     Raises before any container exists: UsageError (2) for a bad case, script, id or
     limit (a CPU limit above the engine's CPU count too); ImageError (4) when the image is
-    absent; EngineError (125) when the container cannot be created. Once the container
-    exists, nothing is raised: an engine that answers with a failure gives status "error",
-    exit_code 125 and the engine's reason in `message`; an engine that stops answering gives
-    status "unknown" (exit_code 125): the container may still be running, so it is left for
-    `roscoe gc`, which finishes the record from its real end. Setting `cancel` (from any
-    thread) stops the container: status "interrupted". Otherwise the container is removed in
-    every case. Never prints, never exits, installs no signal handlers; safe to call from
-    many threads at once. `owner`: the labels of the runner container that starts the run
-    (the service passes them), instead of this process's pid and host name.
+    absent; IsolationError (5) when the isolation asked for cannot be had (`runs.isolation`;
+    `connect` reaches spec.gvisor_host); EngineError (125) when the container cannot be
+    created. A container created under the wrong runtime is removed unstarted
+    (IsolationError). Once the container has started, nothing is raised: an engine that
+    answers with a failure gives status "error", exit_code 125 and the engine's reason in
+    `message`; an engine that stops answering gives status "unknown" (exit_code 125): the
+    container may still be running, so it is left for `roscoe gc`, which finishes the record
+    from its real end. Setting `cancel` (from any thread) stops the container: status
+    "interrupted". Otherwise the container is removed in every case. Never prints, never
+    exits, installs no signal handlers; safe to call from many threads at once. `owner`: the
+    labels of the runner container that starts the run (the service passes them), instead
+    of this process's pid and host name.
     """
     plan = plan_run(workspace, spec, run_id)
-    if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
-        check_cpus(spec.cpus, engine.cpu_count(), engine.kind)
+    if spec.preview and not spec.track_changes:
+        raise UsageError(
+            "a preview needs change tracking: its changes are what `apply` lands",
+            hint="leave out --no-track-changes (or run.track_changes = false)",
+        )
+    placement = place(engine, spec.isolation, spec.gvisor_host, connect)
+    try:
+        if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
+            target = placement.engine
+            check_cpus(spec.cpus, target.cpu_count(), target.kind)
+        return _execute(
+            placement, workspace, spec, plan, on_output=on_output, cancel=cancel, owner=owner
+        )
+    finally:
+        placement.close()
+
+
+def _execute(
+    placement: Placement,
+    workspace: Workspace,
+    spec: RunSpec,
+    plan: RunPlan,
+    *,
+    on_output: OnOutput | None,
+    cancel: threading.Event | None,
+    owner: Mapping[str, str] | None,
+) -> RunRecord:
+    engine = placement.engine
     case_path = str(workspace.host_path(plan.case_dir))
     tracker = Tracker(plan.case_dir, case_path, enabled=spec.track_changes)
+    # The run's folder first: the launcher's report folder in it is mounted in the container
+    # (and a preview's copy of the case).
     if spec.preview:
-        if not spec.track_changes:
-            raise UsageError(
-                "a preview needs change tracking: its changes are what `apply` lands",
-                hint="leave out --no-track-changes (or run.track_changes = false)",
-            )
         plan = preview.prepare(plan, tracker)  # the run's folder, the copy at /data
+        where = run_dir(plan.run_id)
     else:
+        where = make_run_dir(plan.run_id)
         tracker.begin()  # the before-walk goes on while the engine creates the container
-    script_sha256 = file_digest(plan.script_path)
-    started_wall = time.time()
-    started_at = now_iso()
     try:
-        container_id = _create(engine, spec, plan, started_wall, owner)
+        report_dir = make_report_dir(where)
+        script_sha256 = file_digest(plan.script_path)
+        started_wall = time.time()
+        started_at = now_iso()
+        container_id = _create(
+            engine,
+            spec,
+            plan,
+            started_wall,
+            owner,
+            binds=[*plan.binds, plan.report_bind(paths.host_view(report_dir))],
+            runtime=placement.runtime,
+        )
+        placement.verify(container_id)  # removes it and raises when it is not under gVisor
     except BaseException:
-        if spec.preview:
-            preview.abandon(plan.run_id)
+        remove_tree(where)  # nothing ran: no record, no folder (no preview copy either)
         raise
     record = RunRecord(
         id=plan.run_id,
@@ -155,6 +203,7 @@ def execute(
         args=list(spec.args),
         image=spec.image,
         engine=engine.kind,
+        isolation=spec.isolation,
         started_at=started_at,
         requested_by=spec.requested_by,
         script_sha256=script_sha256,
@@ -164,7 +213,6 @@ def execute(
     tracker.ready()  # the script must not start before the case has been walked
     # Records are fsynced (config.atomic): each write is made while the engine works anyway,
     # the first while it starts the container, the last while it removes it.
-    where = run_dir(plan.run_id) if spec.preview else make_run_dir(plan.run_id)
     first_record = _Later(write_record, replace(record))
     last_record: _Later | None = None
     try:
@@ -174,7 +222,7 @@ def execute(
             plan,
             container_id,
             record,
-            where=where,
+            folders=_Folders(where, report_dir),
             on_output=on_output,
             cancel=cancel,
         )
@@ -194,6 +242,7 @@ def execute(
         except RoscoeError as exc:
             # gc removes it later (it is labelled); the outcome of the run still stands.
             log.warning("run %s: %s", plan.run_id, exc.message)
+        remove_report_dir(report_dir)
     if last_record is None:  # an engine failure: the case is walked once the container is gone
         # (unknown: not walked at all, the script may still be changing it)
         _finish(record, tracker, case_path)
@@ -208,6 +257,9 @@ def _create(
     plan: RunPlan,
     started_wall: float,
     owner: Mapping[str, str] | None,
+    *,
+    binds: list[str],
+    runtime: str | None,
 ) -> str:
     """Create (not start) the run's container, locked down; its id."""
     return engine.run_create(
@@ -219,13 +271,14 @@ def _create(
         workdir=DATA_MOUNT,
         env=plan.env,
         labels=run_labels(plan.run_id, started_wall, spec.timeout, owner),
-        binds=plan.binds,
+        binds=binds,
         network=spec.network,
         memory_bytes=plan.memory_bytes,
         cpus=spec.cpus,
         pids_limit=PIDS_LIMIT,
         tmpfs=TMPFS,
         userns="keep-id" if engine.podman_rootless() else None,
+        runtime=runtime,
     )
 
 
@@ -240,6 +293,28 @@ def _finish(record: RunRecord, tracker: Tracker, case_path: str) -> None:
     if record.preview:
         preview.finish(record, tracker, case_path)
     write_record(record)
+
+
+def _stop(engine: RunEngine, container_id: str, report_dir: Path, follow: _Follow) -> None:
+    """Stop a running container. The launcher, when it is up, is asked first (SIGUSR1): it
+    kills the script and writes what it used; if it has not ended the container soon after,
+    or was never there, the container is killed outright."""
+    if launcher_started(report_dir):
+        engine.run_kill(container_id, signal="USR1")
+        if follow.done.wait(STOP_GRACE_S):
+            return
+    engine.run_kill(container_id)
+    if not follow.done.wait(KILL_WAIT_S):
+        raise RoscoeError(
+            f"the container did not stop within {KILL_WAIT_S:g} s of being killed",
+            exit_code=ExitCode.ENGINE_DURING_RUN,
+        )
+
+
+@dataclass(frozen=True)
+class _Folders:
+    run: Path  # the run's folder: run.json, output.log
+    report: Path  # the launcher's folder, mounted in the container
 
 
 class _Later:
@@ -270,14 +345,15 @@ def _supervise(
     container_id: str,
     record: RunRecord,
     *,
-    where: Path,
+    folders: _Folders,
     on_output: OnOutput | None,
     cancel: threading.Event | None,
 ) -> RunRecord:
-    sink = OutputSink(where / OUTPUT_FILE, on_output)
+    sink = OutputSink(folders.run / OUTPUT_FILE, on_output)
     clock = time.monotonic()
     stopped_for: str | None = None
     state: RunState | None = None
+    report: LaunchReport | None = None
     try:
         stream = engine.run_attach(container_id)
         try:
@@ -295,72 +371,40 @@ def _supervise(
             ).start()
             stopped_for = _watch(follow.done, clock + spec.timeout, cancel)
             if stopped_for is not None:
-                engine.run_kill(container_id)
-                if not follow.done.wait(KILL_WAIT_S):
-                    raise RoscoeError(
-                        f"the container did not stop within {KILL_WAIT_S:g} s of being killed",
-                        exit_code=ExitCode.ENGINE_DURING_RUN,
-                    )
+                _stop(engine, container_id, folders.report, follow)
             if follow.error is not None:
                 raise follow.error
             state = follow.state
         finally:
             stream.close()
-        status, code, message = classify(
+        report = read_report(folders.report)
+        ending = Ending(
             state.exit_code if state is not None else None,
             timed_out=stopped_for == "timeout",
             interrupted=stopped_for == "cancel",
             oom_killed=state is not None and state.oom_killed,
-            timeout=spec.timeout,
-            memory=spec.memory,
+            report=report,
+            launched=launcher_started(folders.report),
+            isolation=spec.isolation,
         )
+        status, code, message = classify(ending, timeout=spec.timeout, memory=spec.memory)
     except _CancelledBeforeStart:
-        stopped_for = "cancel"
-        status, code, message = classify(
-            None,
-            timed_out=False,
-            interrupted=True,
-            oom_killed=False,
-            timeout=spec.timeout,
-            memory=spec.memory,
-        )
+        status, code = RunStatus.INTERRUPTED, ExitCode.INTERRUPTED
         message = "interrupted before the script started"
     except Exception as exc:  # the engine failing, or its socket
-        status, code, message = _engine_failure(exc)
+        status, code, message = engine_failure(exc)
     finally:
         sink.close()
-    record.status = status
-    record.exit_code = int(code)
-    record.message = message
-    record.timed_out = stopped_for == "timeout"
+    record.status, record.exit_code, record.message = status, int(code), message
+    record.timed_out = status == RunStatus.TIMED_OUT
     record.image_digest = state.image_id if state is not None else None
     record.finished_at = now_iso()
     record.duration_s = round(time.monotonic() - clock, 3)
-    record.output_bytes = sink.bytes
-    record.saved_output_truncated = sink.truncated
+    record.output_bytes, record.saved_output_truncated = sink.bytes, sink.truncated
+    if report is not None:
+        record.peak_memory_bytes = report.max_rss_bytes
+        record.cpu_user_s, record.cpu_system_s = report.user_s, report.system_s
     return record
-
-
-def _engine_failure(exc: Exception) -> tuple[RunStatus, int, str]:
-    """An engine that answered with a failure is an "error"; one that stopped answering (its
-    socket failed, or a stream broke off) leaves the run "unknown"."""
-    if isinstance(exc, EngineUnreachable):
-        return _lost(exc.message)
-    if isinstance(exc, RoscoeError):
-        return RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, exc.message
-    if isinstance(exc, (OSError, http.client.HTTPException)):
-        return _lost(str(exc) or type(exc).__name__)
-    return RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
-
-
-def _lost(reason: str) -> tuple[RunStatus, int, str]:
-    """The engine stopped answering with the container in place: roscoe claims no result."""
-    return (
-        RunStatus.UNKNOWN,
-        ExitCode.ENGINE_DURING_RUN,
-        f"lost track of the run: the engine stopped answering ({reason}); the container may "
-        "still be running; `roscoe gc` records how it ended once the engine answers again",
-    )
 
 
 class _CancelledBeforeStart(Exception):

@@ -63,6 +63,7 @@ class RunRecord:
     image: str = ""
     image_digest: str | None = None
     engine: str | None = None
+    isolation: str = "runc"  # runc, or gvisor (runs.isolation)
     status: RunStatus = RunStatus.RUNNING
     exit_code: int | None = None
     started_at: str | None = None
@@ -87,6 +88,11 @@ class RunRecord:
     applied_by: str | None = None
     discarded_at: str | None = None
     discarded_by: str | None = None
+    # What the script used (runs/launcher.py): the largest resident set of any of its
+    # processes, and the CPU time of all of them; None when it could not be had.
+    peak_memory_bytes: int | None = None
+    cpu_user_s: float | None = None
+    cpu_system_s: float | None = None
 
     def __post_init__(self) -> None:
         self.status = RunStatus(self.status)  # given as its value ("running") or as itself

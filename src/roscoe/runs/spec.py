@@ -17,6 +17,8 @@ class RunSpec:
     1000:1000 when the caller is root (a script never runs as root). `requested_by` goes into
     the record as is: `cli:<user name>` from the command line, a token's name through the
     service. `track_changes` false leaves the case unwalked (the record says so).
+    `isolation` is "runc" or "gvisor" (runs.isolation); `gvisor_host` an engine endpoint whose
+    default runtime is gVisor (the engine's own endpoint is used when None).
     """
 
     case: str
@@ -32,6 +34,8 @@ class RunSpec:
     requested_by: str | None = None
     track_changes: bool = _DEFAULTS.track_changes
     preview: bool = False  # work on a copy of the case; its changes wait for `apply`
+    isolation: str = _DEFAULTS.isolation
+    gvisor_host: str | None = _DEFAULTS.gvisor_host
 
     @classmethod
     def of(
@@ -60,4 +64,6 @@ class RunSpec:
             requested_by=requested_by,
             track_changes=limits.track_changes,
             preview=preview,
+            isolation=limits.isolation,
+            gvisor_host=limits.gvisor_host,
         )

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from roscoe.engine.protocols import RunEngine
     from roscoe.images.choice import ImageChoice
     from roscoe.images.pull import OnPull
+    from roscoe.runs.isolation import Connect
     from roscoe.runs.output import OnOutput
     from roscoe.runs.records import RunRecord
     from roscoe.runs.spec import RunSpec
@@ -47,6 +48,7 @@ def start_run(
     run_id: str | None = None,
     pulling: Pulling = _unseen,
     owner: Mapping[str, str] | None = None,
+    connect: Connect | None = None,
 ) -> RunRecord:
     """Run `spec` (see `execute`), pulling its image first when it is absent.
 
@@ -56,7 +58,8 @@ def start_run(
     pulled; Interrupted (130) when `cancel` was set before the pull, or a KeyboardInterrupt
     ended it: nothing ran then.
     """
-    try:
+
+    def run() -> RunRecord:
         return execute(
             engine,
             workspace,
@@ -65,7 +68,11 @@ def start_run(
             cancel=cancel,
             run_id=run_id,
             owner=owner,
+            connect=connect,
         )
+
+    try:
+        return run()
     except ImageError:
         if engine.image_inspect(spec.image) is not None:
             raise  # the image is there: something else is wrong
@@ -79,6 +86,4 @@ def start_run(
             ensure_image(engine, choice or ImageChoice(spec.image, "run"), "missing", progress)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted while pulling {spec.image}; nothing ran") from None
-    return execute(
-        engine, workspace, spec, on_output=on_output, cancel=cancel, run_id=run_id, owner=owner
-    )
+    return run()

@@ -18,6 +18,7 @@ from roscoe.service.validate import RunRequest
 
 if TYPE_CHECKING:
     from roscoe.engine.protocols import RunEngine
+    from roscoe.runs.isolation import Connect
 
 ADMIN_NAME = "admin"  # the name runs made with the service's own token are recorded under
 
@@ -27,7 +28,8 @@ class RunDefaults:
     """What a request does not choose: the image and the limits every run gets."""
 
     image: str
-    limits: RunLimits = field(default_factory=RunLimits)  # a request may ask another timeout
+    # A request may ask for another timeout; never for another isolation (run.isolation).
+    limits: RunLimits = field(default_factory=RunLimits)
     env: Mapping[str, str] = field(default_factory=dict)  # the server's -e passthrough
 
 
@@ -38,9 +40,12 @@ class CoreBackend:
         workspace: Workspace,
         defaults: RunDefaults,
         engine_kind: str | None = None,
+        *,
         owner: Mapping[str, str] | None = None,
+        connect_url: Connect | None = None,
     ):
         self._connect = connect
+        self._connect_url = connect_url
         self.workspace = workspace
         self.defaults = defaults
         self.engine_kind = engine_kind
@@ -66,6 +71,7 @@ class CoreBackend:
             args=list(request.args),
             image=self.defaults.image,
             engine=self.engine_kind,
+            isolation=self.defaults.limits.isolation,
             status=RunStatus(status),
             started_at=now_iso(),
             finished_at=None if status in ("queued", "running") else now_iso(),
@@ -103,6 +109,7 @@ class CoreBackend:
                 cancel=live.cancel,
                 run_id=live.id,
                 owner=self.owner,
+                connect=self._connect_url,
             )
         finally:
             engine.close()

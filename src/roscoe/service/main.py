@@ -100,7 +100,7 @@ def route_library_logs(log: JsonLog) -> None:
 
 def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     from roscoe.config.settings import RunLimits, Settings, env_name
-    from roscoe.engine import connect
+    from roscoe.engine import connect, connect_url
     from roscoe.errors import UsageError
     from roscoe.runner.token import read_token
     from roscoe.runs.workspace import Workspace
@@ -119,6 +119,8 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     try:
         engine_info = {"kind": engine.info.kind, "version": engine.info.version}
         owner = runner_owner(engine, settings.get("container_name"))
+        # Asked once for the service's life, not once a run: Podman takes up to a second.
+        facts = engine.facts() if engine.kind == "podman" else None
     finally:
         engine.close()
     log("owner", labels=owner or None)
@@ -134,9 +136,14 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
         host_root=env.host_workspace,
     )
     backend = CoreBackend(
-        lambda: connect(runtime), workspace, defaults, engine_info["kind"], owner=owner
+        lambda: connect(runtime, facts=facts),
+        workspace,
+        defaults,
+        engine_info["kind"],
+        owner=owner,
+        connect_url=connect_url,
     )
-    sweep_left_behind(lambda: connect(runtime), log)
+    sweep_left_behind(lambda: connect(runtime, facts=facts), log)
     service = ExecutionService(
         token=token,
         scheduler=Scheduler(backend, env.concurrency, env.queue, log),

@@ -21,7 +21,14 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from roscoe.errors import EngineError, ImageError, Interrupted, RoscoeError, UsageError
+from roscoe.errors import (
+    EngineError,
+    ImageError,
+    Interrupted,
+    IsolationError,
+    RoscoeError,
+    UsageError,
+)
 from roscoe.service.live import QUEUED, LiveRun
 from roscoe.service.metrics import Metrics
 from roscoe.service.validate import RunRequest
@@ -170,6 +177,9 @@ class Scheduler:
         except EngineError as exc:
             self.log("run_failed", level="error", run_id=live.id, reason=exc.message)
             failure = (503, f"the container engine failed: {exc.message}")
+        except IsolationError as exc:  # the host's run.isolation cannot be had: nothing ran
+            self.log("run_failed", level="error", run_id=live.id, reason=exc.message)
+            failure = (503, f"the run cannot be isolated as configured: {reason_of(exc)}")
         except ImageError as exc:
             self.log("run_failed", level="error", run_id=live.id, reason=exc.message)
             failure = (500, reason_of(exc))
@@ -182,9 +192,8 @@ class Scheduler:
         if record is None and failure is not None and not request.wait:
             # The caller already holds the id (202): leave a record that says what happened.
             record = self._failed_record(live, failure[1])
-        self._end(live, record, failure)
-        if record is not None:
-            self.log(
+        if record is not None:  # logged before the answer: a client that reads the log
+            self.log(  # after its answer finds the run's end there
                 "run_finished",
                 run_id=live.id,
                 status=record.get("status"),
@@ -192,6 +201,7 @@ class Scheduler:
                 duration_s=record.get("duration_s"),
                 wall_s=round(time.monotonic() - started, 3),
             )
+        self._end(live, record, failure)
 
     def _finish_cancelled(self, live: LiveRun, record: dict[str, Any]) -> dict[str, Any]:
         """The run core calls every stop `interrupted`; a cancel asked for is `cancelled`."""
