@@ -19,13 +19,16 @@ from roscoe.errors import UsageError
 
 MAX_SIZE = (1 << 63) - 1  # the engines hold limits in a signed 64-bit integer
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 DEFAULT_CONTAINER_NAME = "roscoe-runner"
 DEFAULT_PORT = 8765
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def parse_size(text: str) -> int:
-    """'2g', '512m', '1.5GiB', '1048576' -> bytes (binary units, like docker)."""
+def parse_bytes(text: str) -> int:
+    """'2g', '512m', '1.5GiB', '1048576' -> bytes (binary units, like docker); any size."""
     match = _SIZE.match(str(text))
     if not match:
         raise ValueError(f"'{text}' is not a size (examples: 512m, 2g)")
@@ -34,9 +37,33 @@ def parse_size(text: str) -> int:
     value = int(number * factor)
     if value > MAX_SIZE:
         raise ValueError(f"'{text}' is larger than any engine takes (at most 8 EiB)")
+    return value
+
+
+def format_bytes(value: int) -> str:
+    """1536 -> '1.5 KiB': sizes as people read them (binary units, like parse_bytes)."""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def parse_size(text: str) -> int:
+    """A memory limit: parse_bytes(), and at least the 6 MiB the engines need."""
+    value = parse_bytes(text)
     if value < 6 << 20:
         raise ValueError(f"'{text}' is too small (the engines need at least 6m)")
     return value
+
+
+def parse_duration(text: str) -> float:
+    """'30d', '12h', '90m', '45s', '2w' -> seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"'{text}' is not a duration (examples: 30d, 12h, 90m)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
 
 
 def _whole(text: Any) -> int:
@@ -79,6 +106,24 @@ def _positive_float(text: Any) -> float:
     return value
 
 
+def _count(text: Any) -> int:
+    value = _whole(text)
+    if value < 0:
+        raise ValueError(f"{value} must be 0 or more")
+    return value
+
+
+def _flag(text: Any) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"'{text}' is not true or false")
+
+
 def _choice(*allowed: str) -> Callable[[Any], str]:
     def check(text: Any) -> str:
         value = str(text).strip().lower()
@@ -93,6 +138,21 @@ def _size_text(text: Any) -> str:
     if isinstance(text, bool):
         raise ValueError(f"{str(text).lower()} is not a size (examples: 512m, 2g)")
     parse_size(str(text))
+    return str(text).strip()
+
+
+def _bytes_text(text: Any) -> str:
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a size (examples: 500m, 5g)")
+    parse_bytes(str(text))
+    return str(text).strip()
+
+
+def _duration_text(text: Any) -> str:
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a duration (examples: 30d, 12h)")
+    if parse_duration(str(text)) <= 0:
+        raise ValueError(f"'{text}' must be longer than 0")
     return str(text).strip()
 
 
@@ -222,6 +282,48 @@ SETTINGS: dict[str, Setting] = {
             16,
             _positive_int,
             "runs that may wait for a slot before the service answers 429",
+        ),
+        Setting(
+            "service.log_level",
+            "ROSCOE_LOG_LEVEL",
+            "info",
+            _choice(*LOG_LEVELS),
+            "the service's log level: debug also logs every /health probe",
+        ),
+        Setting(
+            "service.prune",
+            "ROSCOE_SERVICE_PRUNE",
+            False,
+            _flag,
+            "the service prunes run folders by runs.older_than/keep/max_size, hourly",
+        ),
+        Setting(
+            "runs.older_than",
+            "ROSCOE_RUNS_OLDER_THAN",
+            None,
+            _duration_text,
+            "retention: prune runs that ended longer ago than this (e.g. 30d)",
+        ),
+        Setting(
+            "runs.keep",
+            "ROSCOE_RUNS_KEEP",
+            None,
+            _count,
+            "retention: prune all but this many of the newest finished runs",
+        ),
+        Setting(
+            "runs.max_size",
+            "ROSCOE_RUNS_MAX_SIZE",
+            None,
+            _bytes_text,
+            "retention: prune the oldest runs until the runs folder is at most this (e.g. 5g)",
+        ),
+        Setting(
+            "runs.warn_size",
+            "ROSCOE_RUNS_WARN_SIZE",
+            "10g",
+            _bytes_text,
+            "roscoe doctor warns when the runs folder is larger than this",
         ),
     ]
 }

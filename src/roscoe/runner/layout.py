@@ -63,6 +63,10 @@ CANCEL_MARGIN_S = 20.0
 
 LABEL_CONFIG_HASH = "io.roscoe.config-hash"
 
+# The runner's container log, capped by the engine (see RunnerConfig.log_config).
+LOG_MAX_SIZE = "10m"
+LOG_MAX_FILES = 3
+
 
 @dataclass
 class RunnerConfig:
@@ -84,6 +88,8 @@ class RunnerConfig:
     env: dict[str, str] = field(default_factory=dict)  # -e passthrough
     # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK as resolved on the host (the service's run defaults)
     run_limits: dict[str, str] = field(default_factory=dict)
+    # ROSCOE_LOG_LEVEL and the retention settings, as resolved on the host
+    service_settings: dict[str, str] = field(default_factory=dict)
     config_hash: str = ""  # digest of environment(), for the label
     selinux: bool = False
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S
@@ -106,6 +112,7 @@ class RunnerConfig:
     def environment(self) -> dict[str, str]:
         env = dict(self.env)
         env.update(self.run_limits)
+        env.update(self.service_settings)
         env.update(
             {
                 ENV_PORT: str(self.port),
@@ -142,6 +149,29 @@ class RunnerConfig:
         except OSError:
             return []
 
+    def restart_policy(self) -> str:
+        """Back after the engine restarts (and so after a reboot), with no roscoe command.
+
+        Docker brings back `unless-stopped` containers when dockerd starts. Podman has no
+        daemon: podman-restart.service runs `podman start --all --filter
+        restart-policy=always` at boot, which starts `always` containers only.
+        """
+        return "always" if self.engine_kind == "podman" else "unless-stopped"
+
+    def log_config(self) -> dict[str, Any]:
+        """The engine caps the runner's log (the service may run for months).
+
+        Docker rotates json-file logs (LOG_MAX_FILES files of LOG_MAX_SIZE); Podman 4.3's
+        compatible API takes max-size for its k8s-file log (when the cap is reached, the file
+        starts over) and ignores max-file.
+        """
+        if self.engine_kind == "podman":
+            return {"Type": "k8s-file", "Config": {"max-size": LOG_MAX_SIZE}}
+        return {
+            "Type": "json-file",
+            "Config": {"max-size": LOG_MAX_SIZE, "max-file": str(LOG_MAX_FILES)},
+        }
+
     def create_arguments(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(create_container kwargs, create_host_config kwargs) for the low-level API."""
         uid, gid = container_user()
@@ -156,7 +186,8 @@ class RunnerConfig:
         host = {
             "binds": self.binds(),
             "network_mode": "host",
-            "restart_policy": {"Name": "unless-stopped"},
+            "restart_policy": {"Name": self.restart_policy()},
+            "log_config": self.log_config(),
             "group_add": self.group_add(),
             "cap_drop": ["ALL"],
             # On SELinux hosts the container policy forbids connecting to the engine socket

@@ -20,6 +20,7 @@ from roscoe.service.api import ExecutionService
 from roscoe.service.backend import CoreBackend, RunDefaults
 from roscoe.service.limiter import RunLimiter
 from roscoe.service.log import JsonLog
+from roscoe.service.retention import RetentionJob
 
 # After cancelling: how long stopping and removing the cancelled runs' containers may take
 # (within the margin `server stop` leaves; see runner.layout.CANCEL_MARGIN_S).
@@ -31,6 +32,7 @@ def main() -> int:
     log = JsonLog()
     try:
         service, port, grace = _build(log)
+        retention = _retention(log)
     except RoscoeError as exc:
         log("startup_failed", level="error", error=exc.message, hint=exc.hint)
         return int(exc.exit_code)
@@ -65,12 +67,17 @@ def main() -> int:
         concurrency=service.limiter.concurrency,
         queue=service.limiter.queue,
         shutdown_grace_s=grace,
+        log_level=log.level,
         **service.health_info,
     )
+    if retention is not None:
+        retention.start()
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
         server.server_close()
+        if retention is not None:
+            retention.stop()
     _drain(service, grace, log)
     server.wait_requests(ANSWER_WAIT_S)
     log("shutdown", phase="done")
@@ -97,6 +104,27 @@ def _drain(service: ExecutionService, grace: float, log: JsonLog) -> None:
         log("shutdown", level="error", phase="abandoned", runs_in_flight=limiter.running)
 
 
+def _retention(log: JsonLog) -> RetentionJob | None:
+    """The pruning job when service.prune is on and a retention is set, else None."""
+    from roscoe.config.settings import Settings
+    from roscoe.runs.retention import policy_from_settings
+
+    settings = Settings()
+    if not settings.get("service.prune"):
+        return None
+    policy = policy_from_settings(settings)
+    if policy.empty:
+        log(
+            "retention",
+            level="warning",
+            phase="off",
+            reason="service.prune is on, but none of runs.older_than, runs.keep, "
+            "runs.max_size is set",
+        )
+        return None
+    return RetentionJob(policy, log)
+
+
 def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     from roscoe.config.settings import Settings
     from roscoe.engine import connect
@@ -111,6 +139,7 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     if not env.runner_image:
         raise UsageError("ROSCOE_RUNNER_IMAGE is not set: the service needs an image for runs")
     settings = Settings()
+    log.level = settings.get("service.log_level")
     runtime = settings.get("engine")
     engine = connect(runtime)
     try:
