@@ -37,7 +37,7 @@ fmt:
 	$(BIN)/ruff check --fix src tests bench examples
 	$(BIN)/ruff format src tests bench examples
 
-engines-up: ## install and start Docker, Podman's API service and a loopback registry (Debian)
+engines-up: ## install and start Docker, Podman (rootful, gVisor, rootless), a loopback registry and an S3 bucket over FUSE (Debian)
 	bash scripts/engines.sh install
 	bash scripts/engines.sh start
 

@@ -1,4 +1,4 @@
-"""Print roscoe's own dependencies (and its service extra) from pyproject.toml, one per line.
+"""Print roscoe's own dependencies and the extras the runner needs (service, mcp), one per line.
 
 The builder installs these before copying roscoe's source, so a source change reuses the
 dependency layers.
@@ -9,7 +9,8 @@ import tomllib
 
 with open(sys.argv[1], "rb") as handle:
     project = tomllib.load(handle)["project"]
-for requirement in project.get("dependencies", []) + project.get("optional-dependencies", {}).get(
-    "service", []
+extras = project.get("optional-dependencies", {})
+for requirement in project.get("dependencies", []) + extras.get("service", []) + extras.get(
+    "mcp", []
 ):
     print(requirement)

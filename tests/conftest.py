@@ -4,18 +4,38 @@
 - Integration tests take `engine_name` (parametrized docker / podman) and the fixtures built on
   it. On a laptop without an engine they skip with the reason; under CI=true or
   ROSCOE_REQUIRE_ENGINES=docker,podman a missing engine is a failure, never a skip.
+- `gvisor_runtime`, `rootless_podman` / `rootless_podman_host`, `bucket_workspace` and
+  `bucket_mount_without_allow_other` reach what scripts/engines.sh sets up beyond the engines;
+  ROSCOE_REQUIRE_ENGINES=...,gvisor,rootless,bucket makes their absence a failure.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helpers import BASE_IMAGE, ENGINE_HOSTS, RUNNER_IMAGE, free_port, skip_or_fail
+from helpers_engine_api import EngineAPI, EngineAPIError
+from helpers_infra import (
+    BUCKET_DIR,
+    GVISOR_RUNTIME,
+    PODMAN_GVISOR_HOST,
+    S3,
+    S3_ENDPOINT,
+    BucketWorkspace,
+    FuseMount,
+    GVisorRuntime,
+    RootlessPodman,
+    bucket_mounted,
+    mount_options,
+    rootless_podman_settings,
+)
 
 # Variables that would leak a developer's own setup into tests.
 LEAKY_VARS = [
@@ -121,3 +141,88 @@ def runner_env(
     }
     yield env
     engine.remove_container(unique_name, force=True)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------
+# gVisor, rootless Podman and the FUSE bucket (scripts/engines.sh sets them up; each skips on a
+# laptop without it and fails where ROSCOE_REQUIRE_ENGINES names gvisor, rootless or bucket).
+
+
+@pytest.fixture
+def gvisor_runtime(engine_name: str) -> GVisorRuntime:
+    """How to run a container under gVisor on this engine: create it on `.host` with
+    `.host_config` merged into its HostConfig (see GVisorRuntime)."""
+    if engine_name == "docker":
+        host = ENGINE_HOSTS["docker"]
+        runtimes = _answer(host, "docker", lambda api: api.info().get("Runtimes") or {})
+        if GVISOR_RUNTIME not in runtimes:
+            skip_or_fail(
+                f"Docker at {host} has no '{GVISOR_RUNTIME}' runtime (scripts/engines.sh start)",
+                "gvisor",
+            )
+        return GVisorRuntime("docker", host, {"Runtime": GVISOR_RUNTIME}, GVISOR_RUNTIME)
+    # Podman's compat API ignores HostConfig.Runtime: gVisor is a service of its own.
+    default = _answer(PODMAN_GVISOR_HOST, "gvisor", lambda api: api.info().get("DefaultRuntime"))
+    if default != GVISOR_RUNTIME:
+        skip_or_fail(
+            f"the Podman service at {PODMAN_GVISOR_HOST} runs '{default}', not "
+            f"'{GVISOR_RUNTIME}' (scripts/engines.sh start)",
+            "gvisor",
+        )
+    return GVisorRuntime("podman", PODMAN_GVISOR_HOST, {}, GVISOR_RUNTIME)
+
+
+def _answer(host: str, needed_by: str, ask: Callable[[EngineAPI], Any]) -> Any:
+    try:
+        return ask(EngineAPI(host))
+    except (OSError, ValueError, EngineAPIError) as exc:
+        skip_or_fail(f"no engine answers at {host} ({exc}; scripts/engines.sh start)", needed_by)
+        raise
+
+
+@pytest.fixture
+def rootless_podman() -> RootlessPodman:
+    """The rootless Podman API service of the test user: `.host`, `.user`, `.uid`, `.gid`."""
+    settings = rootless_podman_settings()
+    if settings is None:
+        skip_or_fail("no rootless test user (scripts/engines.sh install)", "rootless")
+        raise AssertionError  # not reached
+    if not _answer(settings.host, "rootless", lambda api: api.ping()):
+        skip_or_fail(f"rootless Podman does not answer at {settings.host}", "rootless")
+    return settings
+
+
+@pytest.fixture
+def rootless_podman_host(rootless_podman: RootlessPodman) -> str:
+    """unix:///run/user/<uid>/podman/podman.sock of the test user."""
+    return rootless_podman.host
+
+
+@pytest.fixture
+def bucket_workspace() -> Iterator[BucketWorkspace]:
+    """A fresh workspace (projects/ and Tools/) inside the bucket mounted with allow_other;
+    `.s3.keys(.prefix)` lists its objects. Removed afterwards."""
+    if mount_options(BUCKET_DIR) is None:
+        skip_or_fail(f"no bucket mounted at {BUCKET_DIR} (scripts/engines.sh start)", "bucket")
+    s3 = S3()
+    if not s3.answers():
+        skip_or_fail(f"the S3 API at {S3_ENDPOINT} does not answer", "bucket")
+    name = f"ws-{uuid.uuid4().hex[:10]}"
+    path = BUCKET_DIR / name
+    (path / "projects").mkdir(parents=True)
+    (path / "Tools").mkdir()
+    yield BucketWorkspace(path, f"{name}/", s3)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def bucket_mount_without_allow_other(bucket_workspace: BucketWorkspace) -> Iterator[FuseMount]:
+    """The same bucket mounted a second time by the rootless test user WITHOUT allow_other:
+    root and the engines' daemons cannot enter it. `.under(bucket_workspace.prefix)` is this
+    test's workspace seen through it. Unmounted afterwards (with a deadline)."""
+    settings = rootless_podman_settings()
+    if settings is None:
+        skip_or_fail("no unprivileged test user to mount as (scripts/engines.sh install)", "bucket")
+        raise AssertionError  # not reached
+    with bucket_mounted(uid=settings.uid, gid=settings.gid, allow_other=False) as mount:
+        yield mount

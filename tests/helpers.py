@@ -50,17 +50,23 @@ def roscoe_containers(engine: object, **labels: str) -> list[dict[str, object]]:
     return engine.containers(wanted, all=True)  # type: ignore[attr-defined, no-any-return]
 
 
+# What ROSCOE_REQUIRE_ENGINES may name: the two engines, and what scripts/engines.sh sets up
+# beyond them (gVisor's runtime on both engines, the rootless Podman service, the FUSE bucket).
+REQUIREMENTS = ("docker", "podman", "gvisor", "rootless", "bucket")
+
+
 def required_engines() -> set[str]:
     named = os.environ.get("ROSCOE_REQUIRE_ENGINES")
     if named is not None:
         return {n.strip() for n in named.split(",") if n.strip()}
     if os.environ.get("CI", "").lower() == "true":
-        return {"docker", "podman"}
+        return set(REQUIREMENTS)
     return set()
 
 
 def skip_or_fail(what: str, needed_by: str) -> None:
-    """Skip on a developer laptop; fail where the engine is required (CI)."""
+    """Skip on a developer laptop; fail where the engine (or gvisor, rootless, bucket) is
+    required (CI)."""
     if needed_by in required_engines():
         pytest.fail(f"{what} (required here: ROSCOE_REQUIRE_ENGINES / CI)", pytrace=False)
     pytest.skip(what)

@@ -156,6 +156,8 @@ def format_record(record: dict[str, Any], what: str) -> str:
         )
     elif status == "failed":
         head = f"Failure: {what} failed with exit code {code}{took}{run}."
+    elif status == "cancelled":
+        head = f"Cancelled: {what} was cancelled before it finished{run}."
     elif status == "interrupted":
         head = (
             f"Interrupted: {what} was stopped before it finished (the service is shutting "
@@ -164,6 +166,9 @@ def format_record(record: dict[str, Any], what: str) -> str:
     else:
         message = f": {record['message']}" if record.get("message") else ""
         head = f"System error: {what} could not be run ({status}{message}){run}."
+    if status in ("succeeded", "failed") and record.get("message"):
+        # e.g. a process the script started was killed at the memory limit
+        head += f" Note: {record['message']}."
     return f"{head}\nOutput:\n{shown}"
 
 

@@ -74,7 +74,7 @@ def test_debug_shows_engine_calls(engine_env: dict[str, str]) -> None:
     assert "engine call: GET" in result.stderr.decode()
 
 
-def test_dash_dash_version_does_not_import_the_docker_sdk() -> None:
+def test_dash_dash_version_imports_neither_the_docker_nor_the_mcp_sdk() -> None:
     code = (
         "import sys, runpy\n"
         "sys.argv = ['roscoe', '--version']\n"
@@ -82,8 +82,8 @@ def test_dash_dash_version_does_not_import_the_docker_sdk() -> None:
         "    runpy.run_module('roscoe', run_name='__main__')\n"
         "except SystemExit as exit:\n"
         "    assert exit.code in (0, None), exit.code\n"
-        "heavy = sorted(m for m in sys.modules\n"
-        "               if m == 'docker' or m.startswith(('docker.', 'requests')))\n"
+        "heavy = sorted(m for m in sys.modules if m in ('docker', 'mcp', 'mcp_types')\n"
+        "               or m.startswith(('docker.', 'requests', 'mcp.', 'mcp_types.')))\n"
         "print('HEAVY', heavy)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
@@ -93,10 +93,11 @@ def test_dash_dash_version_does_not_import_the_docker_sdk() -> None:
     assert "HEAVY []" in out
 
 
-def test_a_run_never_loads_the_docker_sdk(
+def test_a_run_never_loads_the_docker_or_the_mcp_sdk(
     engine_env: dict[str, str], base_image: str, tmp_path: Path
 ) -> None:
-    # The SDK costs ~150 ms to import, more than a run may add on top of the engine.
+    # The docker SDK costs ~150 ms to import, more than a run may add on top of the engine;
+    # the MCP SDK (roscoe[mcp]) more still.
     (tmp_path / "projects" / "c").mkdir(parents=True)
     (tmp_path / "Tools").mkdir()
     (tmp_path / "Tools" / "t.py").write_text("print('ran')\n")
@@ -110,7 +111,7 @@ def test_a_run_never_loads_the_docker_sdk(
         "    runpy.run_module('roscoe', run_name='__main__')\n"
         "except SystemExit as exit:\n"
         "    assert exit.code in (0, None), exit.code\n"
-        "print('SDK', 'docker' in sys.modules or 'requests' in sys.modules)\n"
+        "print('SDK', any(m in sys.modules for m in ('docker', 'requests', 'mcp', 'mcp_types')))\n"
     )
     env = {**os.environ, **engine_env}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, check=False)

@@ -125,8 +125,9 @@ def test_concurrent_starts_make_one_runner(engine, runner_env, unique_name) -> N
 
 
 def test_crash_at_start_shows_logs_and_leaves_nothing(engine, runner_env, unique_name) -> None:
-    # PYTHONHOME pointing nowhere: the service's interpreter dies before it can listen.
-    done = start(runner_env, "-e", "PYTHONHOME=/nonexistent")
+    # An allocator that does not exist: the service's interpreter dies before it can listen.
+    # (PYTHONHOME did this until -e refused interpreter-path variables.)
+    done = start(runner_env, "-e", "PYTHONMALLOC=nonexistent")
     assert done.returncode == 1
     err = done.stderr.decode()
     assert "lines of the runner's log" in err
@@ -138,13 +139,13 @@ def test_crash_at_start_shows_logs_and_leaves_nothing(engine, runner_env, unique
 def test_restart_gives_a_new_container_with_the_same_settings(
     engine, runner_env, unique_name
 ) -> None:
-    ok(start(runner_env, "-e", "ROSCOE_TEST_MARK=kept"))
+    ok(start(runner_env, "-e", "RUNNER_TEST_MARK=kept"))
     old = engine.inspect_container(unique_name)
     ok(roscoe("server", "restart", env=runner_env))
     new = engine.inspect_container(unique_name)
     assert new["Id"] != old["Id"]
     assert new["State"]["StartedAt"] != old["State"]["StartedAt"]
-    assert "ROSCOE_TEST_MARK=kept" in new["Config"]["Env"]
+    assert "RUNNER_TEST_MARK=kept" in new["Config"]["Env"]
     assert f"ROSCOE_PORT={runner_env['ROSCOE_PORT']}" in new["Config"]["Env"]
     code, status = status_json(runner_env)
     assert (code, status["state"], status["container_id"]) == (0, "running", new["Id"])
@@ -200,18 +201,18 @@ def test_run_limits_reach_the_service(engine, runner_env, unique_name, tmp_path:
 
 
 def test_changed_env_replaces_and_is_what_restart_uses(engine, runner_env, unique_name) -> None:
-    ok(start(runner_env, "-e", "ROSCOE_TEST_SECRET=one"))
+    ok(start(runner_env, "-e", "RUNNER_TEST_SECRET=one"))
     first = engine.inspect_container(unique_name)
     label = first["Config"]["Labels"]["io.roscoe.config-hash"]
     assert label.startswith("hmac-sha256:") and "one" not in label  # a digest only
-    done = ok(start(runner_env, "-e", "ROSCOE_TEST_OTHER=1"))
+    done = ok(start(runner_env, "-e", "RUNNER_TEST_OTHER=1"))
     assert b"replaced" in done.stdout
     second = engine.inspect_container(unique_name)
     assert second["Id"] != first["Id"]
-    assert "ROSCOE_TEST_OTHER=1" in second["Config"]["Env"]
-    assert not any(e.startswith("ROSCOE_TEST_SECRET=") for e in second["Config"]["Env"])
+    assert "RUNNER_TEST_OTHER=1" in second["Config"]["Env"]
+    assert not any(e.startswith("RUNNER_TEST_SECRET=") for e in second["Config"]["Env"])
     ok(roscoe("server", "restart", env=runner_env))
-    assert "ROSCOE_TEST_OTHER=1" in engine.inspect_container(unique_name)["Config"]["Env"]
+    assert "RUNNER_TEST_OTHER=1" in engine.inspect_container(unique_name)["Config"]["Env"]
 
 
 def test_busy_port_leaves_the_running_runner(engine, runner_env, unique_name) -> None:

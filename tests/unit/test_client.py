@@ -146,3 +146,10 @@ def test_unsplittable_arguments_are_an_error_not_an_exception() -> None:
 def test_truncated_output_is_marked() -> None:
     text = format_record(record(output="tail", output_truncated=True), "'s.py' on case 'a'")
     assert "earlier output cut" in text
+
+
+def test_a_warning_in_the_record_reaches_the_agent() -> None:
+    warning = "warning: a process of the run was killed at the memory limit (2g); the script..."
+    text = format_record(record(message=warning), "count.py")
+    assert text.startswith("Success:")
+    assert f"Note: {warning}." in text.splitlines()[0]

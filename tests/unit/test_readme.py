@@ -13,7 +13,13 @@ import typer.main
 from roscoe.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCUMENTS = ["README.md", "docs/development.md", "docs/release.md", "docs/json.md"]
+DOCUMENTS = [
+    "README.md",
+    "docs/development.md",
+    "docs/release.md",
+    "docs/json.md",
+    "docs/agents.md",
+]
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
 SHELL_BREAK = {"|", "||", "&&", ";", ">", ">>", "2>", "2>&1", "<", "&"}

@@ -117,7 +117,7 @@ def test_ctrl_c_while_creating_does_not_go_on_to_pull(
         (["--image", ""], "not an image reference"),
         (["-e", "A B=1"], "not a variable name"),
         (["-e", "1A=2"], "not a variable name"),
-        (["-e", "ROSCOE_SURELY_UNSET_VAR"], "is not set in your environment"),
+        (["-e", "SURELY_UNSET_VAR_FOR_A_TEST"], "is not set in your environment"),
     ],
 )
 def test_bad_options_are_exit_2_before_any_engine_call(
@@ -165,3 +165,18 @@ def test_parse_env_one_rule_for_every_command() -> None:
         assert caught.value.exit_code == 2
     with pytest.raises(UsageError, match="not set"):
         parse_env(["MISSING"], {})
+
+
+@pytest.mark.parametrize("name", ["PATH", "LD_AUDIT", "PYTHONPATH", "DOCKER_HOST", "ROSCOE_X"])
+def test_run_and_server_start_refuse_what_the_service_refuses(
+    ws: Path, engine: NoImageEngine, name: str
+) -> None:
+    # One rule in one place (config.parse.env_name_problem): -e PATH=/x broke roscoe's own
+    # `timeout` wrapper (exit 125); the service already refused it.
+    run = ["run", "--workspace", str(ws), "--image", "img:v1", "-e", f"{name}=/x", "case-a", "x.py"]
+    start = ["server", "start", "-e", f"{name}=/x"]
+    for command in (run, start):
+        done = invoke(*command)
+        assert done.exit_code == 2, done.output
+        assert f"-e {name}: refused: " in done.output
+    assert engine.calls == []

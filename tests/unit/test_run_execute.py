@@ -69,6 +69,10 @@ class FakeEngine:
     def podman_rootless(self) -> bool:
         return False
 
+    def cpu_count(self) -> int | None:
+        self._call("cpu_count")
+        return 2
+
     def run_create(self, **kwargs: Any) -> str:
         self._call("create")
         self.created = kwargs
@@ -142,7 +146,7 @@ def test_happy_path_streams_saves_and_removes(ws: Workspace, isolated_dirs: Path
 
 def test_the_container_is_shaped_and_labelled(ws: Workspace, isolated_dirs: Path) -> None:
     engine = FakeEngine()
-    record = execute(engine, ws, _spec(timeout=7, env={"A": "1", "HOME": "/h"}))  # type: ignore[arg-type]
+    record = execute(engine, ws, _spec(timeout=7, env={"A": "1"}))  # type: ignore[arg-type]
     made = engine.created
     assert made["name"] == f"roscoe-run-{record.id}"
     assert made["entrypoint"] == ["timeout"]
@@ -154,7 +158,7 @@ def test_the_container_is_shaped_and_labelled(ws: Workspace, isolated_dirs: Path
         f"{ws.root}/Tools:/tools:ro",
     ]
     assert made["memory_bytes"] == 2 << 30
-    assert made["env"]["A"] == "1" and made["env"]["HOME"] == "/h"
+    assert made["env"]["A"] == "1" and made["env"]["HOME"] == "/tmp"
     labels = made["labels"]
     assert labels[LABEL_KIND] == "run" and labels[LABEL_RUN_ID] == record.id
     assert int(labels[LABEL_DEADLINE]) > int(labels[LABEL_STARTED]) + 7
@@ -287,7 +291,10 @@ def test_concurrent_executes_get_distinct_records(ws: Workspace, isolated_dirs: 
         (1, False, False, False, ("failed", 1)),
         (124, False, False, False, ("failed", 124)),  # the script's own 124 is not a timeout
         (137, False, False, False, ("oom_killed", 137)),
-        (1, False, False, True, ("oom_killed", 137)),
+        (None, False, False, True, ("oom_killed", 137)),
+        # Docker's OOMKilled is the container's: a child killed there, the script's code wins.
+        (1, False, False, True, ("failed", 1)),
+        (0, False, False, True, ("succeeded", 0)),
         (137, True, False, False, ("timed_out", 124)),
         (137, False, True, False, ("interrupted", 130)),
         (137, True, True, True, ("interrupted", 130)),
@@ -305,6 +312,17 @@ def test_status_mapping(
         code, timed_out=timed_out, interrupted=interrupted, oom_killed=oom, timeout=5, memory="1g"
     )
     assert (status, exit_code) == expected
+
+
+def test_a_child_killed_at_the_memory_limit_is_a_warning_the_code_stands() -> None:
+    status, code, message = classify(
+        0, timed_out=False, interrupted=False, oom_killed=True, timeout=5, memory="256m"
+    )
+    assert (status, code) == ("succeeded", 0)
+    assert message == (
+        "warning: a process of the run was killed at the memory limit (256m); "
+        "the script itself exited with 0"
+    )
 
 
 def test_root_never_runs_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -416,3 +434,35 @@ def test_a_multi_part_case_is_refused_so_a_script_cannot_swap_a_component(
     with pytest.raises(UsageError):
         execute(engine, ws, _spec(case="case-a/sub"))  # type: ignore[arg-type]
     assert engine.calls == []
+
+
+def test_output_is_on_disk_before_it_is_shown(ws: Workspace, isolated_dirs: Path) -> None:
+    """A SIGKILLed roscoe loses nothing it showed: each piece is written out, unbuffered,
+    before it is handed on (a buffered writer lost it all, issue 10 item 5)."""
+    chunks = [("stdout", b"first\n"), ("stderr", b"second\n")]
+    saved = paths.run_dir("run-flush") / "output.log"
+    on_disk: list[bytes] = []
+    execute(
+        FakeEngine(chunks),  # type: ignore[arg-type]
+        ws,
+        _spec(),
+        on_output=lambda _name, _data: on_disk.append(saved.read_bytes()),
+        run_id="run-flush",
+    )
+    assert on_disk == [b"first\n", b"first\nsecond\n"]
+
+
+def test_a_cpu_limit_above_the_engines_cpus_is_exit_2_before_any_container(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    engine = FakeEngine()
+    with pytest.raises(UsageError, match="a CPU limit of 3 is more than the 2 CPUs docker has"):
+        execute(engine, ws, _spec(cpus=3.0))  # type: ignore[arg-type]
+    assert engine.calls == ["cpu_count"]
+    assert execute(engine, ws, _spec(cpus=2.0)).status == "succeeded"  # type: ignore[arg-type]
+
+
+def test_no_cpu_limit_costs_no_info_call(ws: Workspace, isolated_dirs: Path) -> None:
+    engine = FakeEngine()
+    execute(engine, ws, _spec())  # type: ignore[arg-type]
+    assert "cpu_count" not in engine.calls

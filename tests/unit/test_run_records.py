@@ -136,3 +136,45 @@ def test_new_ids_are_valid_and_distinct() -> None:
     ids = {records.new_run_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(records.check_run_id(i) == i for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ({"id": "bad", "started_at": 12}, "'case' is missing"),
+        ({"id": "bad", "case": "c", "script": "s.py", "started_at": 12}, "'started_at' is 12"),
+        ({"id": "bad", "case": "c", "script": "s.py", "args": "a b"}, "'args' is"),
+        ({"id": "bad", "case": "c", "script": "s.py", "exit_code": True}, "'exit_code' is true"),
+        ({"id": "bad", "case": ["c"], "script": "s.py"}, "'case' is"),
+        ({"id": "other", "case": "c", "script": "s.py"}, "it says it is run 'other'"),
+    ],
+)
+def test_a_malformed_record_is_a_usage_error_naming_the_field(
+    isolated_dirs: Path, data: dict[str, object], says: str
+) -> None:
+    where = paths.run_dir("bad")
+    where.mkdir(parents=True)
+    (where / "run.json").write_text(json.dumps(data))
+    with pytest.raises(UsageError, match="malformed") as caught:
+        records.load_run("bad")
+    assert says in caught.value.message
+
+
+def test_one_malformed_record_is_skipped_and_said_never_the_listing_down(
+    isolated_dirs: Path,
+) -> None:
+    records.write_record(_record("run-good", "2026-01-02"))
+    for run_id, data in {
+        "run-number": {"id": "run-number", "case": "c", "script": "s", "started_at": 12},
+        "run-partial": {"id": "run-partial", "started_at": "2026-01-03"},
+    }.items():
+        paths.run_dir(run_id).mkdir(parents=True)
+        (paths.run_dir(run_id) / "run.json").write_text(json.dumps(data))
+    paths.run_dir("run-being-created").mkdir()  # no run.json yet: nothing to say
+    listing = records.scan_runs(10)
+    assert [r.id for r in listing.runs] == ["run-good"]
+    assert sorted(listing.skipped) == [
+        "the record of run 'run-number' is malformed: 'started_at' is 12, not str | None",
+        "the record of run 'run-partial' is malformed: 'case' is missing",
+    ]
+    assert [r.id for r in records.list_runs(10)] == ["run-good"]

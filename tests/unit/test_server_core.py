@@ -47,6 +47,11 @@ class FakeEngine:
     def kind(self) -> str:
         return self.info.kind
 
+    cpus = 2
+
+    def cpu_count(self) -> int | None:
+        return self.cpus
+
     # -- test set-up -----------------------------------------------------------------------
     def add_image(self, ref: str, version: str = "0.1.0") -> str:
         image_id = f"sha256:{len(self.images) + 1:064x}"
@@ -457,6 +462,13 @@ def test_run_limits_are_resolved_here_and_handed_to_the_service(
     assert again.outcome == "replaced"
     assert "other settings" in (again.replaced_because or "")
     assert _env_of(fake)["ROSCOE_TIMEOUT"] == "5"
+
+
+def test_a_cpu_limit_above_the_engines_cpus_stops_the_start(fake, answering, monkeypatch) -> None:
+    monkeypatch.setenv("ROSCOE_CPUS", "3")
+    with pytest.raises(UsageError, match="a CPU limit of 3 is more than the 2 CPUs docker has"):
+        start(fake, Settings())
+    assert fake.containers_by_id == {}  # refused before anything was created
 
 
 def test_run_limits_default_without_cpus(fake, settings, answering) -> None:

@@ -90,3 +90,25 @@ def test_body_size_is_checked_before_reading() -> None:
         with pytest.raises(Rejected) as caught:
             check_body_size(value)
         assert caught.value.status == status
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("LD_AUDIT", "ld_preload", "LD_ANYTHING_NEW", "PYTHONPATH", "PYTHONHOME"),
+        *("PYTHONSTARTUP", "DOCKER_HOST", "CONTAINER_HOST", "PATH", "Path"),
+        *("GLIBC_TUNABLES", "BASH_ENV"),
+    ],
+)
+def test_the_env_rule_refuses_loader_interpreter_and_engine_variables(name: str) -> None:
+    body = json.dumps({"case": "a", "script": "s.py", "env": {name: "x"}}).encode()
+    with pytest.raises(Rejected) as caught:
+        parse_run_request(body)
+    assert caught.value.status == 400
+    assert caught.value.reason.startswith(f"'env' must not set {name}: refused: ")
+
+
+def test_ordinary_variables_pass_the_env_rule() -> None:
+    env = {"API_TOKEN": "t", "MODE": "fast", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+    body = json.dumps({"case": "a", "script": "s.py", "env": env}).encode()
+    assert parse_run_request(body).env == env

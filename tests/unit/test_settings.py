@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import roscoe
 from roscoe.config import paths
 from roscoe.config.settings import Settings, parse_size
 from roscoe.errors import UsageError
@@ -124,3 +125,43 @@ def test_ensure_dir_leaves_folders_of_others_and_shared_ones_alone(
     runs.chmod(0o750)
     paths.ensure_runs_dir()
     assert (_mode(runs), runs.stat().st_uid) == (0o750, 1000)
+
+
+# Every command but `config` (which is how one repairs a setting) and the shell's completion.
+COMMANDS = [
+    ["runs", "list"],
+    ["runs", "show", "20261121-112715-3f9a1c2e"],
+    ["gc", "--dry-run"],
+    ["version"],
+    ["doctor"],
+    ["logs"],
+    ["image", "show"],
+    ["server", "status"],
+    ["server", "stop"],
+    ["run", "case-a", "tool.py"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_an_invalid_variable_stops_every_command_with_exit_2(
+    command: list[str], tmp_path: Path
+) -> None:
+    # No engine is needed to be refused: the setting is checked before anything is touched.
+    env = {"ROSCOE_MEMORY": "abc", "DOCKER_HOST": f"unix://{tmp_path}/absent.sock"}
+    done = roscoe(*command, env=env)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert b"ROSCOE_MEMORY: invalid value for run.memory: 'abc' is not a size" in done.stderr
+
+
+def test_the_config_commands_still_work_to_repair_a_bad_file() -> None:
+    write_config("[run]\nmemory = 'lots'\n")
+    assert roscoe("config", "show").returncode == 2
+    assert roscoe("config", "path").returncode == 0
+    fixed = roscoe("config", "unset", "run.memory")
+    assert fixed.returncode == 0, fixed.stderr
+    assert roscoe("runs", "list").returncode == 0
+
+
+def test_help_works_whatever_the_settings() -> None:
+    done = roscoe("runs", "list", "--help", env={"ROSCOE_MEMORY": "abc"})
+    assert done.returncode == 0 and b"List recent runs" in done.stdout

@@ -148,3 +148,34 @@ def test_a_workspace_built_directly_checks_its_folder_names(tmp_path: Path) -> N
         Workspace(tmp_path, projects="projects", tools="/")
     with pytest.raises(UsageError, match="both"):
         Workspace(tmp_path, projects="x", tools="x")
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("x" * 300, "is 300 characters long; the limit is 255"),
+        ("é" * 200, "is 400 bytes long in UTF-8; the limit is 255"),
+    ],
+)
+def test_a_name_longer_than_a_file_name_is_exit_2_with_the_limit(
+    ws: Workspace, name: str, says: str
+) -> None:
+    for check in (ws.case_dir, ws.script_path):
+        with pytest.raises(UsageError, match=says) as caught:
+            check(name)
+        assert caught.value.exit_code == 2
+    (ws.projects_dir / ("c" * 255)).mkdir()
+    assert ws.case_dir("c" * 255).name == "c" * 255  # the limit itself is fine
+
+
+def test_a_script_path_too_long_as_a_whole_is_exit_2(ws: Workspace) -> None:
+    with pytest.raises(UsageError, match="cannot be used: File name too long"):
+        ws.script_path("/".join(["d" * 200] * 30) + ".py")
+
+
+def test_the_cli_says_the_limit_for_a_300_character_case(ws: Workspace) -> None:
+    from helpers import roscoe
+
+    done = roscoe("run", "--workspace", str(ws.root), "x" * 300, "tool.py")
+    assert done.returncode == 2, done.stderr
+    assert b"is 300 characters long; the limit is 255" in done.stderr

@@ -100,6 +100,9 @@ app.command("gc")(_gc.gc_command)
 from roscoe.cli import image as _image  # noqa: E402
 
 app.add_typer(_image.app, name="image")
+from roscoe.cli import mcp as _mcp  # noqa: E402
+
+app.command("mcp")(_mcp.mcp_command)
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ def show_command(
     """
     from roscoe.config.file import effective
 
-    st = state(ctx)
+    st = state(ctx, check_settings=False)
     report = effective(st.settings, {"engine": st.runtime})
     if json_output:
         render.print_json(report.to_json())
@@ -75,7 +75,9 @@ def path_command(ctx: typer.Context) -> None:
       roscoe config path
       $EDITOR "$(roscoe config path)"
     """
-    render.console().print(render.escape(str(state(ctx).settings.config_path)))
+    render.console().print(
+        render.escape(str(state(ctx, check_settings=False).settings.config_path))
+    )
 
 
 @app.command("get")
@@ -95,7 +97,7 @@ def get_command(
 
     if key not in SETTINGS:
         raise UsageError(f"unknown setting '{key}'", hint=f"known settings: {', '.join(SETTINGS)}")
-    st = state(ctx)
+    st = state(ctx, check_settings=False)
     report = effective(st.settings, {"engine": st.runtime})
     value = next(r.value for r in report.values if r.key == key)
     typer.echo(_text(value))
@@ -119,8 +121,9 @@ def set_command(
     """
     from roscoe.config.file import set_value
 
-    change = set_value(key, value, state(ctx).settings.config_path)
-    render.info(f"{key} = {json.dumps(change.value)} written to {render.escape(str(change.path))}")
+    change = set_value(key, value, state(ctx, check_settings=False).settings.config_path)
+    shown = render.escape(json.dumps(change.value))
+    render.info(f"{key} = {shown} written to {render.escape(str(change.path))}")
 
 
 @app.command("unset")
@@ -138,6 +141,6 @@ def unset_command(
     """
     from roscoe.config.file import unset_value
 
-    change = unset_value(key, state(ctx).settings.config_path)
+    change = unset_value(key, state(ctx, check_settings=False).settings.config_path)
     where = render.escape(str(change.path))
     render.info(f"{key} removed from {where}" if change.changed else f"{key} was not in {where}")

@@ -19,6 +19,7 @@ class CliState:
     debug: bool = False
     quiet: bool = False
     settings: Settings = field(default_factory=Settings)
+    settings_checked: bool = False
     _engine: Engine | None = None
 
     def engine(self) -> Engine:
@@ -35,9 +36,16 @@ class CliState:
             self._engine = None
 
 
-def state(ctx: typer.Context) -> CliState:
+def state(ctx: typer.Context, *, check_settings: bool = True) -> CliState:
+    """The invocation's state. Every command starts here, after its options are parsed (so
+    --help always works): an invalid setting in the environment or the config file stops it
+    with exit 2. The `config` commands pass check_settings=False: they are how one repairs it.
+    """
     obj = ctx.find_root().obj
     if not isinstance(obj, CliState):  # commands invoked without the root callback (tests)
         obj = CliState()
         ctx.find_root().obj = obj
+    if check_settings and not obj.settings_checked:
+        obj.settings.check()
+        obj.settings_checked = True
     return obj

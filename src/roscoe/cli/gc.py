@@ -28,17 +28,14 @@ def gc_command(
     from roscoe.runs.gc import collect
 
     st = state(ctx)
-    st.settings.config  # noqa: B018 - an invalid config file stops every command (exit 2)
     result = collect(st.engine(), dry_run=dry_run)
     if json_output:
         render.print_json(result.to_json())
     else:
         verb = "would remove" if dry_run else "removed"
         for item in result.removed:
-            render.console().print(
-                f"{verb} {item.name or item.container_id} (run {item.run_id or '?'}): "
-                f"{render.escape(item.reason)}"
-            )
+            what = f"{item.name or item.container_id} (run {item.run_id or '?'}): {item.reason}"
+            render.console().print(f"{verb} {render.escape(what)}")
         for item, error in result.failed:
             render.warn(f"could not remove {item.name or item.container_id}: {error}")
         if not result.removed and not result.failed:

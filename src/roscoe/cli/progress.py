@@ -113,7 +113,7 @@ class PullView:
             return
         now = time.monotonic()
         if snap.phase != "done" and now - self._last_line >= PLAIN_INTERVAL:
-            self.console.print(f"  {describe(snap)}", soft_wrap=True)
+            self.console.print(f"  {render.escape(describe(snap))}", soft_wrap=True)
             self._last_line = now
 
     def __exit__(

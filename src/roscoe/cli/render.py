@@ -27,6 +27,9 @@ def console(stderr: bool = False) -> Console:
         _consoles[key] = Console(
             stderr=stderr,
             highlight=False,
+            # Names, paths and messages are printed as they are: never ':zzz:' as an emoji.
+            # roscoe's own markup ([bold]) stays; text from elsewhere goes through escape().
+            emoji=False,
             soft_wrap=True,
             **({"color_system": None} if plain else {}),
         )
@@ -50,6 +53,7 @@ def set_quiet(value: bool) -> None:
 def info(message: str) -> None:
     """Progress chatter: stderr, so stdout stays clean for a script's own output or JSON.
 
+    `message` is rich markup: escape() whatever part of it came from a user or an engine.
     Silent under -q/--quiet; results, warnings and errors are still printed."""
     if not _quiet:
         console(stderr=True).print(message)
@@ -69,6 +73,7 @@ def error(exc: RoscoeError) -> None:
 
 
 def escape(text: str) -> str:
+    """`text` shown literally inside rich markup (emoji codes are off on every console)."""
     from rich.markup import escape as rich_escape
 
     return rich_escape(text)

@@ -35,10 +35,14 @@ def list_command(
       roscoe runs list
       roscoe runs list --limit 5 --json
     """
-    from roscoe.runs.records import list_runs
+    from roscoe.config.paths import runs_dir
+    from roscoe.runs.records import scan_runs
 
-    state(ctx).settings.config  # noqa: B018 - an invalid config file stops every command (exit 2)
-    found = list_runs(limit)
+    state(ctx)  # an invalid setting stops every command (exit 2)
+    listing = scan_runs(limit)
+    for problem in listing.skipped:  # on stderr, so --json stays one document
+        render.warn(f"skipped: {problem}", f"repair or remove its folder in {runs_dir()}")
+    found = listing.runs
     if json_output:
         render.print_json([record.to_json() for record in found])
         return
@@ -92,7 +96,7 @@ def show_command(
     """
     from roscoe.runs.records import OUTPUT_FILE, load_run, read_output, run_dir
 
-    state(ctx).settings.config  # noqa: B018 - an invalid config file stops every command (exit 2)
+    state(ctx)  # an invalid setting stops every command (exit 2)
     record = load_run(run_id)
     if output:
         data, _ = read_output(run_id, tail)

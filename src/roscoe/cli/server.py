@@ -327,7 +327,8 @@ def _print_status(status: Status) -> None:
                 )
             )
     engine = status.engine
-    rows.append(("engine", f"{engine['kind']} {engine['version']} at {engine['endpoint']}"))
+    where = f"{engine['kind']} {engine['version']} at {engine['endpoint']}"
+    rows.append(("engine", render.escape(where)))
     if status.uptime_s is not None:
         rows.append(("uptime", _duration(status.uptime_s)))
     if status.state in ("running", "starting"):
@@ -335,7 +336,9 @@ def _print_status(status: Status) -> None:
         rows.append(
             (
                 "health",
-                f"answering ({h.latency_ms} ms)" if h.answering else f"not answering ({h.error})",
+                f"answering ({h.latency_ms} ms)"
+                if h.answering
+                else f"not answering ({render.escape(str(h.error))})",
             )
         )
     rows += [

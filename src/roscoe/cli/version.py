@@ -27,12 +27,16 @@ def version_command(
         render.print_json(report.to_json())
     else:
         out = render.console()
-        out.print(f"roscoe        {report.cli_version}")
-        out.print(f"runner image  {report.runner_image}")
-        out.print(f"python        {report.python}")
+        rows = [
+            ("roscoe", report.cli_version),
+            ("runner image", report.runner_image),
+            ("python", report.python),
+        ]
         engine = report.engine
         if engine.available:
-            out.print(f"engine        {engine.kind} {engine.version} (API {engine.api_version})")
-            out.print(f"endpoint      {engine.endpoint} (from {engine.source})")
+            rows.append(("engine", f"{engine.kind} {engine.version} (API {engine.api_version})"))
+            rows.append(("endpoint", f"{engine.endpoint} (from {engine.source})"))
+        for name, value in rows:
+            out.print(f"{name:<14}{render.escape(str(value))}")
     if report.failure is not None:
         raise report.failure

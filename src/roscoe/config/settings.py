@@ -420,6 +420,12 @@ class Settings:
     def get(self, key: str, flag: Any = None) -> Any:
         return self.resolve(key, flag).value
 
+    def check(self) -> None:
+        """UsageError (2) for the first invalid setting in the environment or the config file,
+        whether or not the command at hand reads it: one rule for every command."""
+        for key in SETTINGS:
+            self.resolve(key)
+
     def workspace(self, flag: str | None = None) -> Resolved:
         """The workspace root; the default one under the data dir when nothing names one."""
         found = self.resolve("workspace", flag)

@@ -81,6 +81,7 @@ class Engine(RunCalls, RunnerCalls):
         self.info = info
         self._api = api
         self._timeout = timeout
+        self._cpu_count: int | None = None
         # The transport of the hot path: stdlib on a unix socket, else through the SDK.
         self.wire: Wire | SdkWire
         if endpoint.socket_path and api is None:
@@ -118,6 +119,18 @@ class Engine(RunCalls, RunnerCalls):
         if isinstance(host, dict) and "security" in host:
             return bool(host["security"].get("rootless"))
         return False
+
+    def cpu_count(self) -> int | None:
+        """How many CPUs the engine has (GET /info NCPU: its view, not this machine's, which
+        differs for a remote engine or one in a VM); None when it does not say. Cached."""
+        if self._cpu_count is None:
+            try:
+                info = self.wire.call("GET", "/info")
+            except (WireError, OSError) as exc:
+                raise self._failed("could not ask the engine for its CPU count", exc) from exc
+            count = info.get("NCPU") if isinstance(info, dict) else None
+            self._cpu_count = count if isinstance(count, int) and count > 0 else 0
+        return self._cpu_count or None
 
     def close(self) -> None:
         if self._api is not None:

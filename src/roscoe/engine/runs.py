@@ -70,6 +70,9 @@ class RunCalls:
             "Env": [f"{k}={v}" for k, v in env.items()],
             "Labels": dict(labels),
             "HostConfig": host_config,
+            # Never the image's HEALTHCHECK (the runner image has one for its service): Docker
+            # would run it in the sandbox every 30 s, and it can never succeed there.
+            "Healthcheck": {"Test": ["NONE"]},
             "AttachStdout": True,
             "AttachStderr": True,
             "OpenStdin": False,

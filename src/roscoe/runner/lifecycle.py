@@ -111,6 +111,7 @@ def start(
     """Make sure our runner is running and answering; see the module docstring."""
     check_wait_timeout(wait_timeout)
     plan = plan_start(settings, wanted)
+    _check_run_cpus(engine, settings)
     with state.start_lock(deadline_s=wait_timeout + 60):
         return _start_locked(
             engine,
@@ -147,6 +148,7 @@ def restart(
     check_stop_timeout(stop_timeout)
     wanted = state.load_settings() or StartSettings()
     plan = plan_start(settings, wanted)
+    _check_run_cpus(engine, settings)
     longest = DEFAULT_STOP_TIMEOUT if stop_timeout is None else stop_timeout
     deadline = longest + wait_timeout + 120
     with state.start_lock(deadline_s=deadline):
@@ -163,6 +165,15 @@ def restart(
 
 def _quiet(_: str) -> None:
     pass
+
+
+def _check_run_cpus(engine: Engine, settings: Settings) -> None:
+    """The service's CPU limit (run.cpus) must fit the engine, or every run would be refused."""
+    from roscoe.runs.plan import check_cpus
+
+    cpus = settings.get("run.cpus")
+    if cpus is not None:
+        check_cpus(cpus, engine.cpu_count(), engine.kind)
 
 
 def _stop_locked(engine: Engine, name: str, timeout: float | None) -> StopResult:

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from roscoe.errors import ExitCode
-
-if TYPE_CHECKING:
-    pass
 
 
 def classify(
@@ -21,21 +16,30 @@ def classify(
 ) -> tuple[str, int, str | None]:
     """(status, roscoe's exit code, a line for the user) from how the container ended.
 
-    Exit 137 under a memory limit, with no timeout or interrupt, counts as an OOM kill even
-    when the engine says OOMKilled=false (podman always does).
+    One rule on both engines: the script's own exit code wins. Exit 137 under a memory limit,
+    with no timeout or interrupt, is the script killed at the limit, even when the engine says
+    OOMKilled=false (podman always does). When the engine says OOMKilled but the script exited
+    with another code, a process it started was killed there (Docker reports OOMKilled for the
+    whole container): the code stands, and the line warns of the kill.
     """
     if interrupted:
         return "interrupted", ExitCode.INTERRUPTED, "interrupted: the container was stopped"
     if timed_out:
         return "timed_out", ExitCode.TIMEOUT, f"timed out after {timeout:g} s"
-    if oom_killed or exit_code == ExitCode.OOM:
+    if exit_code == ExitCode.OOM or (oom_killed and exit_code is None):
         return (
             "oom_killed",
             ExitCode.OOM,
             f"killed at the memory limit ({memory}): probably out of memory",
         )
+    warning = (
+        f"warning: a process of the run was killed at the memory limit ({memory}); "
+        f"the script itself exited with {exit_code}"
+        if oom_killed
+        else None
+    )
     if exit_code == 0:
-        return "succeeded", 0, None
+        return "succeeded", 0, warning
     if exit_code is None:
         return "error", ExitCode.ENGINE_DURING_RUN, "the engine reported no exit code"
-    return "failed", exit_code, None
+    return "failed", exit_code, warning

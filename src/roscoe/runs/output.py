@@ -28,12 +28,16 @@ TRUNCATED_NOTE = b"\n[roscoe: output truncated here; only the first %d bytes wer
 
 class OutputSink:
     """Saves output to output.log (0600, at most MAX_SAVED_OUTPUT bytes) and hands it all on;
-    counts bytes; keeps none in memory."""
+    counts bytes; keeps none in memory.
+
+    Each piece goes to the file with its own write(), before it is handed on: nothing waits in
+    a buffer, so when roscoe is SIGKILLed the file holds all that reached the terminal.
+    """
 
     def __init__(self, path: Path, on_output: OnOutput | None):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         hand_over(path)
-        self._file: IO[bytes] = os.fdopen(fd, "wb")
+        self._file: IO[bytes] = os.fdopen(fd, "wb", buffering=0)
         self._on_output = on_output
         self.bytes = 0
         self.truncated = False
@@ -41,10 +45,10 @@ class OutputSink:
     def write(self, name: str, data: bytes) -> None:
         room = MAX_SAVED_OUTPUT - self.bytes
         if room > 0:
-            self._file.write(data[:room])
+            self._save(data[:room])
         if not self.truncated and len(data) > room:
             self.truncated = True
-            self._file.write(TRUNCATED_NOTE % MAX_SAVED_OUTPUT)
+            self._save(TRUNCATED_NOTE % MAX_SAVED_OUTPUT)
         self.bytes += len(data)
         if self._on_output is not None:
             try:
@@ -52,6 +56,14 @@ class OutputSink:
             except Exception as exc:  # e.g. a closed pipe: keep saving, stop forwarding
                 log.debug("on_output failed, output is still saved: %s", exc)
                 self._on_output = None
+
+    def _save(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # an unbuffered write may take less than it was given
+            written = self._file.write(view)
+            if not written:
+                raise OSError(f"could not write to {self._file.name}")
+            view = view[written:]
 
     def close(self) -> None:
         self._file.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from roscoe import __version__
-from roscoe.config.parse import ENV_NAME
+from roscoe.config.parse import env_name_problem
 from roscoe.config.settings import parse_size
 from roscoe.errors import UsageError
 from roscoe.labels import (
@@ -85,8 +85,9 @@ def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> 
     if spec.network not in NETWORKS:
         raise UsageError(f"unknown network '{spec.network}'", hint="use none or host")
     for key in spec.env:
-        if not ENV_NAME.fullmatch(key):
-            raise UsageError(f"'{key}' is not a valid environment variable name")
+        problem = env_name_problem(key)
+        if problem:
+            raise UsageError(f"the variable '{key[:40]}' cannot be set for a run: {problem}")
     if any("\x00" in arg for arg in spec.args):
         raise UsageError("a script argument contains a NUL byte")
 
@@ -118,6 +119,16 @@ def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> 
         user=spec.user or default_user(),
         memory_bytes=memory_bytes,
     )
+
+
+def check_cpus(cpus: float | None, available: int | None, engine: str) -> None:
+    """UsageError (2) when a CPU limit is more than the engine has (Docker refused it at
+    create, exit 125; Podman took it): one behaviour on both engines."""
+    if cpus is not None and available is not None and cpus > available:
+        raise UsageError(
+            f"a CPU limit of {cpus:g} is more than the {available} CPUs {engine} has",
+            hint=f"use at most {available} (--cpus, run.cpus or ROSCOE_CPUS)",
+        )
 
 
 def default_user() -> str:

@@ -12,6 +12,7 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,12 +87,51 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """A record from its JSON; ValueError naming the first field missing or of the wrong
+        type (a record is a file on disk: anything may be in it). Unknown keys are ignored."""
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            if item.name not in data:
+                if item.name in _REQUIRED:
+                    raise ValueError(f"'{item.name}' is missing")
+                continue
+            value = data[item.name]
+            if not _FIELD_TYPES[str(item.type)](value):
+                raise ValueError(f"'{item.name}' is {_shown(value)}, not {item.type}")
+            values[item.name] = list(value) if isinstance(value, list) else value
+        return cls(**values)
 
     @property
     def finished(self) -> bool:
         return self.status != "running"
+
+
+_REQUIRED = ("id", "case", "script")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is no number
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+# What each field's JSON value may be, by the field's annotation.
+_FIELD_TYPES: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "str | None": lambda v: v is None or isinstance(v, str),
+    "int": _is_int,
+    "int | None": lambda v: v is None or _is_int(v),
+    "float | None": lambda v: v is None or _is_number(v),
+    "bool": lambda v: isinstance(v, bool),
+    "list[str]": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def run_dir(run_id: str) -> Path:
@@ -160,24 +200,49 @@ def load_run(run_id: str) -> RunRecord:
         raise UsageError(f"the record of run '{run_id}' is unreadable: {exc}") from exc
     if not isinstance(data, dict):
         raise UsageError(f"the record of run '{run_id}' is not a JSON object")
-    return RunRecord.from_json(data)
+    try:
+        record = RunRecord.from_json(data)
+    except ValueError as exc:
+        raise UsageError(f"the record of run '{run_id}' is malformed: {exc}") from exc
+    if record.id != run_id:
+        raise UsageError(
+            f"the record of run '{run_id}' is malformed: it says it is run '{record.id}'"
+        )
+    return record
 
 
-def list_runs(limit: int = 20) -> list[RunRecord]:
-    """The most recent runs first (by start time); unreadable records are skipped."""
+@dataclass
+class RunListing:
+    """Recent runs, newest first, and the records that could not be read (skipped)."""
+
+    runs: list[RunRecord]
+    skipped: list[str] = field(default_factory=list)  # one line each: which and why
+
+
+def scan_runs(limit: int = 20) -> RunListing:
+    """The most recent runs first (by start time). One unreadable or malformed record never
+    takes the listing down: it is skipped, and said in `skipped`."""
     root = paths.runs_dir()
     try:
         entries = [e for e in os.scandir(root) if e.is_dir() and _RUN_ID.fullmatch(e.name)]
     except FileNotFoundError:
-        return []
-    found = []
+        return RunListing([])
+    listing = RunListing([])
     for entry in entries:
         try:
-            found.append(load_run(entry.name))
-        except UsageError:
-            continue
-    found.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
-    return found[: max(limit, 0)]
+            listing.runs.append(load_run(entry.name))
+        except UsageError as exc:
+            if (Path(entry.path) / RECORD_FILE).exists():
+                listing.skipped.append(exc.message)
+            # else: a run folder whose record is not written yet (it is being created)
+    listing.runs.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
+    del listing.runs[max(limit, 0) :]
+    return listing
+
+
+def list_runs(limit: int = 20) -> list[RunRecord]:
+    """The most recent runs first (by start time); unreadable records are skipped."""
+    return scan_runs(limit).runs
 
 
 def read_output(run_id: str, tail_bytes: int | None = None) -> tuple[bytes, bool]:

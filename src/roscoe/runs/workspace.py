@@ -31,6 +31,11 @@ INTERPRETERS: dict[str, list[str]] = {
     ".sh": ["sh"],
 }
 
+# The longest case or script name (each part of a script's path): what file systems hold in
+# one name (NAME_MAX is 255 bytes), counted in characters and in UTF-8 bytes alike. The
+# execution service refuses longer names with the same limit.
+MAX_NAME_CHARS = 255
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -193,6 +198,23 @@ def check_case_name(case: str) -> None:
         )
     if case.startswith("-"):
         raise UsageError(f"the case name '{case}' starts with '-'")
+    _check_length(case, "case")
+
+
+def _check_length(name: str, what: str) -> None:
+    """UsageError (2) when a part of `name` is longer than a file name can be."""
+    for part in PurePosixPath(name.replace("\\", "/")).parts:
+        size = max(len(part), len(part.encode("utf-8", "surrogateescape")))
+        if size > MAX_NAME_CHARS:
+            unit = "characters long" if len(part) > MAX_NAME_CHARS else "bytes long in UTF-8"
+            raise UsageError(
+                f"the {what} name '{_clip(part)}' is {size} {unit}; the limit is {MAX_NAME_CHARS}",
+                hint=f"a {what} name is a file name: at most {MAX_NAME_CHARS} characters",
+            )
+
+
+def _clip(text: str, keep: int = 40) -> str:
+    return text if len(text) <= keep else f"{text[:keep]}..."
 
 
 def _inside(base: Path, name: str, what: str) -> Path:
@@ -208,13 +230,19 @@ def _inside(base: Path, name: str, what: str) -> Path:
         )
     if ".." in PurePosixPath(name.replace("\\", "/")).parts:
         raise UsageError(f"the {what} name '{name}' contains '..'")
+    _check_length(name, what)
     if not base.is_dir():
         raise UsageError(
             f"{base} does not exist",
             hint=f"create it, or point the workspace somewhere holding {base.name}/",
         )
     real_base = base.resolve()
-    found = (real_base / name).resolve()
+    try:
+        found = (real_base / name).resolve()
+        found.exists()  # the whole path too long, a loop of symlinks: said here, as input
+    except (OSError, RuntimeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UsageError(f"the {what} name '{_clip(name)}' cannot be used: {reason}") from None
     if found == real_base or real_base not in found.parents:
         raise UsageError(
             f"the {what} '{name}' leads outside {base} (through a symlink)"

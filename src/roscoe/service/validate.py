@@ -8,10 +8,12 @@ core's Workspace; this module refuses what is malformed on its face.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
+
+from roscoe.config.parse import ENV_NAME, env_name_problem
+from roscoe.runs.workspace import MAX_NAME_CHARS
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TIMEOUT_S = 3600.0
@@ -19,12 +21,8 @@ MAX_ARGS = 256
 MAX_ARG_CHARS = 8192
 MAX_ENV = 64
 MAX_ENV_VALUE_CHARS = 8192
-MAX_NAME_CHARS = 255
 
 _FIELDS = {"case", "script", "args", "timeout", "env"}
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Names a run must not set: they would change how the container behaves, not the script.
-_RESERVED_ENV = frozenset({"PATH", "HOME", "USER", "HOSTNAME", "LD_PRELOAD", "LD_LIBRARY_PATH"})
 
 
 class Rejected(Exception):
@@ -138,10 +136,11 @@ def _env(value: Any) -> dict[str, str]:
         raise Rejected(400, f"'env' has more than {MAX_ENV} variables")
     env: dict[str, str] = {}
     for name, text in value.items():
-        if not _ENV_NAME.fullmatch(name):
+        if not ENV_NAME.fullmatch(name):
             raise Rejected(400, f"'env' name '{name[:40]}' is not a variable name")
-        if name.upper() in _RESERVED_ENV or name.startswith("ROSCOE_"):
-            raise Rejected(400, f"'env' must not set {name}")
+        problem = env_name_problem(name)  # the same rule as `roscoe run -e`
+        if problem:
+            raise Rejected(400, f"'env' must not set {name}: {problem}")
         if not isinstance(text, str):
             raise Rejected(400, f"'env' value of {name} must be a string")
         if len(text) > MAX_ENV_VALUE_CHARS or "\x00" in text:

@@ -1,0 +1,42 @@
+"""`roscoe mcp`: the MCP server on stdin/stdout, with runs in this process (LocalBackend).
+
+stdout carries the protocol and nothing else: logs and warnings go to stderr. SIGTERM or
+SIGINT (or the client closing stdin) ends the server; runs still queued are cancelled and
+running ones stopped, their containers removed, before the process exits.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import anyio
+
+from roscoe.mcp.backend import LOCAL_USER
+from roscoe.mcp.local import LocalBackend
+from roscoe.mcp.server import build_server
+
+
+def serve(backend: LocalBackend) -> None:
+    """Serve the tools over stdio until the client goes away or a signal arrives."""
+    server = build_server(backend, lambda ctx: LOCAL_USER)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+
+            async def until_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for _ in signals:
+                        group.cancel_scope.cancel()
+                        return
+
+            async def protocol() -> None:
+                await server.run_stdio_async()
+                group.cancel_scope.cancel()  # stdin closed: the client is gone
+
+            group.start_soon(until_signal)
+            group.start_soon(protocol)
+
+    try:
+        anyio.run(main)
+    finally:
+        backend.close()
