@@ -198,3 +198,19 @@ def test_doctor_json_holds_the_workspace_and_the_runs_folder(
     assert checks["runs folder"]["status"] == "warn"
     assert "roscoe runs prune" in checks["runs folder"]["hint"]
     assert {"workspace", "workspace file system", "workspace engine access"} <= set(checks)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="becoming another user needs root")
+def test_tools_the_run_user_cannot_read_fail_too(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path / "ws")
+    for case in (ws / "projects").iterdir():
+        case.chmod(0o777)
+    (ws / "Tools").chmod(0o700)
+    facts = workspace_facts(ws, "flag", "projects", "Tools", engine_uid=0, run_user=(1000, 1000))
+    check = by_name(facts)["workspace run user"]
+    assert check.status == "fail"
+    assert check.detail == "uid 1000 (the runs' user) cannot read Tools/: Permission denied"
+    assert (facts.run_user_can_write, facts.run_user_can_read_tools) == (True, False)
+    (ws / "Tools").chmod(0o755)
+    facts = workspace_facts(ws, "flag", "projects", "Tools", engine_uid=0, run_user=(1000, 1000))
+    assert by_name(facts)["workspace run user"].status == "ok"

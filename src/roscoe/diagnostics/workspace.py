@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ class WorkspaceFacts:
     case_tried: str | None = None
     run_user_can_write: bool | None = None
     write_error: str | None = None
+    run_user_can_read_tools: bool | None = None
+    tools_error: str | None = None
     checks: list[Check] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +66,8 @@ class WorkspaceFacts:
             "case_tried": self.case_tried,
             "run_user_can_write": self.run_user_can_write,
             "write_error": self.write_error,
+            "run_user_can_read_tools": self.run_user_can_read_tools,
+            "tools_error": self.tools_error,
         }
 
 
@@ -225,10 +230,22 @@ def _run_user_check(facts: WorkspaceFacts, path: Path, run_user: tuple[int, int]
     facts.case_tried = cases[0]
     error = try_write_as(path / facts.projects_dir / cases[0], uid, gid)
     facts.run_user_can_write = error is None
-    if error is None:
-        return Check(name, "ok", f"uid {uid} (the runs' user) can write in case {cases[0]}")
+    tools_error = try_read_as(path / facts.tools_dir, uid, gid) if facts.has_tools else None
+    facts.run_user_can_read_tools = None if not facts.has_tools else tools_error is None
+    if error is None and tools_error is None:
+        return Check(
+            name,
+            "ok",
+            f"uid {uid} (the runs' user) can write in case {cases[0]} and read {facts.tools_dir}/",
+        )
     facts.write_error = error
-    detail = f"uid {uid} (the runs' user) cannot write in case {cases[0]}: {error}"
+    facts.tools_error = tools_error
+    problems = []
+    if error is not None:
+        problems.append(f"cannot write in case {cases[0]}: {error}")
+    if tools_error is not None:
+        problems.append(f"cannot read {facts.tools_dir}/: {tools_error}")
+    detail = f"uid {uid} (the runs' user) {'; '.join(problems)}"
     mount = facts.mount
     if mount is not None and not mount.readable_by(uid):
         detail += f"; the workspace is {_fuse_words(mount)}, so only that uid may use it"
@@ -245,26 +262,36 @@ def _write_hint(mount: Mount | None, uid: int, gid: int) -> str:
             f"writable modes (s3fs: -o umask=0002; gcsfuse: --file-mode 664 --dir-mode 775); "
             f"see {DOCS}"
         )
-    return f"make the case folders writable by uid {uid}: chown -R {uid}:{gid} or chmod -R a+rwX"
+    return (
+        f"make the case folders writable and Tools/ readable by uid {uid}: "
+        f"chown -R {uid}:{gid}, or chmod -R a+rwX the cases and a+rX Tools/"
+    )
 
 
 def try_write_as(folder: Path, uid: int, gid: int) -> str | None:
-    """Create and remove a file in `folder` as uid:gid; None when that worked, else why not.
+    """Create and remove a file in `folder` as uid:gid; None when that worked, else why not."""
+    return _try_as(folder, uid, gid, _create_and_remove)
 
-    The folder is opened first (as a bind mount hands it over), then a child process becomes
-    uid:gid when that is not who we are.
-    """
+
+def try_read_as(folder: Path, uid: int, gid: int) -> str | None:
+    """List `folder` as uid:gid; None when that worked, else why not."""
+    return _try_as(folder, uid, gid, _list)
+
+
+def _try_as(folder: Path, uid: int, gid: int, action: Callable[[int], int]) -> str | None:
+    """`action` on `folder`, as uid:gid. The folder is opened first, as a bind mount hands it
+    over; then a child process becomes uid:gid when that is not who we are (we are root)."""
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         return exc.strerror or str(exc)
     try:
         if (uid, gid) == (os.getuid(), os.getgid()):
-            code = _create_and_remove(fd)
+            code = action(fd)
         elif os.getuid() != 0:
-            return None  # another user we cannot become: nothing to say
+            return "not tried: only root may act as another user"
         else:
-            code = _as_other_user(fd, uid, gid)
+            code = _as_other_user(fd, uid, gid, action)
     finally:
         os.close(fd)
     if code == 0:
@@ -286,8 +313,22 @@ def _create_and_remove(fd: int) -> int:
     return 0
 
 
-def _as_other_user(fd: int, uid: int, gid: int) -> int:
-    """_create_and_remove() in a child process that is uid:gid (we are root)."""
+def _list(fd: int) -> int:
+    """0, or the errno. The folder is opened again ("." of fd) as whoever runs this: reading
+    through `fd` itself would use the rights of the one who opened it."""
+    try:
+        again = os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        try:
+            os.listdir(again)
+        finally:
+            os.close(again)
+    except OSError as exc:
+        return exc.errno or _UNKNOWN
+    return 0
+
+
+def _as_other_user(fd: int, uid: int, gid: int, action: Callable[[int], int]) -> int:
+    """action(fd) in a child process that is uid:gid; its result is the exit code."""
     pid = os.fork()
     if pid == 0:  # the child: system calls only, then _exit with the errno
         code = _UNKNOWN
@@ -295,7 +336,7 @@ def _as_other_user(fd: int, uid: int, gid: int) -> int:
             os.setgroups([])
             os.setgid(gid)
             os.setuid(uid)
-            code = _create_and_remove(fd)
+            code = action(fd)
         finally:
             os._exit(min(code, _UNKNOWN))
     _, status = os.waitpid(pid, 0)
