@@ -118,16 +118,16 @@ def engines_lock() -> Iterator[None]:
     """Hold the engines lock exclusively for an engine restart (others' tests hold it shared).
 
     Held already by whoever started pytest (`flock -x LOCK pytest ...`): nothing to do. Held
-    shared by them: a restart would wait for itself, so the test fails with what to run.
+    shared by them (a run among others' runs): a restart would wait for itself, so the test is
+    skipped, saying how to run it. CI holds no lock: there the test takes it and runs.
     """
     held = _lock_held_by_ancestor()
     if held == "WRITE":
         yield
         return
     if held == "READ":
-        pytest.fail(
-            f"this test restarts an engine; run it under `flock -x {ENGINES_LOCK}`, not -s",
-            pytrace=False,
+        pytest.skip(
+            f"restarts an engine: run it under `flock -x {ENGINES_LOCK}` (this run holds it -s)"
         )
     import fcntl
 

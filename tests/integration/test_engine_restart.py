@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from service_fixtures import make_workspace
 
-from helpers import engines_lock, engines_script, roscoe
+from helpers import engines_lock, engines_script, free_port, roscoe
 from roscoe.config import paths
 
 pytestmark = [pytest.mark.engine, pytest.mark.engine_restart]
@@ -98,8 +98,6 @@ def simulate_reboot(engine_name: str, container_id: str) -> None:
 def test_the_runner_comes_back_with_the_same_token_port_and_workspace(
     engine_name: str, engine_env: dict[str, str], runner_image: str, unique_name: str, tmp_path
 ) -> None:
-    from helpers import free_port
-
     port = free_port()
     workspace = make_workspace(tmp_path)
     env = {
@@ -109,32 +107,32 @@ def test_the_runner_comes_back_with_the_same_token_port_and_workspace(
         "ROSCOE_RUNNER_IMAGE": runner_image,
         "ROSCOE_WORKSPACE": str(workspace),
     }
-    try:
-        done = roscoe("server", "start", env=env)
-        assert done.returncode == 0, done.stderr.decode()
-        before = status_of(env)
-        token = paths.token_file().read_text().strip()
-        with engines_lock():
-            simulate_reboot(engine_name, str(before["container_id"]))
-            wait_back(port)
+    with engines_lock():
+        try:
+            reboot_and_check(engine_name, env, port, workspace)
+        finally:
+            roscoe("server", "stop", "--timeout", "0", env=env)
 
-        after = status_of(env)
-        assert after["state"] == "running"
-        assert after["container_id"] == before["container_id"]  # the same runner, restarted
-        assert after["started_at"] != before["started_at"]
-        assert (after["endpoint"], after["workspace"]) == (before["endpoint"], str(workspace))
-        assert paths.token_file().read_text().strip() == token
-        auth = {"Authorization": f"Bearer {token}"}
-        assert request(port, "GET", "/runs", **auth)[0] == 200
-        code, run = request(
-            port,
-            "POST",
-            "/runs",
-            {"case": "demo-case", "script": "create_file_inventory.py"},
-            **auth,
-        )
-        assert code == 200, run
-        assert (run["status"], run["exit_code"]) == ("succeeded", 0), run
-        assert "metadata.json" in run["output"]
-    finally:
-        roscoe("server", "stop", "--timeout", "0", env=env)
+
+def reboot_and_check(engine_name: str, env: dict[str, str], port: int, workspace: Path) -> None:
+    done = roscoe("server", "start", env=env)
+    assert done.returncode == 0, done.stderr.decode()
+    before = status_of(env)
+    token = paths.token_file().read_text().strip()
+    simulate_reboot(engine_name, str(before["container_id"]))
+    wait_back(port)
+
+    after = status_of(env)
+    assert after["state"] == "running"
+    assert after["container_id"] == before["container_id"]  # the same runner, restarted
+    assert after["started_at"] != before["started_at"]
+    assert (after["endpoint"], after["workspace"]) == (before["endpoint"], str(workspace))
+    assert paths.token_file().read_text().strip() == token
+    auth = {"Authorization": f"Bearer {token}"}
+    assert request(port, "GET", "/runs", **auth)[0] == 200
+    code, run = request(
+        port, "POST", "/runs", {"case": "demo-case", "script": "create_file_inventory.py"}, **auth
+    )
+    assert code == 200, run
+    assert (run["status"], run["exit_code"]) == ("succeeded", 0), run
+    assert "metadata.json" in run["output"]
