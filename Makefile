@@ -9,7 +9,7 @@ IMAGE_REPOSITORY ?= ghcr.io/roscoe-cli/roscoe-runner
 BASE_IMAGE ?= roscoe-base:bookworm
 ENGINE_HOST ?= unix:///var/run/docker.sock
 
-.PHONY: install test unit test-images lint fmt engines-up engines-down base-image build-image run-local test-image push-image demo bench clean
+.PHONY: install test unit test-images lint fmt engines-up engines-down base-image build-image run-local test-image push-image demo bench bench-service clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -107,6 +107,9 @@ demo: install engines-up base-image ## the inventory tool on the example case, i
 
 bench: ## roscoe run against docker run / podman run, and 20 concurrent runs
 	$(BIN)/python bench/run_overhead.py
+
+bench-service: ## POST /runs against docker run, live output delay, /health under a burst
+	$(BIN)/python bench/service_runs.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

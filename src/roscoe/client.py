@@ -1,13 +1,15 @@
-"""The agent tool: run a script against a case through the execution service, get text back.
+"""The agent tools: what can run, and run a script against a case, through the execution
+service, with text back.
 
-`run_case_script` is meant to be handed to an LLM agent framework as a tool: its signature
-is three strings, its docstring is the tool's description, and whatever happens it returns
-text the model can act on instead of raising. Standard library only, so any agent runtime
-can import it.
+`list_cases`, `list_tools` and `run_case_script` are meant to be handed to an LLM agent
+framework as tools: their signatures are plain strings, their docstrings the tools'
+descriptions, and whatever happens they return text the model can act on instead of
+raising. Standard library only, so any agent runtime can import them.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shlex
@@ -16,8 +18,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-ENV_URL = "ROSCOE_URL"
-ENV_TOKEN = "ROSCOE_TOKEN"  # noqa: S105 - a variable name
+from roscoe.config.settings import ENV_TOKEN, ENV_URL, default
+from roscoe.runs.outcome import RunStatus
+
 # The service's longest allowed run plus room for the container to start and be removed.
 READ_TIMEOUT_S = 3600 + 120
 
@@ -38,9 +41,7 @@ def service_address() -> ServiceAddress:
         try:
             port = Settings().get("port")
         except Exception:  # a broken config file must not break the tool; use the default
-            from roscoe.config.settings import DEFAULT_PORT
-
-            port = DEFAULT_PORT
+            port = default("port")
         url = f"http://127.0.0.1:{port}"
     token = os.environ.get(ENV_TOKEN, "").strip()
     if token:
@@ -88,47 +89,116 @@ def run_case_script(case_name: str, script_name: str, arguments: str = "") -> st
         return f"Error: the arguments could not be split like a shell command line ({exc})."
     address = service_address()
     if address.token is None:
-        return (
-            f"System error: no token for the roscoe execution service ({address.token_source} "
-            "is missing or unreadable). Start the service with `roscoe server start` (it "
-            f"creates the token), or set {ENV_TOKEN}."
-        )
+        return _no_token(address)
     what = f"'{script_name}' on case '{case_name}'"
-    if not address.url.startswith(("http://", "https://")):
-        return f"System error: {ENV_URL}={address.url} is not an http:// or https:// address."
-    answer = _post_run(address, {"case": case_name, "script": script_name, "args": args}, what)
+    payload = {"case": case_name, "script": script_name, "args": args}
+    answer = _call(address, "POST", "/runs", what, payload)
     if isinstance(answer, str):
         return answer
     return format_record(answer, what)
 
 
-def _post_run(address: ServiceAddress, payload: dict[str, Any], what: str) -> dict[str, Any] | str:
-    """The run record, or the text explaining why there is none."""
+def list_cases() -> str:
+    """List the cases a script can be run against: the folders in the workspace's projects/.
+
+    Returns:
+        One line per case: its name (what run_case_script takes as case_name) and when its
+        folder last changed; or a system error with what to do.
+    """
+    address = service_address()
+    if address.token is None:
+        return _no_token(address)
+    answer = _call(address, "GET", "/cases", "listing the cases")
+    if isinstance(answer, str):
+        return answer
+    cases = answer.get("cases") or []
+    if not cases:
+        return "No cases: the workspace's projects/ folder holds no case folder yet."
+    lines = [f"{len(cases)} case(s):"]
+    lines += [f"- {c.get('name')} (modified {c.get('modified_at')})" for c in cases]
+    return "\n".join(lines)
+
+
+def list_tools() -> str:
+    """List the scripts that can be run on a case: the files in the shared Tools folder.
+
+    Returns:
+        One line per script: its name (what run_case_script takes as script_name, with its
+        sub-folder when it has one, e.g. "reports/weekly.py"), its kind (python or shell)
+        and what it does, from its docstring or leading comment; or a system error.
+    """
+    address = service_address()
+    if address.token is None:
+        return _no_token(address)
+    answer = _call(address, "GET", "/tools", "listing the tools")
+    if isinstance(answer, str):
+        return answer
+    tools = answer.get("tools") or []
+    if not tools:
+        return "No tools: the Tools folder holds no .py or .sh script yet."
+    lines = [f"{len(tools)} tool(s):"]
+    for tool in tools:
+        described = f": {tool['description']}" if tool.get("description") else ""
+        lines.append(f"- {tool.get('name')} ({tool.get('kind')}){described}")
+    return "\n".join(lines)
+
+
+_DROPPED = (ConnectionResetError, ConnectionAbortedError, http.client.RemoteDisconnected)
+
+
+def _unreachable(address: ServiceAddress, exc: Exception) -> str:
+    reason = getattr(exc, "reason", exc)
+    if isinstance(exc, _DROPPED) or isinstance(reason, _DROPPED):
+        # It took the connection, then dropped it: there, but overwhelmed.
+        return (
+            f"Busy: the execution service at {address.url} dropped the connection before "
+            f"answering ({reason}); it is probably overloaded. Wait a few seconds and retry."
+        )
+    return (
+        f"System error: the roscoe execution service at {address.url} is not reachable "
+        f"({reason}). It is probably not running: run `roscoe server start`, then try again."
+    )
+
+
+def _no_token(address: ServiceAddress) -> str:
+    return (
+        f"System error: no token for the roscoe execution service ({address.token_source} "
+        "is missing or unreadable). Start the service with `roscoe server start` (it "
+        f"creates the token), or set {ENV_TOKEN}."
+    )
+
+
+def _call(
+    address: ServiceAddress,
+    method: str,
+    path: str,
+    what: str,
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any] | str:
+    """The service's JSON answer, or the text explaining why there is none."""
+    if not address.url.startswith(("http://", "https://")):
+        return f"System error: {ENV_URL}={address.url} is not an http:// or https:// address."
+    headers = {"Authorization": f"Bearer {address.token}"}
+    if payload is not None:
+        headers["Content-Type"] = "application/json"
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s)
-        f"{address.url}/runs",
-        data=json.dumps(payload).encode(),
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {address.token}",
-        },
+        f"{address.url}{path}",
+        data=None if payload is None else json.dumps(payload).encode(),
+        method=method,
+        headers=headers,
     )
     try:
         with urllib.request.urlopen(request, timeout=READ_TIMEOUT_S) as answer:  # noqa: S310 - as above
-            record = json.loads(answer.read().decode("utf-8", errors="replace"))
+            data = json.loads(answer.read().decode("utf-8", errors="replace"))
     except urllib.error.HTTPError as exc:
         return _http_error(exc, what, address)
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return (
-            f"System error: the roscoe execution service at {address.url} is not reachable "
-            f"({reason}). It is probably not running: run `roscoe server start`, then try again."
-        )
+    except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as exc:
+        return _unreachable(address, exc)
     except (ValueError, OSError) as exc:
         return f"System error: the service's answer could not be read ({exc}). Try again."
-    if not isinstance(record, dict):
-        return "System error: the service's answer was not a run record. Try again."
-    return record
+    if not isinstance(data, dict):
+        return "System error: the service's answer was not a JSON object. Try again."
+    return data
 
 
 def format_record(record: dict[str, Any], what: str) -> str:
@@ -142,23 +212,24 @@ def format_record(record: dict[str, Any], what: str) -> str:
     if record.get("output_truncated"):
         output = f"[... earlier output cut; only the last part is shown ...]\n{output}"
     shown = output if output.strip() else "(no output)"
-    if status == "succeeded":
+    if status == RunStatus.SUCCEEDED:
         head = f"Success: {what} finished with exit code 0{took}{run}."
-    elif record.get("timed_out") or status == "timed_out":
+    elif record.get("timed_out") or status == RunStatus.TIMED_OUT:
         head = (
             f"Timeout: {what} ran past its time limit and was stopped{took}{run}. "
             "Make it do less per run, or ask the operator for a longer timeout."
         )
-    elif status == "oom_killed":
+    elif status == RunStatus.OOM_KILLED:
         head = (
             f"Failure: {what} was killed at its memory limit (exit code {code}){took}{run}. "
             "Make it use less memory."
         )
-    elif status == "failed":
+    elif status == RunStatus.FAILED:
         head = f"Failure: {what} failed with exit code {code}{took}{run}."
-    elif status == "cancelled":
-        head = f"Cancelled: {what} was cancelled before it finished{run}."
-    elif status == "interrupted":
+    elif status == RunStatus.CANCELLED:
+        message = f" ({record['message']})" if record.get("message") else ""
+        head = f"Cancelled: {what} was cancelled before it finished{message}{run}."
+    elif status == RunStatus.INTERRUPTED:
         head = (
             f"Interrupted: {what} was stopped before it finished (the service is shutting "
             f"down){run}. Try again in a moment."
@@ -194,7 +265,7 @@ def _http_error(exc: urllib.error.HTTPError, what: str, address: ServiceAddress)
         wait = exc.headers.get("Retry-After", "a few")
         return (
             f"Busy: the execution service has too many runs waiting ({reason}). "
-            f"Wait {wait} seconds and try again."
+            f"Wait {wait} seconds and try again: this is not a failure of {what}, retry it."
         )
     if exc.code == 503:
         return f"System error: the execution service is unavailable ({reason}). Try again later."

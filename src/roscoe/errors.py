@@ -50,6 +50,12 @@ class ImageError(RoscoeError):
     exit_code = ExitCode.IMAGE
 
 
+class Interrupted(RoscoeError):
+    """Ctrl-C or SIGTERM ended the command before anything ran."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class OperationFailed(RoscoeError):
     """The operation was carried out but failed, or the state is not the one asked for."""
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from roscoe.config import paths
+from roscoe.errors import RoscoeError
 from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY_VALUE
 from roscoe.runner.layout import RunnerConfig
 from roscoe.runner.token import ensure_token
@@ -48,7 +49,7 @@ TEST_SCRIPTS = {
 @dataclass
 class Answer:
     status: int
-    headers: dict[str, str]
+    headers: http.client.HTTPMessage  # names are case-insensitive, as in HTTP
     body: bytes
 
     def json(self) -> Any:
@@ -92,7 +93,7 @@ class LiveService:
         try:
             connection.request(method, path, body=body, headers=sent)
             answer = connection.getresponse()
-            return Answer(answer.status, dict(answer.getheaders()), answer.read())
+            return Answer(answer.status, answer.headers, answer.read())
         finally:
             connection.close()
 
@@ -113,14 +114,18 @@ class LiveService:
         )
         mine = []
         for container in found:
-            details = self.engine.inspect_container(container["Id"]) or {}
+            try:
+                details = self.engine.inspect_container(container["Id"]) or {}
+            except RoscoeError:  # gone between the list and now (Podman answers 500)
+                continue
             sources = [str(m.get("Source", "")) for m in details.get("Mounts") or []]
             if any(s.startswith(str(self.workspace)) for s in sources):
                 mine.append(details)
         return mine
 
     def saved_run_ids(self) -> list[str]:
-        return sorted(p.name for p in self.runs_dir.iterdir() if p.is_dir())
+        # .hashes is the change-tracking cache, not a run
+        return sorted(p.name for p in self.runs_dir.iterdir() if p.is_dir() and p.name[0] != ".")
 
     def wait_for(self, predicate: Callable[[], bool], what: str, deadline: float = 60) -> None:
         end = time.monotonic() + deadline

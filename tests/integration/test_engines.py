@@ -112,8 +112,10 @@ def test_a_run_never_loads_the_docker_or_the_mcp_sdk(
         "except SystemExit as exit:\n"
         "    assert exit.code in (0, None), exit.code\n"
         "print('SDK', any(m in sys.modules for m in ('docker', 'requests', 'mcp', 'mcp_types')))\n"
+        "print('ASGI', sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('fastapi', 'starlette', 'uvicorn', 'pydantic', 'anyio', 'h11')))\n"
     )
     env = {**os.environ, **engine_env}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.decode().splitlines()[-2:] == ["ran", "SDK False"]
+    assert result.stdout.decode().splitlines()[-3:] == ["ran", "SDK False", "ASGI []"]

@@ -25,6 +25,7 @@ from service_fixtures import DEMO_CASE, DEMO_SCRIPT, make_workspace
 
 from helpers import roscoe_containers
 from roscoe.labels import LABEL_RUN_ID
+from roscoe.runs.host import user_name
 from roscoe.runs.records import load_run
 
 pytestmark = pytest.mark.engine
@@ -115,7 +116,10 @@ def test_run_script_waits_and_reports_progress(
         engine_name,
     )
     assert "# Inventory of /data" in text_of(demo)
-    assert load_run(record["id"]).status == "succeeded"  # recorded like any roscoe run
+    saved = load_run(record["id"])
+    assert saved.status == "succeeded"  # recorded like any roscoe run
+    assert saved.requested_by == f"mcp:{user_name()}"
+    assert saved.changes is not None and saved.changes["tracked"] is True
     assert slow.structured_content["status"] == "succeeded"
     assert "woke up" in text_of(slow)
     assert len(progress) >= 2

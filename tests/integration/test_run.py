@@ -283,7 +283,8 @@ def test_run_record_and_runs_commands(
     assert set(printed) == {
         "id", "case", "script", "args", "image", "image_digest", "engine", "status",
         "exit_code", "started_at", "finished_at", "duration_s", "timed_out", "output_file",
-        "output_bytes", "saved_output_truncated", "message",
+        "output_bytes", "saved_output_truncated", "message", "requested_by", "script_sha256",
+        "env_names", "changes",
     }  # fmt: skip
     assert printed == record_of(isolated_dirs, run_id)
     assert (printed["status"], printed["exit_code"], printed["args"]) == ("failed", 7, ["x y"])

@@ -73,7 +73,8 @@ def wait_for_output(proc: subprocess.Popen[bytes], marker: bytes, within: float 
 
 def run_ids(data_dir: Path) -> list[str]:
     runs = data_dir / "runs"
-    return sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []
+    # .hashes is the change-tracking cache, not a run
+    return sorted(p.name for p in runs.iterdir() if p.name[0] != ".") if runs.is_dir() else []
 
 
 def record_of(data_dir: Path, run_id: str) -> dict[str, Any]:

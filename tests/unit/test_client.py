@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from roscoe.client import format_record, run_case_script
+from roscoe.client import format_record, list_cases, list_tools, run_case_script
 
 TOKEN = "client-test-token-123456"
 
@@ -29,9 +29,16 @@ class StubService(HTTPServer):
 class _StubHandler(BaseHTTPRequestHandler):
     server: StubService
 
+    def do_GET(self) -> None:
+        self.server.seen.append((self.path, {}, self.headers.get("Authorization")))
+        self._answer()
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.seen.append((self.path, body, self.headers.get("Authorization")))
+        self._answer()
+
+    def _answer(self) -> None:
         status, data, headers = self.server.answer
         payload = json.dumps(data).encode()
         self.send_response(status)
@@ -103,9 +110,56 @@ def test_400_passes_the_reason_on(stub: StubService) -> None:
     assert "case 'nope' does not exist" in text
 
 
-def test_429_says_when_to_retry(stub: StubService) -> None:
+def test_429_says_busy_and_when_to_retry(stub: StubService) -> None:
     stub.answer = (429, {"error": "busy"}, {"Retry-After": "5"})
-    assert "Wait 5 seconds" in run_case_script("acme", "count.py")
+    text = run_case_script("acme", "count.py")
+    assert text.startswith("Busy:")
+    assert "Wait 5 seconds" in text
+    assert "retry" in text
+
+
+def test_a_dropped_connection_says_busy_not_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def reset_one() -> None:
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()  # linger 0: the client gets a reset
+
+    thread = threading.Thread(target=reset_one)
+    thread.start()
+    monkeypatch.setenv("ROSCOE_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.setenv("ROSCOE_TOKEN", TOKEN)
+    try:
+        text = run_case_script("acme", "count.py")
+    finally:
+        thread.join(10)
+        listener.close()
+    assert text.startswith("Busy:"), text
+    assert "roscoe server start" not in text
+
+
+def test_list_cases_and_tools_as_text(stub: StubService) -> None:
+    stub.answer = (200, {"cases": [{"name": "acme", "modified_at": "2026-01-01T00:00:00Z"}]}, {})
+    text = list_cases()
+    assert text.splitlines() == ["1 case(s):", "- acme (modified 2026-01-01T00:00:00Z)"]
+    tools = [{"name": "sub/count.py", "kind": "python", "description": "Counts words."}]
+    stub.answer = (200, {"tools": tools}, {})
+    assert list_tools().splitlines()[1] == "- sub/count.py (python): Counts words."
+    assert [path for path, _, _ in stub.seen] == ["/cases", "/tools"]
+    assert all(auth == f"Bearer {TOKEN}" for _, _, auth in stub.seen)
+    stub.answer = (200, {"tools": []}, {})
+    assert list_tools().startswith("No tools")
+    stub.answer = (401, {"error": "missing or wrong bearer token"}, {})
+    assert "token mismatch" in list_cases()
+
+
+def test_a_cancelled_run_says_so() -> None:
+    record = {"status": "cancelled", "exit_code": 130, "id": "r1", "message": "cancelled: x"}
+    text = format_record(record, "'s.py' on case 'c'")
+    assert text.startswith("Cancelled: 's.py' on case 'c' was cancelled before it finished")
 
 
 def test_service_down_advises_server_start(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from roscoe.config.settings import LOGS_READ_TIMEOUT_S
 from roscoe.engine.streams import LogFrames
 from roscoe.errors import UsageError
 from roscoe.runner import logs
@@ -49,7 +50,7 @@ def test_tail() -> None:
 
 
 def test_read_timeout_from_environment() -> None:
-    assert logs.read_timeout({}) == logs.DEFAULT_READ_TIMEOUT
+    assert logs.read_timeout({}) == LOGS_READ_TIMEOUT_S
     assert logs.read_timeout({"ROSCOE_LOGS_READ_TIMEOUT": "2"}) == 2.0
     assert logs.read_timeout({"ROSCOE_LOGS_READ_TIMEOUT": "nonsense"}) == 60.0
 

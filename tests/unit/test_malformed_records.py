@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from helpers import roscoe
 from roscoe.config import paths
@@ -15,9 +16,10 @@ from roscoe.runs import records
 from roscoe.runs.records import RunRecord
 from roscoe.runs.workspace import Workspace
 from roscoe.service.api import ExecutionService
+from roscoe.service.app import create_app
 from roscoe.service.backend import CoreBackend, RunDefaults
-from roscoe.service.limiter import RunLimiter
 from roscoe.service.log import JsonLog
+from roscoe.service.scheduler import Scheduler
 
 GOOD = "20260101-000000-aaaaaaaa"
 BAD = "20260101-000001-bbbbbbbb"
@@ -54,16 +56,12 @@ def test_the_service_lists_the_readable_runs(tmp_path: Path) -> None:
         Workspace(tmp_path / "ws"),
         RunDefaults(image="img"),
     )
+    log = JsonLog(io.StringIO())
     service = ExecutionService(
-        token="t" * 20,
-        limiter=RunLimiter(1, 1),
-        backend=backend,
-        health_info={},
-        log=JsonLog(io.StringIO()),
+        token="t" * 20, scheduler=Scheduler(backend, 1, 1, log), health_info={}, log=log
     )
-    answer = service.handle(
-        "GET", "/runs", {"Authorization": "Bearer " + "t" * 20}, io.BytesIO().read
-    )
-    assert answer.status == 200, answer.body
-    assert [r["id"] for r in json.loads(answer.body)["runs"]] == [GOOD]
+    with TestClient(create_app(service)) as client:
+        answer = client.get("/runs", headers={"Authorization": "Bearer " + "t" * 20})
+    assert answer.status_code == 200, answer.text
+    assert [r["id"] for r in answer.json()["runs"]] == [GOOD]
     assert backend.get_run(BAD) is None  # GET /runs/{id}: 404, not 500

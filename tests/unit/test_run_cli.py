@@ -180,3 +180,72 @@ def test_run_and_server_start_refuse_what_the_service_refuses(
         assert done.exit_code == 2, done.output
         assert f"-e {name}: refused: " in done.output
     assert engine.calls == []
+
+
+def _saved(run_id: str, case: str, changes: dict[str, Any] | None) -> None:
+    from roscoe.runs.records import RunRecord, write_record
+
+    write_record(
+        RunRecord(
+            id=run_id,
+            case=case,
+            script="tool.py",
+            status="succeeded",
+            exit_code=0,
+            started_at=f"2026-01-01T00:00:0{run_id[-1]}.000Z",
+            requested_by="cli:someone",
+            changes=changes,
+        )
+    )
+
+
+def test_runs_list_filters_by_case(isolated_dirs: Path) -> None:
+    _saved("20260101-000000-aaaaaaa1", "case-a", None)
+    _saved("20260101-000000-aaaaaaa2", "case-b", None)
+    shown = invoke("runs", "list", "--case", "case-b", "--json")
+    assert shown.exit_code == 0
+    import json
+
+    assert [r["id"] for r in json.loads(shown.output)] == ["20260101-000000-aaaaaaa2"]
+    assert "no runs of case 'case-c'" in invoke("runs", "list", "--case", "case-c").output
+
+
+def test_runs_show_lists_the_changes(isolated_dirs: Path) -> None:
+    changes = {
+        "tracked": True,
+        "created": [
+            {"path": "out", "type": "dir", "size": None, "sha256": None, "mode": "0755"},
+            {"path": "out/r.txt", "type": "file", "size": 2048, "sha256": "ab", "mode": "0644"},
+        ],
+        "modified": [
+            {
+                "path": "a.txt",
+                "type": "file",
+                "size": 8,
+                "sha256": "cd",
+                "mode": "0600",
+                "size_before": 6,
+                "sha256_before": "ef",
+                "mode_before": "0644",
+            }
+        ],
+        "deleted": [
+            {"path": "gone.txt", "type": "file", "size": 4, "sha256": "01", "mode": "0644"}
+        ],
+    }
+    _saved("20260101-000000-aaaaaaa1", "case-a", changes)
+    shown = invoke("runs", "show", "20260101-000000-aaaaaaa1")
+    assert shown.exit_code == 0
+    assert "+ out/ (folder)" in shown.output
+    assert "+ out/r.txt (2.0 KiB)" in shown.output
+    assert "~ a.txt (6 B -> 8 B, mode 0644 -> 0600)" in shown.output
+    assert "- gone.txt (4 B)" in shown.output
+    assert "cli:someone" in shown.output
+
+
+def test_runs_show_says_when_changes_were_not_tracked(isolated_dirs: Path) -> None:
+    _saved("20260101-000000-aaaaaaa1", "case-a", {"tracked": False, "reason": "turned off"})
+    nothing = {"tracked": True, "created": [], "modified": [], "deleted": []}
+    _saved("20260101-000000-aaaaaaa2", "case-a", nothing)
+    assert "not tracked: turned off" in invoke("runs", "show", "20260101-000000-aaaaaaa1").output
+    assert "changed nothing" in invoke("runs", "show", "20260101-000000-aaaaaaa2").output

@@ -30,6 +30,10 @@ CONTRACT_KEYS = {
     "output_bytes",
     "saved_output_truncated",
     "message",
+    "requested_by",
+    "script_sha256",
+    "env_names",
+    "changes",
 }
 
 

@@ -1,9 +1,9 @@
-"""The endpoints, through ExecutionService.handle() and over real loopback HTTP, with a fake
-run backend (no engine)."""
+"""The service's endpoints through the ASGI app (Starlette's TestClient), with the fake run
+backend: routing, the token, limits, runs with and without waiting, cancel, streams."""
 
 from __future__ import annotations
 
-import http.client
+import base64
 import io
 import json
 import threading
@@ -11,161 +11,114 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi.testclient import TestClient
+from service_fakes import AUTH, TOKEN, FakeBackend, backend, log_stream, make_service, until
 
-from roscoe.errors import UsageError
-from roscoe.service.api import ExecutionService, Response
-from roscoe.service.httpd import ServiceServer, check_loopback
-from roscoe.service.limiter import RunLimiter
-from roscoe.service.log import JsonLog
-from roscoe.service.validate import MAX_BODY_BYTES, RunRequest
+from roscoe.service.api import DEFAULT_OUTPUT_TAIL, MAX_OUTPUT_TAIL, ExecutionService
+from roscoe.service.app import Utf8Chunks, create_app
+from roscoe.service.validate import MAX_BODY_BYTES
 
-TOKEN = "unit-test-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+__all__ = ["backend", "log_stream"]  # fixtures, imported so pytest finds them here
 
-
-class FakeBackend:
-    """The run core's place: records calls, runs nothing, can be told to block."""
-
-    def __init__(self) -> None:
-        self.runs: list[RunRequest] = []
-        self.gate = threading.Event()
-        self.gate.set()
-        self.records: dict[str, dict[str, Any]] = {}
-        self.cancelled: list[str] = []
-        self.outputs: dict[str, bytes] = {}
-        self.tails: list[int] = []
-        self._n = 0
-
-    def new_run_id(self) -> str:
-        self._n += 1
-        return f"run-{self._n}"
-
-    def check(self, request: RunRequest) -> None:
-        if request.case == "missing":
-            raise UsageError("case 'missing' does not exist", hint="cases are the folders in x")
-
-    def run(self, request: RunRequest, run_id: str, cancel: threading.Event) -> dict[str, Any]:
-        self.runs.append(request)
-        while not self.gate.wait(0.01):
-            if cancel.is_set():
-                self.cancelled.append(run_id)
-                return {"id": run_id, "status": "interrupted", "exit_code": 130}
-        record = {"id": run_id, "status": "succeeded", "exit_code": 0, "output": "hi\n"}
-        self.records[run_id] = record
-        return record
-
-    def list_runs(self, limit: int) -> list[dict[str, Any]]:
-        return list(reversed(self.records.values()))[:limit]
-
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
-        return self.records.get(run_id)
-
-    def read_output(self, run_id: str, tail_bytes: int) -> tuple[bytes, bool] | None:
-        self.tails.append(tail_bytes)
-        if run_id not in self.records:
-            return None
-        output = self.outputs.get(run_id, b"hi\n")
-        return output[-tail_bytes:], len(output) > tail_bytes
-
-
-@pytest.fixture
-def log_stream() -> io.StringIO:
-    return io.StringIO()
-
-
-@pytest.fixture
-def backend() -> FakeBackend:
-    return FakeBackend()
+RUN = {"case": "a", "script": "s.py"}
 
 
 @pytest.fixture
 def service(backend: FakeBackend, log_stream: io.StringIO) -> ExecutionService:
-    return ExecutionService(
-        token=TOKEN,
-        limiter=RunLimiter(1, 1),
-        backend=backend,
-        health_info={"version": "0.0", "engine": {"kind": "fake", "version": "1"}},
-        log=JsonLog(log_stream, secrets=[TOKEN]),
-    )
+    return make_service(backend, log_stream)
 
 
-def call(
-    service: ExecutionService,
-    method: str,
-    path: str,
-    body: bytes = b"",
-    headers: dict[str, str] | None = None,
-) -> Response:
-    sent = dict(headers or {})
-    if method == "POST":
-        sent.setdefault("Content-Length", str(len(body)))
-    return service.handle(method, path, sent, io.BytesIO(body).read)
+@pytest.fixture
+def client(service: ExecutionService) -> Iterator[TestClient]:
+    with TestClient(create_app(service)) as test_client:
+        yield test_client
 
 
-def post_run(service: ExecutionService, data: object, **headers: str) -> Response:
-    return call(service, "POST", "/runs", json.dumps(data).encode(), {**AUTH, **headers})
+def post_run(client: TestClient, data: object, **headers: str) -> httpx.Response:
+    return client.post("/runs", content=json.dumps(data).encode(), headers={**AUTH, **headers})
 
 
-def test_health_needs_no_token(service: ExecutionService) -> None:
-    answer = call(service, "GET", "/health")
-    assert answer.status == 200
-    data = json.loads(answer.body)
+def test_health_needs_no_token(client: TestClient) -> None:
+    answer = client.get("/health")
+    assert answer.status_code == 200
+    data = answer.json()
     assert data["status"] == "ok"
     assert data["engine"] == {"kind": "fake", "version": "1"}
     assert (data["runs_in_flight"], data["runs_queued"]) == (0, 0)
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Connection"] == "close"
 
 
 @pytest.mark.parametrize(
     "headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": TOKEN}]
 )
 @pytest.mark.parametrize(
-    ("method", "path"), [("GET", "/runs"), ("POST", "/runs"), ("GET", "/runs/x")]
+    ("method", "path"),
+    [
+        ("GET", "/runs"),
+        ("POST", "/runs"),
+        ("GET", "/runs/x"),
+        ("DELETE", "/runs/x"),
+        ("GET", "/runs/x/output"),
+        ("GET", "/runs/x/events"),
+        ("GET", "/cases"),
+        ("GET", "/tools"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+    ],
 )
 def test_everything_else_needs_the_token(
-    service: ExecutionService, backend: FakeBackend, headers: dict[str, str], method: str, path: str
+    client: TestClient, backend: FakeBackend, headers: dict[str, str], method: str, path: str
 ) -> None:
-    answer = call(service, method, path, b'{"case": "a", "script": "s.py"}', headers)
-    assert answer.status == 401
+    answer = client.request(method, path, content=json.dumps(RUN).encode(), headers=headers)
+    assert answer.status_code == 401
     assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert set(answer.json()) == {"error"}
     assert backend.runs == []
 
 
-def test_an_authorised_run_returns_its_record(
-    service: ExecutionService, backend: FakeBackend
+def test_an_authorised_run_returns_its_record_and_output(
+    client: TestClient, backend: FakeBackend
 ) -> None:
-    answer = post_run(service, {"case": "a", "script": "s.py", "args": ["x"]})
-    assert answer.status == 200
-    assert json.loads(answer.body)["status"] == "succeeded"
-    assert backend.runs == [RunRequest("a", "s.py", ("x",))]
-    listed = json.loads(call(service, "GET", "/runs?limit=5", headers=AUTH).body)
+    answer = post_run(client, {**RUN, "args": ["x"]})
+    assert answer.status_code == 200
+    record = answer.json()
+    assert (record["status"], record["exit_code"]) == ("succeeded", 0)
+    assert (record["output"], record["output_truncated"]) == ("hi\n", False)
+    assert backend.runs[0].args == ("x",)
+    listed = client.get("/runs?limit=5", headers=AUTH).json()
     assert [r["id"] for r in listed["runs"]] == ["run-1"]
-    assert call(service, "GET", "/runs/run-1", headers=AUTH).status == 200
-    output = call(service, "GET", "/runs/run-1/output", headers=AUTH)
-    assert (output.status, output.body) == (200, b"hi\n")
-    assert output.content_type.startswith("text/plain")
+    assert client.get("/runs/run-1", headers=AUTH).json()["status"] == "succeeded"
+    output = client.get("/runs/run-1/output", headers=AUTH)
+    assert (output.status_code, output.content) == (200, b"hi\n")
+    assert output.headers["content-type"].startswith("text/plain")
     assert output.headers["X-Roscoe-Output-Truncated"] == "false"
 
 
-def test_output_is_a_bounded_tail(service: ExecutionService, backend: FakeBackend) -> None:
-    from roscoe.service.api import DEFAULT_OUTPUT_TAIL, MAX_OUTPUT_TAIL
-
-    post_run(service, {"case": "a", "script": "s.py"})
+def test_output_is_a_bounded_tail(client: TestClient, backend: FakeBackend) -> None:
+    post_run(client, RUN)
     backend.outputs["run-1"] = b"x" * (DEFAULT_OUTPUT_TAIL + 10)
-    whole = call(service, "GET", "/runs/run-1/output", headers=AUTH)
-    assert len(whole.body) == DEFAULT_OUTPUT_TAIL
+    backend.tails.clear()
+    whole = client.get("/runs/run-1/output", headers=AUTH)
+    assert len(whole.content) == DEFAULT_OUTPUT_TAIL
     assert whole.headers["X-Roscoe-Output-Truncated"] == "true"
     backend.outputs["run-1"] = b"0123456789"
-    tail = call(service, "GET", "/runs/run-1/output?tail=4", headers=AUTH)
-    assert (tail.body, tail.headers["X-Roscoe-Output-Truncated"]) == (b"6789", "true")
+    tail = client.get("/runs/run-1/output?tail=4", headers=AUTH)
+    assert (tail.content, tail.headers["X-Roscoe-Output-Truncated"]) == (b"6789", "true")
     assert backend.tails == [DEFAULT_OUTPUT_TAIL, 4]  # the bound reaches the reader
     for bad in ("0", "-1", "abc", str(MAX_OUTPUT_TAIL + 1)):
-        refused = call(service, "GET", f"/runs/run-1/output?tail={bad}", headers=AUTH)
-        assert refused.status == 400, bad
+        assert client.get(f"/runs/run-1/output?tail={bad}", headers=AUTH).status_code == 400
     assert backend.tails == [DEFAULT_OUTPUT_TAIL, 4]
+    binary = backend.outputs["run-1"] = b"\xff\xfe"
+    answer = client.get("/runs/run-1/output", headers=AUTH)
+    assert (answer.content, answer.headers["content-type"]) == (binary, "application/octet-stream")
 
 
-def test_core_backend_reads_only_the_tail_from_the_end(tmp_path, monkeypatch) -> None:
+def test_core_backend_reads_only_the_tail_from_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The saved output is read from its end: never more than the bound into memory."""
     from roscoe.runs import records
     from roscoe.service.backend import CoreBackend, RunDefaults
@@ -181,7 +134,7 @@ def test_core_backend_reads_only_the_tail_from_the_end(tmp_path, monkeypatch) ->
     reads: list[int] = []
     real_open = Path.open
 
-    def counting_open(self, mode="r", *args, **kwargs):
+    def counting_open(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         handle = real_open(self, mode, *args, **kwargs)
         if self == big:
             real_read = handle.read
@@ -189,24 +142,46 @@ def test_core_backend_reads_only_the_tail_from_the_end(tmp_path, monkeypatch) ->
         return handle
 
     monkeypatch.setattr(Path, "open", counting_open)
-    backend = CoreBackend(lambda: None, None, RunDefaults(image="x"))  # type: ignore[arg-type]
+    backend = CoreBackend(lambda: None, None, RunDefaults(image="x"))  # type: ignore[arg-type, return-value]
     output, truncated = backend.read_output("20260101-000000-abcdef12", 5)
     assert (output, truncated) == (b"tail!", True)
     assert reads == [5]
 
 
+BAD_BODIES = [
+    (b"{nope", 400, "not valid JSON"),
+    (b"[]", 400, "JSON object"),
+    (json.dumps({**RUN, "x": 1}).encode(), 400, "unknown field"),
+    (json.dumps({"case": "../x", "script": "s.py"}).encode(), 400, ".."),
+    (json.dumps({"case": "missing", "script": "s.py"}).encode(), 400, "does not exist"),
+    (json.dumps({**RUN, "wait": "no"}).encode(), 400, "'wait'"),
+    (b'{"case": "\\ud800", "script": "s.py"}', 400, "surrogate"),
+    (b'{"case": "a", "script": "s.py", "args": ["\\udfff"]}', 400, "surrogate"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "says"), BAD_BODIES)
 def test_bad_input_is_refused_and_nothing_runs(
-    service: ExecutionService, backend: FakeBackend
+    client: TestClient, backend: FakeBackend, body: bytes, status: int, says: str
 ) -> None:
-    assert call(service, "POST", "/runs", b"{nope", AUTH).status == 400
-    assert post_run(service, {"case": "../x", "script": "s.py"}).status == 400
-    missing = post_run(service, {"case": "missing", "script": "s.py"})
-    assert missing.status == 400
-    assert "does not exist" in json.loads(missing.body)["error"]
-    too_big = call(
-        service, "POST", "/runs", b"", {**AUTH, "Content-Length": str(MAX_BODY_BYTES + 1)}
+    answer = client.post("/runs", content=body, headers=AUTH)
+    assert answer.status_code == status
+    assert says in answer.json()["error"]
+    assert "\n" not in answer.json()["error"]
+    assert backend.runs == []
+
+
+def test_body_limits(client: TestClient, backend: FakeBackend) -> None:
+    too_big = client.post(
+        "/runs", content=b"x" * (MAX_BODY_BYTES + 1), headers={**AUTH, "Content-Type": "x"}
     )
-    assert too_big.status == 413
+    assert too_big.status_code == 413
+    assert str(MAX_BODY_BYTES) in too_big.json()["error"]
+
+    def chunked() -> Iterator[bytes]:
+        yield json.dumps(RUN).encode()
+
+    assert client.post("/runs", content=chunked(), headers=AUTH).status_code == 411
     assert backend.runs == []
 
 
@@ -215,165 +190,224 @@ def test_bad_input_is_refused_and_nothing_runs(
     [
         ("GET", "/", 404),
         ("GET", "/nope", 404),
+        ("GET", "/runs/", 404),
         ("GET", "/runs/x/y", 404),
         ("GET", "/runs/x/output/more", 404),
         ("GET", "/runs/..", 404),
+        ("GET", "/runs/-bad", 404),
         ("DELETE", "/runs", 405),
         ("POST", "/health", 405),
+        ("HEAD", "/health", 405),
+        ("OPTIONS", "/runs", 405),
         ("PUT", "/runs/x", 405),
         ("GET", "/runs?limit=0", 400),
         ("GET", "/runs?limit=abc", 400),
         ("GET", "/runs/unknown-run", 404),
+        ("GET", "/runs/unknown-run/output?follow=maybe", 400),
+        ("DELETE", "/runs/unknown-run", 404),
+        ("GET", "/runs/unknown-run/events", 404),
     ],
 )
 def test_unknown_paths_and_wrong_methods(
-    service: ExecutionService, method: str, path: str, status: int
+    client: TestClient, method: str, path: str, status: int
 ) -> None:
-    answer = call(service, method, path, headers=AUTH)
-    assert answer.status == status
-    assert set(json.loads(answer.body)) == {"error"}
+    answer = client.request(method, path, headers=AUTH)
+    assert answer.status_code == status
+    if method != "HEAD":
+        assert set(answer.json()) == {"error"}
     if status == 405:
         assert answer.headers["Allow"]
 
 
 def test_queue_full_answers_429_with_retry_after(
-    service: ExecutionService, backend: FakeBackend
+    client: TestClient, service: ExecutionService, backend: FakeBackend
 ) -> None:
     backend.gate.clear()
-    answers: list[Response] = []
+    answers: list[httpx.Response] = []
     threads = [
-        threading.Thread(
-            target=lambda: answers.append(post_run(service, {"case": "a", "script": "s.py"}))
-        )
-        for _ in range(2)
+        threading.Thread(target=lambda: answers.append(post_run(client, RUN))) for _ in range(2)
     ]
     threads[0].start()
-    _until(lambda: service.limiter.running == 1)
+    until(lambda: service.scheduler.running == 1, "one run in flight")
     threads[1].start()
-    _until(lambda: service.limiter.waiting == 1)
-    third = post_run(service, {"case": "a", "script": "s.py"})
-    assert third.status == 429
+    until(lambda: service.scheduler.waiting == 1, "one run queued")
+    third = post_run(client, RUN)
+    assert third.status_code == 429
     assert int(third.headers["Retry-After"]) > 0
-    health = json.loads(call(service, "GET", "/health").body)
+    health = client.get("/health").json()
     assert (health["runs_in_flight"], health["runs_queued"]) == (1, 1)
     backend.gate.set()
     for thread in threads:
         thread.join(10)
-    assert [a.status for a in answers] == [200, 200]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert "roscoe_runs_refused_total 1" in client.get("/metrics", headers=AUTH).text
 
 
-def test_cancel_all_stops_runs_in_flight(service: ExecutionService, backend: FakeBackend) -> None:
+def test_a_run_without_waiting_answers_202_then_finishes(
+    client: TestClient, backend: FakeBackend
+) -> None:
     backend.gate.clear()
-    answers: list[Response] = []
-    thread = threading.Thread(
-        target=lambda: answers.append(post_run(service, {"case": "a", "script": "s.py"}))
-    )
-    thread.start()
-    _until(lambda: service.limiter.running == 1 and backend.runs)
-    assert service.cancel_all() == ["run-1"]
-    thread.join(10)
-    assert backend.cancelled == ["run-1"]
-    assert json.loads(answers[0].body)["status"] == "interrupted"
+    answer = post_run(client, {**RUN, "wait": False})
+    assert answer.status_code == 202
+    run_id = answer.json()["id"]
+    assert answer.headers["Location"] == f"/runs/{run_id}"
+    assert answer.json()["status"] in ("queued", "running")
+    until(lambda: client.get(f"/runs/{run_id}", headers=AUTH).json()["status"] == "running")
+    backend.gate.set()
+    until(lambda: client.get(f"/runs/{run_id}", headers=AUTH).json()["status"] == "succeeded")
+
+
+def test_cancel_a_running_and_a_queued_run(
+    client: TestClient, service: ExecutionService, backend: FakeBackend
+) -> None:
+    backend.gate.clear()
+    running = post_run(client, {**RUN, "wait": False}).json()["id"]
+    until(backend.started.is_set, "the first run to start")
+    queued = post_run(client, {**RUN, "wait": False}).json()
+    assert queued["status"] == "queued"
+    answer = client.delete(f"/runs/{queued['id']}", headers=AUTH)
+    assert answer.status_code == 200
+    assert (answer.json()["status"], answer.json()["exit_code"]) == ("cancelled", 130)
+    assert backend.records[queued["id"]]["status"] == "cancelled"
+    answer = client.delete(f"/runs/{running}", headers=AUTH)
+    assert answer.status_code == 200
+    assert (answer.json()["status"], answer.json()["exit_code"]) == ("cancelled", 130)
+    assert backend.cancelled == [running]
+    assert backend.records[running]["status"] == "cancelled"
+    assert len(backend.runs) == 1  # the queued one never ran
+    assert client.delete(f"/runs/{running}", headers=AUTH).status_code == 409
+    metrics = client.get("/metrics", headers=AUTH).text
+    assert 'roscoe_runs_total{status="cancelled"} 2' in metrics
+    assert service.scheduler.running == 0
+
+
+def test_follow_streams_the_output_until_the_run_ends(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    backend.gate.clear()
+    backend.output = b"first line\n"
+    run_id = post_run(client, {**RUN, "wait": False}).json()["id"]
+    until(backend.started.is_set, "the run to start")
+    with client.stream("GET", f"/runs/{run_id}/output?follow=true", headers=AUTH) as stream:
+        assert stream.status_code == 200
+        chunks = stream.iter_bytes()
+        assert next(chunks) == b"first line\n"
+        backend.gate.set()
+        assert b"".join(chunks) == b""  # the stream ends with the run
+    # A finished run's follow is its saved output, at once.
+    again = client.get(f"/runs/{run_id}/output?follow=true", headers=AUTH)
+    assert again.content == b"first line\n"
+
+
+def test_events_send_status_and_output_then_the_final_record(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    backend.gate.clear()
+    backend.output = b"caf\xc3\xa9 \xff\n"  # not UTF-8 as a whole: base64
+    run_id = post_run(client, {**RUN, "wait": False}).json()["id"]
+    until(backend.started.is_set, "the run to start")
+    events: list[tuple[str, Any]] = []
+    with client.stream("GET", f"/runs/{run_id}/events", headers=AUTH) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        kind = ""
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line.removeprefix("data: "))))
+                if kind == "output":
+                    backend.gate.set()
+    assert events[0][0] == "status"
+    assert events[0][1]["status"] == "running"
+    output = [data for kind, data in events if kind == "output"]
+    assert output == [{"encoding": "base64", "data": base64.b64encode(backend.output).decode()}]
+    assert events[-1][0] == "status"
+    assert events[-1][1]["status"] == "succeeded"
+
+
+def test_utf8_chunks_hold_a_split_character_back() -> None:
+    chunks = Utf8Chunks()
+    assert chunks.feed(b"caf\xc3") == {"encoding": "utf-8", "data": "caf"}
+    assert chunks.feed(b"\xa9!") == {"encoding": "utf-8", "data": "\u00e9!"}
+    assert chunks.feed(b"\xc3") is None
+    assert chunks.flush() == {"encoding": "base64", "data": "ww=="}
+
+
+def test_discovery_and_metrics(client: TestClient) -> None:
+    assert client.get("/cases", headers=AUTH).json()["cases"][0]["name"] == "a"
+    tools = client.get("/tools", headers=AUTH).json()["tools"]
+    assert tools == [{"name": "s.py", "kind": "python", "description": "Says hi."}]
+    post_run(client, RUN)
+    metrics = client.get("/metrics", headers=AUTH)
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = metrics.text
+    assert 'roscoe_runs_total{status="succeeded"} 1' in text
+    assert "roscoe_run_duration_seconds_count 1" in text
+    assert 'roscoe_run_duration_seconds_bucket{le="0.25"} 1' in text
+    assert "roscoe_runs_in_flight 0" in text
+    assert 'roscoe_build_info{engine="fake",engine_version="1",version="0.0"} 1' in text
 
 
 def test_the_log_has_one_redacted_json_line_per_event(
-    service: ExecutionService, log_stream: io.StringIO
+    client: TestClient, log_stream: io.StringIO
 ) -> None:
-    post_run(service, {"case": "a", "script": "s.py", "env": {"API_TOKEN": "s3cr3t-value"}})
-    call(service, "GET", "/runs", headers={"Authorization": "Bearer bogus-credential-123"})
+    post_run(client, {**RUN, "env": {"API_TOKEN": "s3cr3t-value"}})
+    client.get("/runs", headers={"Authorization": "Bearer bogus-credential-123"})
     text = log_stream.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]
     events = [line["event"] for line in lines]
     assert events == ["run_started", "run_finished", "request", "request"]
     request = lines[2]
     assert (request["method"], request["path"], request["status"]) == ("POST", "/runs", 200)
+    assert request["run_id"] == "run-1"
     assert request["duration_ms"] >= 0
     assert lines[1]["status"] == "succeeded"
+    assert lines[3]["status"] == 401
     for secret in ("s3cr3t-value", TOKEN, "bogus-credential-123"):
         assert secret not in text
 
 
-def _until(predicate: object) -> None:
-    event = threading.Event()
-    for _ in range(1000):
-        if predicate():  # type: ignore[operator]
-            return
-        event.wait(0.01)
-    raise AssertionError("condition not reached")
+def test_a_failure_in_the_run_core_is_an_answer(client: TestClient, backend: FakeBackend) -> None:
+    from roscoe.errors import EngineError
+
+    backend.fail_with = EngineError("the engine went away")
+    answer = post_run(client, RUN)
+    assert answer.status_code == 503
+    assert "the engine went away" in answer.json()["error"]
+    backend.fail_with = RuntimeError("a bug")
+    answer = post_run(client, RUN)
+    assert answer.status_code == 500
+    assert "roscoe logs" in answer.json()["error"]
+    # Without waiting, the caller holds an id: a record says what happened.
+    accepted = post_run(client, {**RUN, "wait": False}).json()
+    until(lambda: client.get(f"/runs/{accepted['id']}", headers=AUTH).json()["status"] == "error")
 
 
-# -- the HTTP layer on a real loopback socket -------------------------------------------------
-@pytest.fixture
-def server(service: ExecutionService) -> Iterator[ServiceServer]:
-    running = ServiceServer(service, 0)
-    thread = threading.Thread(target=running.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield running
-    running.shutdown()
-    running.server_close()
-    thread.join(10)
+def test_openapi_lists_every_endpoint_the_docs_describe(client: TestClient) -> None:
+    import re
+
+    document = client.get("/openapi.json", headers=AUTH).json()
+    served = {
+        f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item
+    }
+    docs = (Path(__file__).parents[2] / "docs" / "service-api.md").read_text()
+    table = docs.split("## Endpoints", 1)[1].split("\n\n", 2)[1]
+    described = set(re.findall(r"^\| `([A-Z]+ /[^`?]*)", table, re.MULTILINE))
+    assert described == served
 
 
-def _request(
-    server: ServiceServer, method: str, path: str, body: bytes = b"", **headers: str
-) -> http.client.HTTPResponse:
-    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
-    connection.request(method, path, body=body or None, headers=headers)
-    return connection.getresponse()
-
-
-def test_http_layer_serves_health_and_runs(server: ServiceServer) -> None:
-    health = _request(server, "GET", "/health")
-    assert health.status == 200
-    assert json.loads(health.read())["status"] == "ok"
-    run = _request(server, "POST", "/runs", b'{"case": "a", "script": "s.py"}', **AUTH)
-    assert run.status == 200
-    assert json.loads(run.read())["exit_code"] == 0
-    refused = _request(server, "GET", "/runs")
-    assert refused.status == 401
-    assert refused.getheader("WWW-Authenticate") == "Bearer"
-
-
-def test_http_layer_refuses_an_oversized_body_and_the_client_sees_413(
-    server: ServiceServer, backend: FakeBackend
+def test_mounted_apps_pass_through_the_frame_and_the_token_guard(
+    service: ExecutionService,
 ) -> None:
-    answer = _request(server, "POST", "/runs", b"x" * (MAX_BODY_BYTES + 1), **AUTH)
-    assert answer.status == 413
-    assert "limit" in json.loads(answer.read())["error"]
-    assert backend.runs == []
+    from roscoe.service.app import TokenGuard
 
+    async def hello(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hello"})
 
-def test_http_layer_answers_unknown_methods_with_405(server: ServiceServer) -> None:
-    assert _request(server, "PATCH", "/runs", **AUTH).status == 405
-
-
-def test_the_service_binds_to_loopback_only() -> None:
-    assert check_loopback("127.0.0.1") == "127.0.0.1"
-    for host in ("0.0.0.0", "", "192.168.1.10", "localhost", "::"):
-        with pytest.raises(ValueError):
-            check_loopback(host)
-
-
-def test_shutdown_cancels_runs_still_going_after_the_grace(
-    service: ExecutionService, backend: FakeBackend, log_stream: io.StringIO
-) -> None:
-    from roscoe.service.main import _drain
-
-    backend.gate.clear()  # the run would go on for ever
-    answers: list[Response] = []
-    thread = threading.Thread(
-        target=lambda: answers.append(post_run(service, {"case": "a", "script": "s.py"}))
-    )
-    thread.start()
-    _until(lambda: backend.runs)
-    _drain(service, 0.1, service.log)
-    thread.join(10)
-    assert backend.cancelled == ["run-1"]
-    assert service.limiter.running == 0
-    assert post_run(service, {"case": "a", "script": "s.py"}).status == 503
-    phases = [
-        json.loads(line).get("phase")
-        for line in log_stream.getvalue().splitlines()
-        if '"shutdown"' in line
-    ]
-    assert phases == ["draining", "cancelling"]
+    app = create_app(service, mounts={"/extra": TokenGuard(hello, service)})
+    with TestClient(app) as client:
+        assert client.get("/extra/x").status_code == 401
+        answer = client.get("/extra/x", headers=AUTH)
+        assert (answer.status_code, answer.text) == (200, "hello")
+        assert answer.headers["Connection"] == "close"

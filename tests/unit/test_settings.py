@@ -10,7 +10,8 @@ import pytest
 
 from helpers import roscoe
 from roscoe.config import paths
-from roscoe.config.settings import Settings, parse_size
+from roscoe.config.parse import parse_size
+from roscoe.config.settings import Settings
 from roscoe.errors import UsageError
 
 
@@ -125,6 +126,77 @@ def test_ensure_dir_leaves_folders_of_others_and_shared_ones_alone(
     runs.chmod(0o750)
     paths.ensure_runs_dir()
     assert (_mode(runs), runs.stat().st_uid) == (0o750, 1000)
+
+
+def test_every_run_default_is_the_tables() -> None:
+    """One source of truth: the run spec, the service and the runner take the table's."""
+    from roscoe.config.settings import SETTINGS, RunLimits
+    from roscoe.runner.layout import RunnerConfig
+    from roscoe.runs.spec import RunSpec
+    from roscoe.service.backend import RunDefaults
+
+    spec = RunSpec(case="c", script="s.py", args=[], image="i")
+    limits = (spec.timeout, spec.memory, spec.cpus, spec.network)
+    table = tuple(SETTINGS[f"run.{k}"].default for k in ("timeout", "memory", "cpus", "network"))
+    assert limits == table
+    assert RunDefaults(image="i").limits == RunLimits(*table)
+    runner = RunnerConfig(
+        image="i",
+        name="n",
+        port=SETTINGS["port"].default,
+        workspace=Path("/w"),
+        runs_dir=Path("/r"),
+        token_file=Path("/t"),
+        engine_socket="/s",
+        engine_kind="docker",
+    )
+    shape = (runner.concurrency, runner.queue, runner.projects_dir, runner.tools_dir)
+    keys = ("service.concurrency", "service.queue", "projects_dir", "tools_dir")
+    assert shape == tuple(SETTINGS[k].default for k in keys)
+
+
+def test_the_service_reads_settings_by_the_tables_names_and_checks_them() -> None:
+    from roscoe.runner.layout import ServiceEnv
+
+    found = ServiceEnv.from_environ({})
+    assert (found.port, found.concurrency, found.queue) == (8765, 4, 16)
+    assert (found.projects_dir, found.tools_dir) == ("projects", "Tools")
+    assert ServiceEnv.from_environ({"ROSCOE_SERVICE_QUEUE": "3"}).queue == 3
+    with pytest.raises(UsageError, match="ROSCOE_PORT"):
+        ServiceEnv.from_environ({"ROSCOE_PORT": "99999"})
+    with pytest.raises(UsageError, match="ROSCOE_TOOLS_DIR"):
+        ServiceEnv.from_environ({"ROSCOE_TOOLS_DIR": "../etc"})
+
+
+def test_run_limits_resolve_flag_over_environment_over_default() -> None:
+    from roscoe.config.settings import RunLimits
+
+    settings = Settings(env={"ROSCOE_MEMORY": "1g", "ROSCOE_NETWORK": "host"})
+    limits = RunLimits.resolve(settings, memory="512m")
+    assert (limits.timeout, limits.memory, limits.cpus, limits.network) == (
+        300,
+        "512m",
+        None,
+        "host",
+    )
+
+
+def test_defaults_and_variable_names_are_written_once() -> None:
+    """The port, and every ROSCOE_ variable, appear as literals only in config/ (the table
+    and the two folder variables) - and in engine/detect.py, which picks the engine family."""
+    import re
+
+    import roscoe
+
+    src = Path(roscoe.__file__).parent
+    allowed = {"config/settings.py", "config/paths.py", "engine/detect.py"}
+    for path in sorted(src.rglob("*.py")):
+        name = path.relative_to(src).as_posix()
+        if name in allowed:
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "8765" not in text, name
+        assert not re.findall(r"[\"']ROSCOE_[A-Z_]+[\"']", text), name
 
 
 # Every command but `config` (which is how one repairs a setting) and the shell's completion.

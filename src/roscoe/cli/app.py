@@ -9,11 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 from roscoe import __version__
 from roscoe.cli.context import CliState
+from roscoe.config.settings import ENV_DEBUG
+
+if TYPE_CHECKING:
+    from roscoe.errors import RoscoeError
 
 app = typer.Typer(
     name="roscoe",
@@ -49,7 +54,7 @@ def root(
         show_default=False,
     ),
     debug: bool = typer.Option(
-        False, "--debug", help="Show tracebacks and every engine call.", envvar="ROSCOE_DEBUG"
+        False, "--debug", help="Show tracebacks and every engine call.", envvar=ENV_DEBUG
     ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only results and errors."),
     version: bool = typer.Option(
@@ -67,11 +72,14 @@ def root(
         )
         for noisy in ("urllib3", "docker"):
             logging.getLogger(noisy).setLevel(logging.INFO)
-    ctx.obj = CliState(runtime=runtime, debug=debug, quiet=quiet)
+    # main() hands its CliState in (it reads `json` back when a command fails).
+    cli = ctx.obj if isinstance(ctx.obj, CliState) else CliState()
+    cli.runtime, cli.debug, cli.quiet = runtime, debug, quiet
+    ctx.obj = cli
     from roscoe.cli import render
 
     render.set_quiet(quiet)
-    ctx.call_on_close(ctx.obj.close)
+    ctx.call_on_close(cli.close)
 
 
 # Registrations. Each module holds one command or one group; keep this block the only
@@ -106,33 +114,82 @@ app.command("mcp")(_mcp.mcp_command)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point, and the one place errors are caught.
+
+    A RoscoeError prints its message and hint (or, under --json, one JSON document
+    {"error": {"message", "hint", "exit_code"}} on stdout) and exits with its code; so do the
+    usage errors typer finds in the command line. Tracebacks only with --debug.
+    """
+    from roscoe.cli.context import CliState
     from roscoe.errors import RoscoeError
 
-    debug = "--debug" in sys.argv or os.environ.get("ROSCOE_DEBUG", "") not in ("", "0")
+    args = sys.argv[1:]
+    debug = "--debug" in args or os.environ.get(ENV_DEBUG, "") not in ("", "0")
+    cli = CliState()
     try:
-        app()
+        # Not standalone: typer's own usage errors reach this function too (see _usage_error).
+        code = app(args=args, standalone_mode=False, obj=cli)
     except RoscoeError as exc:
         if debug:
             import traceback
 
             traceback.print_exc()
-        from roscoe.cli import render
-
-        render.error(exc)
-        sys.exit(int(exc.exit_code))
+        _fail(cli, exc)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # a bug or an engine answer nobody mapped: still one clean line
+    except Exception as exc:
+        if _usage_error(cli, exc, args):
+            return
         if debug:
             raise
-        from roscoe.cli import render
         from roscoe.errors import OperationFailed
 
-        render.error(
+        # A bug, or an engine answer nobody mapped: still one clean line.
+        _fail(
+            cli,
             OperationFailed(
                 f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
                 hint="run again with --debug for the traceback, and report it if it persists",
-            )
+            ),
         )
-        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(cli: CliState, exc: RoscoeError) -> NoReturn:
+    from roscoe.cli import render
+
+    if cli.json:
+        render.error_json(exc.message, exc.hint, int(exc.exit_code))
+    else:
+        render.error(exc)
+    sys.exit(int(exc.exit_code))
+
+
+def _usage_error(cli: CliState, exc: Exception, args: list[str]) -> bool:
+    """Show one of typer's (click's) own exceptions as typer would, and exit; False when
+    `exc` is none of them. Told apart by what they carry, as typer versions place click
+    differently (0.28 carries its own copy).
+
+    JSON when --json was read, or, for a command line that could not be read at all (an
+    unknown option), when --json is among its options (before any `--`)."""
+    name = type(exc).__name__
+    if name == "Abort":  # typer's, from a prompt's EOF or a Ctrl-C
+        sys.exit(130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1)
+    if not (hasattr(exc, "format_message") and hasattr(exc, "show")):
+        return False
+    exit_code = int(getattr(exc, "exit_code", 2))
+    options = args[: args.index("--")] if "--" in args else args
+    if cli.json or "--json" in options:
+        from roscoe.cli import render
+
+        context = getattr(exc, "ctx", None)
+        command = getattr(context, "command_path", "roscoe")
+        render.error_json(exc.format_message(), f"`{command} --help` shows the usage", exit_code)
+    else:
+        try:
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(exc)  # type: ignore[arg-type]
+        except ImportError:  # typer without rich
+            exc.show()
+    sys.exit(exit_code)

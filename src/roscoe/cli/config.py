@@ -9,6 +9,7 @@ import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
+from roscoe.cli.options import Json
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -39,7 +40,7 @@ def _text(value: Any) -> str:
 @app.command("show")
 def show_command(
     ctx: typer.Context,
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_output: Json = False,
 ) -> None:
     """Show every setting's effective value and where it came from.
 

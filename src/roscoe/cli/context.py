@@ -18,6 +18,7 @@ class CliState:
     runtime: str | None = None
     debug: bool = False
     quiet: bool = False
+    json: bool = False  # the command was given --json: errors are printed as JSON too
     settings: Settings = field(default_factory=Settings)
     settings_checked: bool = False
     _engine: Engine | None = None

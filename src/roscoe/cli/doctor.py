@@ -6,13 +6,19 @@ import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
+from roscoe.cli.options import Json
+from roscoe.diagnostics.checks import CheckStatus
 
-_MARK = {"ok": "[green]✔[/]", "warn": "[yellow]![/]", "fail": "[red]✘[/]"}
+_MARK = {
+    CheckStatus.OK: "[green]✔[/]",
+    CheckStatus.WARN: "[yellow]![/]",
+    CheckStatus.FAIL: "[red]✘[/]",
+}
 
 
 def doctor_command(
     ctx: typer.Context,
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_output: Json = False,
 ) -> None:
     """Check the engine, the runner image, the data dir, the workspace, the runs folder and
     the runner.
@@ -39,7 +45,7 @@ def doctor_command(
         out = render.console()
         for check in report.checks:
             out.print(f"{_MARK[check.status]} {check.name}: {render.escape(check.detail)}")
-            if check.hint and check.status != "ok":
+            if check.hint and check.status != CheckStatus.OK:
                 out.print(f"    [dim]{render.escape(check.hint)}[/]")
     if not report.ok:
         raise typer.Exit(1)

@@ -6,6 +6,7 @@ import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
+from roscoe.cli.options import Json
 
 
 def gc_command(
@@ -13,7 +14,7 @@ def gc_command(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Only list what would be removed; remove nothing."
     ),
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_output: Json = False,
 ) -> None:
     """Remove every run container that is finished or past its deadline.
 

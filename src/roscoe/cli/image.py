@@ -6,6 +6,7 @@ import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
+from roscoe.cli.options import Json
 
 app = typer.Typer(
     name="image",
@@ -59,7 +60,7 @@ def show_command(
     ctx: typer.Context,
     image: str = typer.Option(None, "--image", help=IMAGE_HELP, show_default=False),
     use_local_image: bool = typer.Option(False, "--use-local-image", help=LOCAL_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_output: Json = False,
 ) -> None:
     """Show the runner image in use: where the choice came from, whether it is here, its version.
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from roscoe.cli.context import state
+from roscoe.config.settings import env_name
 from roscoe.errors import UsageError
 
 if TYPE_CHECKING:
@@ -24,13 +25,13 @@ def mcp_command(
     workspace: str | None = typer.Option(
         None,
         "--workspace",
-        help="Workspace root holding projects/ and Tools/. [env: ROSCOE_WORKSPACE]",
+        help=f"Workspace root holding projects/ and Tools/. [env: {env_name('workspace')}]",
         show_default=False,
     ),
     image: str | None = typer.Option(
         None,
         "--image",
-        help="Image runs use. \\[default: ROSCOE_RUNNER_IMAGE, else the pinned runner image]",
+        help=f"Image runs use. \\[default: {env_name('image')}, else the pinned runner image]",
         show_default=False,
     ),
     env: Annotated[
@@ -70,6 +71,7 @@ def mcp_command(
         ) from None
 
     from roscoe.config.parse import parse_env
+    from roscoe.config.settings import RunLimits
     from roscoe.images.choice import choose_image
     from roscoe.mcp.local import LocalBackend, LocalLimits
     from roscoe.mcp.stdio import serve
@@ -78,10 +80,7 @@ def mcp_command(
     st = state(ctx)
     settings = st.settings
     limits = LocalLimits(
-        timeout=settings.get("run.timeout"),
-        memory=settings.get("run.memory"),
-        cpus=settings.get("run.cpus"),
-        network=settings.get("run.network"),
+        run=RunLimits.resolve(settings),
         env=parse_env(env or [], os.environ),
         concurrency=settings.get("service.concurrency"),
         queue=settings.get("service.queue"),

@@ -72,6 +72,11 @@ def error(exc: RoscoeError) -> None:
         err.print(f"  [dim]hint: {escape(exc.hint)}[/]")
 
 
+def error_json(message: str, hint: str | None, exit_code: int) -> None:
+    """An error under --json: one document on stdout, like every other --json output."""
+    print_json({"error": {"message": message, "hint": hint, "exit_code": exit_code}})
+
+
 def escape(text: str) -> str:
     """`text` shown literally inside rich markup (emoji codes are off on every console)."""
     from rich.markup import escape as rich_escape

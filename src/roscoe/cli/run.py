@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
-from typing import IO, Annotated, Any, NoReturn
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from roscoe.cli.context import state
-from roscoe.errors import ExitCode, ImageError
+from roscoe.cli.options import about, json_option
+from roscoe.config.settings import env_name
+
+if TYPE_CHECKING:
+    from roscoe.images.pull import OnPull
 
 
 def run_command(
@@ -28,28 +34,28 @@ def run_command(
     timeout: float | None = typer.Option(
         None,
         "--timeout",
-        help="Kill the script after this many seconds (exit 124). [default: 300; run.timeout]",
+        help=about("Kill the script after this many seconds (exit 124).", "run.timeout"),
         show_default=False,
     ),
     memory: str | None = typer.Option(
         None,
         "--memory",
-        help="Memory limit, no swap beyond it (e.g. 512m, 2g). [default: 2g; run.memory]",
+        help=about("Memory limit, no swap beyond it (e.g. 512m, 2g).", "run.memory"),
         show_default=False,
     ),
     cpus: float | None = typer.Option(
-        None, "--cpus", help="CPU limit, e.g. 1.5. [default: none; run.cpus]", show_default=False
+        None, "--cpus", help=about("CPU limit, e.g. 1.5.", "run.cpus"), show_default=False
     ),
     network: str | None = typer.Option(
         None,
         "--network",
-        help="none (no network at all) or host. [default: none; run.network]",
+        help=about("none (no network at all) or host.", "run.network"),
         show_default=False,
     ),
     image: str | None = typer.Option(
         None,
         "--image",
-        help="Image to run in. [default: ROSCOE_RUNNER_IMAGE, else the pinned runner image]",
+        help=f"Image to run in. [default: {env_name('image')}, else the pinned runner image]",
         show_default=False,
     ),
     env: Annotated[
@@ -61,15 +67,23 @@ def run_command(
             show_default=False,
         ),
     ] = None,
-    json_output: bool = typer.Option(
-        False,
-        "--json",
-        help="Print the run record as JSON on stdout when done (script output goes to stderr).",
-    ),
+    json_output: Annotated[
+        bool,
+        json_option(
+            "Print the run record as JSON on stdout when done (script output goes to stderr)."
+        ),
+    ] = False,
     workspace: str | None = typer.Option(
         None,
         "--workspace",
-        help="Workspace root holding projects/ and Tools/. [env: ROSCOE_WORKSPACE]",
+        help=f"Workspace root holding projects/ and Tools/. [env: {env_name('workspace')}]",
+        show_default=False,
+    ),
+    track_changes: bool | None = typer.Option(
+        None,
+        "--track-changes/--no-track-changes",
+        help="Record what the run created, modified and deleted in the case. "
+        "[default: on; run.track_changes]",
         show_default=False,
     ),
 ) -> None:
@@ -81,8 +95,9 @@ def run_command(
     read-only root file system, a writable /tmp, no network unless --network
     host, and the memory, CPU and time limits. An absent image is pulled
     first. Its stdout and stderr stream here live and are saved with the run
-    record (`roscoe runs show ID`). The container is removed afterwards,
-    whatever happens.
+    record (`roscoe runs show ID`), which also lists what the run created,
+    modified and deleted in the case, with sha256 hashes. The container is
+    removed afterwards, whatever happens.
 
     Scripts: .py runs with the image's python3, .sh with sh; other kinds are
     refused (exit 2). roscoe's options go before CASE; everything after SCRIPT
@@ -98,9 +113,12 @@ def run_command(
       roscoe run -e API_TOKEN --json demo-case check.sh
     """
     from roscoe.config.parse import parse_env
+    from roscoe.config.settings import RunLimits
     from roscoe.images.choice import choose_image
-    from roscoe.runs.execute import execute, plan_run
+    from roscoe.runs.host import user_name
+    from roscoe.runs.plan import plan_run
     from roscoe.runs.spec import RunSpec
+    from roscoe.runs.start import start_run
     from roscoe.runs.workspace import Workspace
 
     st = state(ctx)
@@ -109,46 +127,42 @@ def run_command(
     script_args = list(args or [])
     if script_args[:1] == ["--"]:  # options stop at CASE, so `--` reaches us: drop one
         script_args = script_args[1:]
-    spec = RunSpec(
-        case=case,
-        script=script,
-        args=script_args,
-        image=choice.ref,
-        timeout=settings.get("run.timeout", timeout),
-        memory=settings.get("run.memory", memory),
-        cpus=settings.get("run.cpus", cpus),
-        network=settings.get("run.network", network),
+    limits = RunLimits.resolve(
+        settings,
+        timeout=timeout,
+        memory=memory,
+        cpus=cpus,
+        network=network,
+        track_changes=track_changes,
+    )
+    spec = RunSpec.of(
+        case,
+        script,
+        script_args,
+        choice.ref,
+        limits=limits,
         env=parse_env(env or [], os.environ),
+        requested_by=f"cli:{user_name()}",
     )
     where = Workspace.from_settings(settings, workspace)
     plan_run(where, spec)  # refuse bad input before connecting to the engine at all
     forward = _Forward(sys.stdout.buffer, sys.stderr.buffer, merge=json_output)
     cancel = threading.Event()
     engine = st.engine()
-    with _CancelOnSignals(cancel):
-        try:
-            record = execute(engine, where, spec, on_output=forward, cancel=cancel)
-        except ImageError:
-            # The image is only looked at when creating the container failed, so the usual
-            # run costs no extra call.
-            if engine.image_inspect(choice.ref) is not None:
-                raise
-            record = None
-    if record is None:
-        # Absent: pull it (with progress on stderr), outside the signal handlers, so Ctrl-C
-        # stops the pull and nothing runs; then go again.
-        from roscoe.cli.progress import PullView
-        from roscoe.images.ensure import ensure_image
+    signals = _CancelOnSignals(cancel)
 
-        if cancel.is_set():  # Ctrl-C came while the container was being created
-            _interrupted(f"interrupted before pulling {choice.ref}; nothing ran")
-        try:
-            with PullView(choice.ref, quiet=st.quiet) as view:
-                ensure_image(engine, choice, "missing", view)
-        except KeyboardInterrupt:
-            _interrupted(f"interrupted while pulling {choice.ref}; nothing ran")
-        with _CancelOnSignals(cancel):
-            record = execute(engine, where, spec, on_output=forward, cancel=cancel)
+    @contextlib.contextmanager
+    def pulling(ref: str) -> Iterator[OnPull]:
+        # Outside the signal handlers: Ctrl-C stops the pull, and nothing runs.
+        from roscoe.cli.progress import PullView
+
+        with signals.suspended(), PullView(ref, quiet=st.quiet) as view:
+            yield view
+
+    with signals:
+        record = start_run(
+            engine, where, spec, choice=choice, on_output=forward, cancel=cancel, pulling=pulling
+        )
     if record.message:
         sys.stderr.write(f"roscoe: {record.message} (run {record.id})\n")
         sys.stderr.flush()
@@ -157,12 +171,6 @@ def run_command(
 
         render.print_json(record.to_json())
     raise typer.Exit(record.exit_code or 0)
-
-
-def _interrupted(message: str) -> NoReturn:
-    sys.stderr.write(f"roscoe: {message}\n")
-    sys.stderr.flush()
-    raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 class _Forward:
@@ -202,3 +210,12 @@ class _CancelOnSignals:
     def __exit__(self, *exc: object) -> None:
         for sig, previous in self._saved.items():
             signal.signal(sig, previous)
+
+    @contextlib.contextmanager
+    def suspended(self) -> Iterator[None]:
+        """The handlers that were there before, for a while (Ctrl-C raises KeyboardInterrupt)."""
+        self.__exit__()
+        try:
+            yield
+        finally:
+            self.__enter__()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import shlex
 import sys
+from typing import Any
 
 import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
+from roscoe.cli.options import Json, about
+from roscoe.runs.outcome import RunStatus
 
 app = typer.Typer(
     help=(
@@ -27,19 +30,23 @@ app = typer.Typer(
 def list_command(
     ctx: typer.Context,
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs to show."),
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    case: str | None = typer.Option(
+        None, "--case", help="Only the runs of this case.", show_default=False
+    ),
+    json_output: Json = False,
 ) -> None:
     """List recent runs, newest first (a run id starts with its UTC start time).
 
     Examples:
       roscoe runs list
+      roscoe runs list --case demo-case
       roscoe runs list --limit 5 --json
     """
     from roscoe.config.paths import runs_dir
     from roscoe.runs.records import scan_runs
 
     state(ctx)  # an invalid setting stops every command (exit 2)
-    listing = scan_runs(limit)
+    listing = scan_runs(limit, case=case)
     for problem in listing.skipped:  # on stderr, so --json stays one document
         render.warn(f"skipped: {problem}", f"repair or remove its folder in {runs_dir()}")
     found = listing.runs
@@ -47,7 +54,10 @@ def list_command(
         render.print_json([record.to_json() for record in found])
         return
     if not found:
-        render.info("no runs yet: try `roscoe run CASE SCRIPT`")
+        if case is not None:
+            render.info(f"no runs of case '{case}'")
+        else:
+            render.info("no runs yet: try `roscoe run CASE SCRIPT`")
         return
     from rich.table import Table
 
@@ -79,7 +89,7 @@ def list_command(
 def show_command(
     ctx: typer.Context,
     run_id: str = typer.Argument(..., metavar="ID", help="A run id from `roscoe runs list`."),
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_output: Json = False,
     output: bool = typer.Option(
         False, "--output", help="Print the run's saved output (raw bytes) instead."
     ),
@@ -120,6 +130,12 @@ def show_command(
         ("duration", "" if record.duration_s is None else f"{record.duration_s:.3f} s"),
         ("output", f"{run_dir(record.id) / OUTPUT_FILE} ({record.output_bytes} bytes)"),
     ]
+    if record.requested_by:
+        rows.append(("by", record.requested_by))
+    if record.script_sha256:
+        rows.append(("script sha", record.script_sha256))
+    if record.env_names:
+        rows.append(("env", " ".join(record.env_names)))
     if record.saved_output_truncated:
         rows.append(("saved", "only the first part of the output was saved (size limit)"))
     if record.message:
@@ -127,6 +143,65 @@ def show_command(
     for name, value in rows:
         shown = value if name == "status" else render.escape(value)
         out.print(f"[bold]{name:<10}[/] {shown}")
+    for index, line in enumerate(change_lines(record.changes)):
+        out.print(f"[bold]{'changes' if index == 0 else '':<10}[/] {render.escape(line)}")
+
+
+# `runs show` lists this many changes at most; --json has them all.
+MAX_SHOWN_CHANGES = 100
+
+
+def change_lines(changes: dict[str, Any] | None) -> list[str]:
+    """`+ path`, `~ path`, `- path` lines with sizes, or why the changes are not known."""
+    if changes is None:
+        return []
+    if not changes.get("tracked"):
+        return [f"not tracked: {changes.get('reason') or 'no reason recorded'}"]
+    lines: list[str] = []
+    for sign, key in (("+", "created"), ("~", "modified"), ("-", "deleted")):
+        listed = changes.get(key)
+        for item in listed if isinstance(listed, list) else []:
+            if not isinstance(item, dict):
+                continue
+            lines.append(f"{sign} {_change(item, modified=key == 'modified')}")
+    if not lines:
+        return ["none: the run changed nothing in the case"]
+    if len(lines) > MAX_SHOWN_CHANGES:
+        more = len(lines) - MAX_SHOWN_CHANGES
+        lines = [*lines[:MAX_SHOWN_CHANGES], f"... and {more} more (--json lists them all)"]
+    if changes.get("note"):
+        lines.append(f"note: {changes['note']}")
+    return lines
+
+
+def _change(item: dict[str, Any], *, modified: bool) -> str:
+    path = str(item.get("path", ""))
+    kind = item.get("type")
+    if kind == "dir":
+        detail = "folder"
+        if modified:
+            detail += f", mode {item.get('mode_before')} -> {item.get('mode')}"
+        return f"{path}/ ({detail})"
+    if kind == "symlink":
+        return f"{path} -> {item.get('target', '')} (symlink)"
+    size = _size(item.get("size"))
+    if modified:
+        if item.get("size_before") != item.get("size"):
+            size = f"{_size(item.get('size_before'))} -> {size}"
+        if item.get("mode_before") != item.get("mode"):
+            size += f", mode {item.get('mode_before')} -> {item.get('mode')}"
+    return f"{path} ({size})"
+
+
+def _size(value: Any) -> str:
+    if not isinstance(value, int):
+        return "size unknown"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{value} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
 
 
 @app.command("prune")
@@ -136,22 +211,31 @@ def prune_command(
     older_than: str | None = typer.Option(
         None,
         "--older-than",
-        help="Remove runs that ended longer ago than this (30d, 12h, 90m).",
+        help=about(
+            "Remove runs that ended longer ago than this (30d, 12h, 90m).", "runs.older_than"
+        ),
         show_default=False,
     ),
     keep: int | None = typer.Option(
-        None, "--keep", min=0, help="Keep only the newest N finished runs.", show_default=False
+        None,
+        "--keep",
+        min=0,
+        help=about("Keep only the newest N finished runs.", "runs.keep"),
+        show_default=False,
     ),
     max_size: str | None = typer.Option(
         None,
         "--max-size",
-        help="Remove the oldest runs until the runs folder is at most this (500m, 5g).",
+        help=about(
+            "Remove the oldest runs until the runs folder is at most this (500m, 5g).",
+            "runs.max_size",
+        ),
         show_default=False,
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Only list what would be removed; remove nothing."
     ),
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_output: Json = False,
 ) -> None:
     """Remove old run folders (record and saved output); never a running run.
 
@@ -164,11 +248,10 @@ def prune_command(
       roscoe runs prune --keep 500 --max-size 5g
       roscoe runs prune --json
     """
-    from roscoe.config.settings import format_bytes
+    from roscoe.config.parse import format_bytes
     from roscoe.runs.retention import policy_from_settings, prune
 
-    st = state(ctx)
-    st.settings.config  # noqa: B018 - an invalid config file stops every command (exit 2)
+    st = state(ctx)  # an invalid setting stops every command (exit 2)
     policy = policy_from_settings(st.settings, older_than, keep, max_size)
     result = prune(policy, dry_run=dry_run)
     if json_output:
@@ -194,16 +277,17 @@ def prune_command(
 
 
 _COLOURS = {
-    "succeeded": "green",
-    "failed": "red",
-    "timed_out": "yellow",
-    "oom_killed": "yellow",
-    "interrupted": "yellow",
-    "error": "red",
-    "running": "cyan",
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.TIMED_OUT: "yellow",
+    RunStatus.OOM_KILLED: "yellow",
+    RunStatus.INTERRUPTED: "yellow",
+    RunStatus.CANCELLED: "yellow",
+    RunStatus.ERROR: "red",
+    RunStatus.RUNNING: "cyan",
+    RunStatus.QUEUED: "cyan",
 }
 
 
-def _status(status: str) -> str:
-    colour = _COLOURS.get(status)
-    return f"[{colour}]{status}[/]" if colour else render.escape(status)
+def _status(status: RunStatus) -> str:
+    return f"[{_COLOURS[status]}]{status}[/]"

@@ -12,11 +12,19 @@ import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
+from roscoe.cli.options import Json, about
+from roscoe.config.settings import SHUTDOWN_GRACE_S, env_name
+from roscoe.runner.layout import CANCEL_MARGIN_S
 
 if TYPE_CHECKING:
     from roscoe.images.pull import PullSnapshot
     from roscoe.runner.lifecycle import StartResult
     from roscoe.runner.status import Status
+
+STOP_TIMEOUT_HELP = (
+    "Seconds after SIGTERM before the runner is killed (default: its shutdown grace + "
+    f"{CANCEL_MARGIN_S:g} s, {SHUTDOWN_GRACE_S + CANCEL_MARGIN_S:g} s; 0 kills at once)."
+)
 
 app = typer.Typer(
     name="server",
@@ -99,16 +107,18 @@ def _starting(quiet: bool, begin: Callable[[_Progress], StartResult]) -> None:
 
 
 def _report(result: StartResult, quiet: bool) -> None:
+    from roscoe.runner.lifecycle import StartOutcome
+
     for message, hint in result.warnings:
         render.warn(message, hint)  # even when quiet: like errors, warnings go to stderr
     if quiet:
         return
     out = render.console()
     short = result.container_id[:12]
-    if result.outcome == "already running":
+    if result.outcome == StartOutcome.ALREADY_RUNNING:
         out.print(f"runner {result.name} ({short}) is already running on {result.endpoint}")
         return
-    verb = "replaced and started" if result.outcome == "replaced" else "started"
+    verb = "replaced and started" if result.outcome == StartOutcome.REPLACED else "started"
     out.print(f"runner {result.name} ({short}) {verb} in {result.seconds:.1f} s: {result.endpoint}")
     out.print(f"  image      {render.escape(result.image)}")
     out.print(f"  workspace  {render.escape(str(result.workspace))}")
@@ -132,17 +142,21 @@ def start_command(
             help="KEY=VALUE, or KEY to pass from your environment, for the service's runs.",
         ),
     ] = None,
-    port: int = typer.Option(
-        None, "--port", help="Port on 127.0.0.1 (env ROSCOE_PORT; default 8765)."
-    ),
+    port: int = typer.Option(None, "--port", help=about("Port on 127.0.0.1.", "port")),
     workspace: str = typer.Option(
-        None, "--workspace", help="Workspace root (env ROSCOE_WORKSPACE).", show_default=False
+        None,
+        "--workspace",
+        help=f"Workspace root (env {env_name('workspace')}).",
+        show_default=False,
     ),
     log_level: str = typer.Option(
         None,
         "--log-level",
-        help="The service's log level: debug, info, warning or error "
-        "(env ROSCOE_LOG_LEVEL; default info; debug logs every /health probe).",
+        help=about(
+            "The service's log level: debug, info, warning or error (debug also logs every "
+            "/health probe).",
+            "service.log_level",
+        ),
         show_default=False,
     ),
     replace: bool = typer.Option(
@@ -205,8 +219,7 @@ def stop_command(
     timeout: float | None = typer.Option(
         None,
         "--timeout",
-        help="Seconds after SIGTERM before the runner is killed "
-        "(default: its shutdown grace + 20 s, 30 s; 0 kills at once).",
+        help=STOP_TIMEOUT_HELP,
         show_default=False,
     ),
 ) -> None:
@@ -226,7 +239,7 @@ def stop_command(
     result = lifecycle.stop(st.engine(), st.settings, timeout=timeout)
     if st.quiet:
         return
-    if result.outcome == "not running":
+    if result.outcome == lifecycle.StopOutcome.NOT_RUNNING:
         render.console().print(f"runner {result.name} is not running")
     else:
         short = (result.container_id or "")[:12]
@@ -239,8 +252,7 @@ def restart_command(
     timeout: float | None = typer.Option(
         None,
         "--timeout",
-        help="Seconds after SIGTERM before the runner is killed "
-        "(default: its shutdown grace + 20 s, 30 s; 0 kills at once).",
+        help=STOP_TIMEOUT_HELP,
         show_default=False,
     ),
     wait_timeout: float = typer.Option(
@@ -276,7 +288,7 @@ def restart_command(
 @app.command("status")
 def status_command(
     ctx: typer.Context,
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_output: Json = False,
 ) -> None:
     """Show the runner's state, image, health and endpoint.
 
@@ -300,12 +312,14 @@ def status_command(
 
 
 def _print_status(status: Status) -> None:
+    from roscoe.runner.status import RunnerState
+
     out = render.console()
     word = {
-        "running": "[green]running[/]",
-        "starting": "[yellow]starting[/] (the service does not answer yet)",
-        "exited": f"[red]exited[/] (code {status.exit_code})",
-        "absent": "[dim]absent[/]",
+        RunnerState.RUNNING: "[green]running[/]",
+        RunnerState.STARTING: "[yellow]starting[/] (the service does not answer yet)",
+        RunnerState.EXITED: f"[red]exited[/] (code {status.exit_code})",
+        RunnerState.ABSENT: "[dim]absent[/]",
     }[status.state]
     rows: list[tuple[str, str]] = [("state", word), ("name", status.name)]
     if status.container_id:
@@ -331,7 +345,7 @@ def _print_status(status: Status) -> None:
     rows.append(("engine", render.escape(where)))
     if status.uptime_s is not None:
         rows.append(("uptime", _duration(status.uptime_s)))
-    if status.state in ("running", "starting"):
+    if status.state in (RunnerState.RUNNING, RunnerState.STARTING):
         h = status.health
         rows.append(
             (

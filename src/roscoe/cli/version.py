@@ -6,11 +6,12 @@ import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
+from roscoe.cli.options import Json
 
 
 def version_command(
     ctx: typer.Context,
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json_output: Json = False,
 ) -> None:
     """Show roscoe's version, the pinned runner image, and the engine in use.
 
@@ -39,4 +40,6 @@ def version_command(
         for name, value in rows:
             out.print(f"{name:<14}{render.escape(str(value))}")
     if report.failure is not None:
+        if json_output:  # the report says why already: one JSON document, the failure's code
+            raise typer.Exit(report.failure.exit_code)
         raise report.failure

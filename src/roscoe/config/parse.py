@@ -1,14 +1,191 @@
-"""`-e KEY=VALUE` / `-e KEY` options, read the same way by `roscoe run` and `server start`."""
+"""Parsers for what users type: settings' values (the checks of the settings table) and `-e`.
+
+Each value parser takes what a flag, a variable or TOML holds and returns the value, or raises
+ValueError saying what is wrong; settings.validate() turns that into a UsageError (exit 2)
+naming where the value came from.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from roscoe.errors import UsageError
 
+MAX_SIZE = (1 << 63) - 1  # the engines hold limits in a signed 64-bit integer
+MIN_SIZE = 6 << 20  # the engines refuse a memory limit below 6 MiB
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 # A variable name a shell can set: letters, digits and '_', not starting with a digit.
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_bytes(text: str) -> int:
+    """'2g', '512m', '1.5GiB', '1048576' -> bytes (binary units, like docker); any size."""
+    match = _SIZE.match(str(text))
+    if not match:
+        raise ValueError(f"'{text}' is not a size (examples: 512m, 2g)")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    factor = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
+    value = int(number * factor)
+    if value > MAX_SIZE:
+        raise ValueError(f"'{text}' is larger than any engine takes (at most 8 EiB)")
+    return value
+
+
+def parse_size(text: str) -> int:
+    """A memory limit: parse_bytes(), and at least the 6 MiB the engines need."""
+    value = parse_bytes(text)
+    if value < MIN_SIZE:
+        raise ValueError(f"'{text}' is too small (the engines need at least 6m)")
+    return value
+
+
+def format_bytes(value: int) -> str:
+    """1536 -> '1.5 KiB': sizes as people read them (binary units, like parse_bytes)."""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def parse_duration(text: str) -> float:
+    """'30d', '12h', '90m', '45s', '2w' -> seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"'{text}' is not a duration (examples: 30d, 12h, 90m)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+
+
+def whole(text: Any) -> int:
+    """A whole number from a flag, a variable or TOML; refuses true/false and 2.5."""
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a number")
+    if isinstance(text, float):
+        if not text.is_integer():
+            raise ValueError(f"{text} is not a whole number")
+        return int(text)
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise ValueError(f"'{text}' is not a whole number") from None
+
+
+def port(text: Any) -> int:
+    value = whole(text)
+    if not 1 <= value <= 65535:
+        raise ValueError(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
+def positive_int(text: Any) -> int:
+    value = whole(text)
+    if value <= 0:
+        raise ValueError(f"{value} must be a positive whole number")
+    return value
+
+
+def positive_float(text: Any) -> float:
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a number")
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise ValueError(f"'{text}' is not a number") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{value} must be a positive number")
+    return value
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    """A parser accepting one of `allowed` (any case; returned in lower case)."""
+
+    def check(text: Any) -> str:
+        value = str(text).strip().lower()
+        if value not in allowed:
+            raise ValueError(f"'{text}' is not one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def boolean(text: Any) -> bool:
+    """true/false from TOML, or a word from a flag or a variable (1/0, yes/no, on/off)."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"'{text}' is not true or false")
+
+
+def size_text(text: Any) -> str:
+    """A size as the user wrote it ('2g'), once checked by parse_size."""
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a size (examples: 512m, 2g)")
+    parse_size(str(text))
+    return str(text).strip()
+
+
+def bytes_text(text: Any) -> str:
+    """A size of any amount as the user wrote it ('5g'), once checked by parse_bytes."""
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a size (examples: 500m, 5g)")
+    parse_bytes(str(text))
+    return str(text).strip()
+
+
+def duration_text(text: Any) -> str:
+    """A duration as the user wrote it ('30d'), once checked by parse_duration."""
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a duration (examples: 30d, 12h)")
+    if parse_duration(str(text)) <= 0:
+        raise ValueError(f"'{text}' must be longer than 0")
+    return str(text).strip()
+
+
+def count(text: Any) -> int:
+    """A whole number of things, 0 or more."""
+    value = whole(text)
+    if value < 0:
+        raise ValueError(f"{value} must be 0 or more")
+    return value
+
+
+def text(value: Any) -> str:
+    # TOML can hold numbers, lists and dates: a path or an image reference must be a string.
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} is not a non-empty string")
+    return value.strip()
+
+
+def folder(value: Any) -> str:
+    # projects_dir / tools_dir: one folder directly in the workspace, never a path. '/', '..'
+    # or an absolute path would let a case or a script name any folder on the host.
+    name = text(value)
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise ValueError(
+            f"'{name}' is not a plain folder name (one name inside the workspace: "
+            "no '/', not '.' or '..')"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError(f"{name!r} contains control characters")
+    return name
+
+
+def container_name(value: Any) -> str:
+    name = str(value)
+    if not _CONTAINER_NAME.fullmatch(name):
+        raise ValueError(f"'{name}' is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
+    return name
+
 
 # Variables a run may not set, whatever their case: the one rule of `roscoe run -e`,
 # `roscoe server start -e` (forwarded to every run) and the service's `env`. They decide how

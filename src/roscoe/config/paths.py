@@ -12,11 +12,14 @@ import stat
 from pathlib import Path
 
 APP_NAME = "roscoe"
+# The two variables that move roscoe's folders (listed with every other one in settings.py).
+ENV_DATA_DIR = "ROSCOE_DATA_DIR"
+ENV_CONFIG_DIR = "ROSCOE_CONFIG_DIR"
 
 
 def data_dir() -> Path:
     """ROSCOE_DATA_DIR, else the platform's user data dir (honours XDG_DATA_HOME)."""
-    override = os.environ.get("ROSCOE_DATA_DIR")
+    override = os.environ.get(ENV_DATA_DIR)
     if override:
         return Path(override).expanduser()
     import platformdirs
@@ -26,7 +29,7 @@ def data_dir() -> Path:
 
 def config_dir() -> Path:
     """ROSCOE_CONFIG_DIR, else the platform's user config dir (honours XDG_CONFIG_HOME)."""
-    override = os.environ.get("ROSCOE_CONFIG_DIR")
+    override = os.environ.get(ENV_CONFIG_DIR)
     if override:
         return Path(override).expanduser()
     import platformdirs

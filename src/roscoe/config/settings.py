@@ -1,4 +1,10 @@
-"""Every setting a flag, a variable or the config file can set, and one precedence for all.
+"""The one table of roscoe's settings, and one precedence for all of them.
+
+Every setting a flag, a variable or the config file can set is a row of SETTINGS: its key in
+config.toml, its environment variable, its default, its check and its help. Everything else
+takes them from here: the run spec's defaults (`RunLimits`), the service's run defaults, the
+runner container's environment (runner.layout), the help of the options, `roscoe config`.
+The environment variables roscoe reads that are not settings are named below the table.
 
 flag > environment variable > config file (<config dir>/config.toml) > default.
 `resolve()` returns the value with where it came from, so `roscoe config show` and
@@ -8,186 +14,23 @@ flag > environment variable > config file (<config dir>/config.toml) > default.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roscoe.config import paths
+from roscoe.config import parse, paths
 from roscoe.errors import UsageError
 
-MAX_SIZE = (1 << 63) - 1  # the engines hold limits in a signed 64-bit integer
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-DEFAULT_CONTAINER_NAME = "roscoe-runner"
-DEFAULT_PORT = 8765
-LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def parse_bytes(text: str) -> int:
-    """'2g', '512m', '1.5GiB', '1048576' -> bytes (binary units, like docker); any size."""
-    match = _SIZE.match(str(text))
-    if not match:
-        raise ValueError(f"'{text}' is not a size (examples: 512m, 2g)")
-    number, unit = float(match.group(1)), match.group(2).lower()
-    factor = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
-    value = int(number * factor)
-    if value > MAX_SIZE:
-        raise ValueError(f"'{text}' is larger than any engine takes (at most 8 EiB)")
-    return value
-
-
-def format_bytes(value: int) -> str:
-    """1536 -> '1.5 KiB': sizes as people read them (binary units, like parse_bytes)."""
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def parse_size(text: str) -> int:
-    """A memory limit: parse_bytes(), and at least the 6 MiB the engines need."""
-    value = parse_bytes(text)
-    if value < 6 << 20:
-        raise ValueError(f"'{text}' is too small (the engines need at least 6m)")
-    return value
-
-
-def parse_duration(text: str) -> float:
-    """'30d', '12h', '90m', '45s', '2w' -> seconds."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"'{text}' is not a duration (examples: 30d, 12h, 90m)")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
-
-
-def _whole(text: Any) -> int:
-    """A whole number from a flag, a variable or TOML; refuses true/false and 2.5."""
-    if isinstance(text, bool):
-        raise ValueError(f"{str(text).lower()} is not a number")
-    if isinstance(text, float):
-        if not text.is_integer():
-            raise ValueError(f"{text} is not a whole number")
-        return int(text)
-    try:
-        return int(str(text).strip())
-    except ValueError:
-        raise ValueError(f"'{text}' is not a whole number") from None
-
-
-def _port(text: Any) -> int:
-    value = _whole(text)
-    if not 1 <= value <= 65535:
-        raise ValueError(f"{value} is not a TCP port (1-65535)")
-    return value
-
-
-def _positive_int(text: Any) -> int:
-    value = _whole(text)
-    if value <= 0:
-        raise ValueError(f"{value} must be a positive whole number")
-    return value
-
-
-def _positive_float(text: Any) -> float:
-    if isinstance(text, bool):
-        raise ValueError(f"{str(text).lower()} is not a number")
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        raise ValueError(f"'{text}' is not a number") from None
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{value} must be a positive number")
-    return value
-
-
-def _count(text: Any) -> int:
-    value = _whole(text)
-    if value < 0:
-        raise ValueError(f"{value} must be 0 or more")
-    return value
-
-
-def _flag(text: Any) -> bool:
-    if isinstance(text, bool):
-        return text
-    value = str(text).strip().lower()
-    if value in ("true", "yes", "on", "1"):
-        return True
-    if value in ("false", "no", "off", "0"):
-        return False
-    raise ValueError(f"'{text}' is not true or false")
-
-
-def _choice(*allowed: str) -> Callable[[Any], str]:
-    def check(text: Any) -> str:
-        value = str(text).strip().lower()
-        if value not in allowed:
-            raise ValueError(f"'{text}' is not one of {', '.join(allowed)}")
-        return value
-
-    return check
-
-
-def _size_text(text: Any) -> str:
-    if isinstance(text, bool):
-        raise ValueError(f"{str(text).lower()} is not a size (examples: 512m, 2g)")
-    parse_size(str(text))
-    return str(text).strip()
-
-
-def _bytes_text(text: Any) -> str:
-    if isinstance(text, bool):
-        raise ValueError(f"{str(text).lower()} is not a size (examples: 500m, 5g)")
-    parse_bytes(str(text))
-    return str(text).strip()
-
-
-def _duration_text(text: Any) -> str:
-    if isinstance(text, bool):
-        raise ValueError(f"{str(text).lower()} is not a duration (examples: 30d, 12h)")
-    if parse_duration(str(text)) <= 0:
-        raise ValueError(f"'{text}' must be longer than 0")
-    return str(text).strip()
-
-
-def _text(text: Any) -> str:
-    # TOML can hold numbers, lists and dates: a path or an image reference must be a string.
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{text!r} is not a non-empty string")
-    return text.strip()
-
-
-def _folder(text: Any) -> str:
-    # projects_dir / tools_dir: one folder directly in the workspace, never a path. '/', '..'
-    # or an absolute path would let a case or a script name any folder on the host.
-    value = _text(text)
-    if "/" in value or "\\" in value or value in (".", ".."):
-        raise ValueError(
-            f"'{value}' is not a plain folder name (one name inside the workspace: "
-            "no '/', not '.' or '..')"
-        )
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError(f"{value!r} contains control characters")
-    return value
-
-
-def _name(text: Any) -> str:
-    value = str(text)
-    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", value):
-        raise ValueError(f"'{value}' is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
-    return value
+ENGINES = ("auto", "docker", "podman")
+NETWORKS = ("none", "host")  # what a run's network may be
+LOG_LEVELS = ("debug", "info", "warning", "error")  # the service's (service.log_level)
 
 
 @dataclass(frozen=True)
 class Setting:
     key: str  # as written in config.toml ("run.memory" is [run] memory = ...)
-    env: str | None
+    env: str  # the environment variable that sets it
     default: Any
     convert: Callable[[Any], Any]
     help: str
@@ -200,133 +43,210 @@ SETTINGS: dict[str, Setting] = {
             "engine",
             "ROSCOE_RUNTIME",
             "auto",
-            _choice("auto", "docker", "podman"),
+            parse.choice(*ENGINES),
             "container engine family: auto, docker or podman",
         ),
         Setting(
             "image",
             "ROSCOE_RUNNER_IMAGE",
             None,
-            _text,
+            parse.text,
             "runner image reference (default: the image pinned to this version)",
         ),
         Setting(
             "workspace",
             "ROSCOE_WORKSPACE",
             None,
-            _text,
+            parse.text,
             "workspace root holding projects/ and Tools/ (default: <data dir>/workspace)",
         ),
         Setting(
             "projects_dir",
             "ROSCOE_PROJECTS_DIR",
             "projects",
-            _folder,
+            parse.folder,
             "folder of cases inside the workspace (one folder name)",
         ),
         Setting(
             "tools_dir",
             "ROSCOE_TOOLS_DIR",
             "Tools",
-            _folder,
+            parse.folder,
             "folder of scripts inside the workspace (one folder name)",
         ),
         Setting(
-            "port", "ROSCOE_PORT", DEFAULT_PORT, _port, "port of the execution service on 127.0.0.1"
+            "port", "ROSCOE_PORT", 8765, parse.port, "port of the execution service on 127.0.0.1"
         ),
         Setting(
             "container_name",
             "ROSCOE_CONTAINER_NAME",
-            DEFAULT_CONTAINER_NAME,
-            _name,
+            "roscoe-runner",
+            parse.container_name,
             "name of the runner container",
         ),
         Setting(
             "run.timeout",
             "ROSCOE_TIMEOUT",
             300,
-            _positive_float,
+            parse.positive_float,
             "default timeout of a run, in seconds",
         ),
         Setting(
             "run.memory",
             "ROSCOE_MEMORY",
             "2g",
-            _size_text,
+            parse.size_text,
             "default memory limit of a run (swap is held to the same)",
         ),
         Setting(
             "run.cpus",
             "ROSCOE_CPUS",
             None,
-            _positive_float,
+            parse.positive_float,
             "default CPU limit of a run (none: no limit)",
         ),
         Setting(
             "run.network",
             "ROSCOE_NETWORK",
             "none",
-            _choice("none", "host"),
+            parse.choice(*NETWORKS),
             "default network of a run: none or host",
+        ),
+        Setting(
+            "run.track_changes",
+            "ROSCOE_TRACK_CHANGES",
+            True,
+            parse.boolean,
+            "record what each run created, modified and deleted in its case",
         ),
         Setting(
             "service.concurrency",
             "ROSCOE_SERVICE_CONCURRENCY",
             4,
-            _positive_int,
+            parse.positive_int,
             "runs the execution service carries out at once",
         ),
         Setting(
             "service.queue",
             "ROSCOE_SERVICE_QUEUE",
             16,
-            _positive_int,
+            parse.positive_int,
             "runs that may wait for a slot before the service answers 429",
         ),
         Setting(
             "service.log_level",
             "ROSCOE_LOG_LEVEL",
             "info",
-            _choice(*LOG_LEVELS),
+            parse.choice(*LOG_LEVELS),
             "the service's log level: debug also logs every /health probe",
         ),
         Setting(
             "service.prune",
             "ROSCOE_SERVICE_PRUNE",
             False,
-            _flag,
+            parse.boolean,
             "the service prunes run folders by runs.older_than/keep/max_size, hourly",
         ),
         Setting(
             "runs.older_than",
             "ROSCOE_RUNS_OLDER_THAN",
             None,
-            _duration_text,
+            parse.duration_text,
             "retention: prune runs that ended longer ago than this (e.g. 30d)",
         ),
         Setting(
             "runs.keep",
             "ROSCOE_RUNS_KEEP",
             None,
-            _count,
+            parse.count,
             "retention: prune all but this many of the newest finished runs",
         ),
         Setting(
             "runs.max_size",
             "ROSCOE_RUNS_MAX_SIZE",
             None,
-            _bytes_text,
+            parse.bytes_text,
             "retention: prune the oldest runs until the runs folder is at most this (e.g. 5g)",
         ),
         Setting(
             "runs.warn_size",
             "ROSCOE_RUNS_WARN_SIZE",
             "10g",
-            _bytes_text,
+            parse.bytes_text,
             "roscoe doctor warns when the runs folder is larger than this",
         ),
     ]
 }
+
+
+def default(key: str) -> Any:
+    """The value of setting `key` when nothing sets it."""
+    return SETTINGS[key].default
+
+
+def env_name(key: str) -> str:
+    """The environment variable of setting `key`."""
+    return SETTINGS[key].env
+
+
+# Environment variables that are not settings (no config-file key, not in `config show`).
+ENV_DATA_DIR = paths.ENV_DATA_DIR  # where roscoe keeps its state
+ENV_CONFIG_DIR = paths.ENV_CONFIG_DIR  # where config.toml is
+ENV_DEBUG = "ROSCOE_DEBUG"  # tracebacks and every engine call, like --debug
+ENV_LOGS_READ_TIMEOUT = "ROSCOE_LOGS_READ_TIMEOUT"  # seconds `logs -f` waits for a byte
+ENV_URL = "ROSCOE_URL"  # the agent tool: the execution service's address
+ENV_TOKEN = "ROSCOE_TOKEN"  # noqa: S105 - the agent tool: the service's token (a name)
+# What `server start` hands the execution service in the runner container (runner.layout),
+# besides the settings above:
+ENV_HOST_WORKSPACE = "ROSCOE_HOST_WORKSPACE"  # the workspace's path on the host
+ENV_TOKEN_FILE = "ROSCOE_TOKEN_FILE"  # noqa: S105 - where the token file is mounted
+ENV_PASSTHROUGH = "ROSCOE_PASSTHROUGH_ENV"  # names of the -e variables, for every run
+ENV_SHUTDOWN_GRACE = "ROSCOE_SHUTDOWN_GRACE"  # seconds runs may finish after SIGTERM
+SHUTDOWN_GRACE_S = 10.0  # the default of ROSCOE_SHUTDOWN_GRACE
+LOGS_READ_TIMEOUT_S = 60.0  # the default of ROSCOE_LOGS_READ_TIMEOUT
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """What a run gets when its caller does not say: the run.* settings, resolved."""
+
+    timeout: float = default("run.timeout")
+    memory: str = default("run.memory")
+    cpus: float | None = default("run.cpus")
+    network: str = default("run.network")
+    track_changes: bool = default("run.track_changes")
+
+    @classmethod
+    def resolve(
+        cls,
+        settings: Settings,
+        *,
+        timeout: float | None = None,
+        memory: str | None = None,
+        cpus: float | None = None,
+        network: str | None = None,
+        track_changes: bool | None = None,
+    ) -> RunLimits:
+        """Flags (None: not given) > environment > config file > default."""
+        return cls(
+            timeout=settings.get("run.timeout", timeout),
+            memory=settings.get("run.memory", memory),
+            cpus=settings.get("run.cpus", cpus),
+            network=settings.get("run.network", network),
+            track_changes=settings.get("run.track_changes", track_changes),
+        )
+
+
+def from_environment(key: str, environ: Mapping[str, str]) -> Any:
+    """Setting `key` from `environ` alone (environment > default), checked; UsageError (2).
+
+    For the service in the runner container: the host resolved its settings and handed them
+    over in the environment; the host's config file is not there.
+    """
+    setting = SETTINGS[key]
+    if environ.get(setting.env):
+        return validate(key, environ[setting.env], setting.env)
+    return setting.default
 
 
 @dataclass(frozen=True)

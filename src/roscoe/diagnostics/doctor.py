@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from roscoe.config import paths
-from roscoe.diagnostics.checks import Check
+from roscoe.diagnostics.checks import Check, CheckStatus
 from roscoe.diagnostics.runner_checks import runner_checks
 from roscoe.diagnostics.version import EngineReport
 from roscoe.errors import EngineError
@@ -41,7 +41,7 @@ class DoctorReport:
 
     @property
     def ok(self) -> bool:
-        return all(c.status != "fail" for c in self.checks)
+        return all(c.status != CheckStatus.FAIL for c in self.checks)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,7 +49,7 @@ class DoctorReport:
             "engine": asdict(self.engine) if self.engine else None,
             "workspace": self.workspace.to_json() if self.workspace else None,
             "runs": self.runs.to_json() if self.runs else None,
-            "checks": [asdict(c) for c in self.checks],
+            "checks": [c.to_json() for c in self.checks],
         }
 
 
@@ -63,22 +63,30 @@ def doctor_report(
         engine = get_engine()
     except EngineError as exc:
         report.engine = EngineReport(available=False, error=exc.message, hint=exc.hint)
-        report.checks.append(Check("engine", "fail", exc.message, exc.hint))
+        report.checks.append(Check("engine", CheckStatus.FAIL, exc.message, exc.hint))
     if engine is not None:
         report.engine = EngineReport.of(engine)
         report.checks.append(
-            Check("engine", "ok", f"reachable at {engine.endpoint.url} ({engine.endpoint.source})")
+            Check(
+                "engine",
+                CheckStatus.OK,
+                f"reachable at {engine.endpoint.url} ({engine.endpoint.source})",
+            )
         )
         report.checks.append(
             Check(
                 "engine version",
-                "ok",
+                CheckStatus.OK,
                 f"{engine.info.kind} {engine.info.version}, API {engine.info.api_version}",
             )
         )
         rootless = engine.rootless()
         report.checks.append(
-            Check("rootless", "ok", {True: "yes", False: "no (rootful)", None: "unknown"}[rootless])
+            Check(
+                "rootless",
+                CheckStatus.OK,
+                {True: "yes", False: "no (rootful)", None: "unknown"}[rootless],
+            )
         )
         report.checks.append(_image_check(engine, image_ref, image_source))
     report.checks.append(_data_dir_check())
@@ -97,7 +105,7 @@ def _image_check(engine: Engine, ref: str, source: str) -> Check:
     if found is None:
         return Check(
             "runner image",
-            "warn",
+            CheckStatus.WARN,
             f"{ref} ({source}) is not present locally",
             "it is pulled on first use; `roscoe image pull` fetches it now, "
             "`make build-image` builds it from source",
@@ -107,8 +115,10 @@ def _image_check(engine: Engine, ref: str, source: str) -> Check:
     verdict = version_match(image_version_label(found))
     mismatch = verdict.warning(f"{ref} ({source})")
     if mismatch:
-        return Check("runner image", "warn", mismatch[0], mismatch[1])
-    return Check("runner image", "ok", f"{ref} ({source}) present, version {verdict.image_version}")
+        return Check("runner image", CheckStatus.WARN, mismatch[0], mismatch[1])
+    return Check(
+        "runner image", CheckStatus.OK, f"{ref} ({source}) present, version {verdict.image_version}"
+    )
 
 
 def _data_dir_check() -> Check:
@@ -120,12 +130,12 @@ def _data_dir_check() -> Check:
     except OSError as exc:
         return Check(
             "data dir",
-            "fail",
+            CheckStatus.FAIL,
             f"{where} is not writable: {exc.strerror or exc}",
             "set ROSCOE_DATA_DIR to a folder you can write, or fix its permissions",
         )
     free = _free_space(where)
-    return Check("data dir", "ok", f"{where} is writable{free}")
+    return Check("data dir", CheckStatus.OK, f"{where} is writable{free}")
 
 
 def _workspace(settings: Settings, rootless: bool | None) -> WorkspaceFacts:
@@ -147,7 +157,7 @@ def _workspace(settings: Settings, rootless: bool | None) -> WorkspaceFacts:
 
 
 def _runs_folder(settings: Settings) -> RunsFolderFacts:
-    from roscoe.config.settings import parse_bytes
+    from roscoe.config.parse import parse_bytes
     from roscoe.runs.retention import runs_folder_bytes
 
     runs, size = runs_folder_bytes()
@@ -156,19 +166,20 @@ def _runs_folder(settings: Settings) -> RunsFolderFacts:
 
 
 def _runs_folder_check(facts: RunsFolderFacts) -> Check:
-    from roscoe.config.settings import format_bytes
+    from roscoe.config.parse import format_bytes
 
     detail = f"{facts.runs} runs, {format_bytes(facts.bytes)} in {facts.path}"
     if facts.bytes > facts.warn_bytes:
         return Check(
             "runs folder",
-            "warn",
+            CheckStatus.WARN,
             f"{detail}: more than runs.warn_size ({format_bytes(facts.warn_bytes)})",
             "`roscoe runs prune --older-than 30d` (or --keep N, --max-size 5g) removes old "
             "runs; `roscoe config set service.prune true` with runs.older_than, runs.keep or "
             "runs.max_size makes the runner do it hourly",
         )
-    return Check("runs folder", "ok", f"{detail} (warns above {format_bytes(facts.warn_bytes)})")
+    limit = format_bytes(facts.warn_bytes)
+    return Check("runs folder", CheckStatus.OK, f"{detail} (warns above {limit})")
 
 
 def _free_space(where: os.PathLike[str]) -> str:

@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from roscoe import __version__
-from roscoe.diagnostics.checks import Check
+from roscoe.diagnostics.checks import Check, CheckStatus
 from roscoe.runner import health
+from roscoe.runner.status import RunnerState, Status
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
-    from roscoe.runner.status import Status
 
 
 def _status(engine: Engine) -> Status:
@@ -24,29 +24,29 @@ def _status(engine: Engine) -> Status:
 
 
 def runner_state_check(status: Status) -> Check:
-    if status.state == "running":
+    if status.state == RunnerState.RUNNING:
         return Check(
             "runner",
-            "ok",
+            CheckStatus.OK,
             f"{status.name} running, answering on {status.endpoint} "
             f"({status.health.latency_ms} ms)",
         )
-    if status.state == "absent":
+    if status.state == RunnerState.ABSENT:
         detail = f"{status.name} is not running"
         if status.foreign:
             detail += " (a container that is not roscoe's holds the name)"
-        return Check("runner", "warn", detail, "`roscoe server start` starts it")
-    if status.state == "starting":
+        return Check("runner", CheckStatus.WARN, detail, "`roscoe server start` starts it")
+    if status.state == RunnerState.STARTING:
         return Check(
             "runner",
-            "warn",
+            CheckStatus.WARN,
             f"{status.name} is up but {status.endpoint}/health does not answer "
             f"({status.health.error or status.health.status})",
             "`roscoe logs` shows what the service says",
         )
     return Check(
         "runner",
-        "warn",
+        CheckStatus.WARN,
         f"{status.name} exited (code {status.exit_code})",
         "`roscoe logs` shows why; `roscoe server start` replaces it",
     )
@@ -54,12 +54,14 @@ def runner_state_check(status: Status) -> Check:
 
 def runner_version_check(status: Status) -> Check:
     if status.image is None:
-        return Check("runner version", "ok", "no runner to compare")
+        return Check("runner version", CheckStatus.OK, "no runner to compare")
     if status.version_matches:
-        return Check("runner version", "ok", f"image {status.image} is version {__version__}")
+        return Check(
+            "runner version", CheckStatus.OK, f"image {status.image} is version {__version__}"
+        )
     return Check(
         "runner version",
-        "warn",
+        CheckStatus.WARN,
         f"the runner's image {status.image} is version {status.image_version}, "
         f"this CLI is {__version__}",
         "`roscoe server restart` with the pinned image (or --use-local-image after "
@@ -68,16 +70,16 @@ def runner_version_check(status: Status) -> Check:
 
 
 def runner_port_check(status: Status) -> Check:
-    if status.state in ("running", "starting"):
-        return Check("runner port", "ok", f"{status.port} is the runner's")
+    if status.state in (RunnerState.RUNNING, RunnerState.STARTING):
+        return Check("runner port", CheckStatus.OK, f"{status.port} is the runner's")
     if health.port_in_use(status.port):
         return Check(
             "runner port",
-            "warn",
+            CheckStatus.WARN,
             f"port {status.port} on 127.0.0.1 is held by another program",
             "`roscoe server start --port N` (or ROSCOE_PORT) picks another",
         )
-    return Check("runner port", "ok", f"port {status.port} on 127.0.0.1 is free")
+    return Check("runner port", CheckStatus.OK, f"port {status.port} on 127.0.0.1 is free")
 
 
 def runner_checks(engine: Engine) -> list[Check]:

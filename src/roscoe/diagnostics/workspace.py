@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roscoe.diagnostics.checks import Check
+from roscoe.diagnostics.checks import Check, CheckStatus
 from roscoe.diagnostics.mounts import Mount, mount_of
 
 DOCS = "docs/cloud-vm.md"
@@ -130,14 +130,14 @@ def _layout_check(facts: WorkspaceFacts, path: Path) -> Check:
     if missing:
         return Check(
             "workspace",
-            "fail",
+            CheckStatus.FAIL,
             f"{path} ({facts.source}) has no {' and no '.join(missing)}",
             f"create {' and '.join(missing)} in it: cases are folders in "
             f"{facts.projects_dir}/, scripts are files in {facts.tools_dir}/",
         )
     return Check(
         "workspace",
-        "ok",
+        CheckStatus.OK,
         f"{path} ({facts.source}): {facts.cases} case folder{'' if facts.cases == 1 else 's'} "
         f"in {facts.projects_dir}/, "
         f"scripts in {facts.tools_dir}/",
@@ -150,10 +150,10 @@ def _stat_problem(facts: WorkspaceFacts, path: Path) -> Check | None:
         info = path.stat()
     except FileNotFoundError:
         if facts.source == "default":
-            return Check("workspace", "ok", f"{path} (default) is created on first use")
+            return Check("workspace", CheckStatus.OK, f"{path} (default) is created on first use")
         return Check(
             "workspace",
-            "fail",
+            CheckStatus.FAIL,
             f"{path} ({facts.source}) does not exist",
             "create it with projects/ and Tools/ in it, or point --workspace / "
             "ROSCOE_WORKSPACE at the right folder",
@@ -165,11 +165,11 @@ def _stat_problem(facts: WorkspaceFacts, path: Path) -> Check | None:
         mount = facts.mount
         if mount is not None and not mount.readable_by(os.getuid()):
             detail += f"; it is {_fuse_words(mount)}, so only that uid may read it"
-            return Check("workspace", "fail", detail, _remount_hint(mount))
-        return Check("workspace", "fail", detail, "fix its permissions")
+            return Check("workspace", CheckStatus.FAIL, detail, _remount_hint(mount))
+        return Check("workspace", CheckStatus.FAIL, detail, "fix its permissions")
     facts.exists = True
     if not stat.S_ISDIR(info.st_mode):
-        return Check("workspace", "fail", f"{path} ({facts.source}) is not a folder")
+        return Check("workspace", CheckStatus.FAIL, f"{path} ({facts.source}) is not a folder")
     facts.readable = True
     return None
 
@@ -177,16 +177,18 @@ def _stat_problem(facts: WorkspaceFacts, path: Path) -> Check | None:
 def _file_system_check(facts: WorkspaceFacts) -> Check:
     mount = facts.mount
     if mount is None:
-        return Check("workspace file system", "ok", "unknown (no /proc/self/mountinfo)")
+        return Check("workspace file system", CheckStatus.OK, "unknown (no /proc/self/mountinfo)")
     if not mount.fuse:
         return Check(
-            "workspace file system", "ok", f"{mount.fs_type} (mounted at {mount.mount_point})"
+            "workspace file system",
+            CheckStatus.OK,
+            f"{mount.fs_type} (mounted at {mount.mount_point})",
         )
     allow = "allow_other" if mount.allow_other else "no allow_other"
     who = "" if mount.mount_uid is None else f", mounted by uid {mount.mount_uid}"
     return Check(
         "workspace file system",
-        "ok",
+        CheckStatus.OK,
         f"FUSE: {mount.fuse_name} ({mount.fs_type}) at {mount.mount_point}{who}, {allow}",
         f"a bucket: no hard links, folder renames are not atomic, listing big cases is slow; "
         f"see {DOCS}",
@@ -201,15 +203,15 @@ def _engine_check(facts: WorkspaceFacts) -> Check:
         facts.engine_can_read = False
         return Check(
             "workspace engine access",
-            "fail",
+            CheckStatus.FAIL,
             f"{who} cannot read the workspace: it is {_fuse_words(mount)}, so nobody else "
             "may read it, not even root; every run fails to mount its case",
             _remount_hint(mount),
         )
     if not facts.exists:
-        return Check("workspace engine access", "ok", "nothing to read yet")
+        return Check("workspace engine access", CheckStatus.OK, "nothing to read yet")
     facts.engine_can_read = True if mount is not None else None
-    return Check("workspace engine access", "ok", f"{who} may read it")
+    return Check("workspace engine access", CheckStatus.OK, f"{who} may read it")
 
 
 def _run_user_check(facts: WorkspaceFacts, path: Path, run_user: tuple[int, int]) -> Check:
@@ -221,11 +223,13 @@ def _run_user_check(facts: WorkspaceFacts, path: Path, run_user: tuple[int, int]
             cases = sorted(e.name for e in os.scandir(path / facts.projects_dir) if e.is_dir())
     if not cases:
         if not facts.exists:
-            return Check(name, "ok", "no case folder to try")
+            return Check(name, CheckStatus.OK, "no case folder to try")
         if not facts.readable:
-            return Check(name, "warn", "not tried: the workspace cannot be read")
+            return Check(name, CheckStatus.WARN, "not tried: the workspace cannot be read")
         return Check(
-            name, "warn", f"no case folder in {facts.projects_dir}/ to try writing as uid {uid}"
+            name,
+            CheckStatus.WARN,
+            f"no case folder in {facts.projects_dir}/ to try writing as uid {uid}",
         )
     facts.case_tried = cases[0]
     error = try_write_as(path / facts.projects_dir / cases[0], uid, gid)
@@ -235,7 +239,7 @@ def _run_user_check(facts: WorkspaceFacts, path: Path, run_user: tuple[int, int]
     if error is None and tools_error is None:
         return Check(
             name,
-            "ok",
+            CheckStatus.OK,
             f"uid {uid} (the runs' user) can write in case {cases[0]} and read {facts.tools_dir}/",
         )
     facts.write_error = error
@@ -249,7 +253,7 @@ def _run_user_check(facts: WorkspaceFacts, path: Path, run_user: tuple[int, int]
     mount = facts.mount
     if mount is not None and not mount.readable_by(uid):
         detail += f"; the workspace is {_fuse_words(mount)}, so only that uid may use it"
-    return Check(name, "fail", detail, _write_hint(mount, uid, gid))
+    return Check(name, CheckStatus.FAIL, detail, _write_hint(mount, uid, gid))
 
 
 def _write_hint(mount: Mount | None, uid: int, gid: int) -> str:

@@ -14,11 +14,13 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from roscoe.config.settings import RunLimits, default
 from roscoe.errors import ExitCode, RoscoeError, UsageError
 from roscoe.mcp.backend import Principal, RunAsk, RunView
+from roscoe.runs.outcome import RunStatus
 from roscoe.runs.records import RunRecord, load_run, new_run_id, now_iso, read_output, write_record
 from roscoe.runs.spec import RunSpec
 
@@ -39,13 +41,10 @@ MAX_TIMEOUT_S = 3600.0
 class LocalLimits:
     """What a run does not choose: the limits `roscoe run` would apply, and the slots."""
 
-    timeout: float = 300
-    memory: str = "2g"
-    cpus: float | None = None
-    network: str = "none"
+    run: RunLimits = field(default_factory=RunLimits)
     env: Mapping[str, str] = field(default_factory=dict)
-    concurrency: int = 4
-    queue: int = 16
+    concurrency: int = default("service.concurrency")
+    queue: int = default("service.queue")
 
 
 @dataclass
@@ -97,15 +96,14 @@ class LocalBackend:
         self._live: dict[str, _Live] = {}
         self._line: deque[_Live] = deque()
         self._running = 0
-        self._image_ready = False
         self._closed = False
 
     # -- discovery -------------------------------------------------------------------------
     def default_timeout(self) -> float:
-        return float(self.limits.timeout)
+        return float(self.limits.run.timeout)
 
     def max_timeout(self) -> float:
-        return max(MAX_TIMEOUT_S, float(self.limits.timeout))
+        return max(MAX_TIMEOUT_S, float(self.limits.run.timeout))
 
     def list_cases(self, who: Principal) -> list[dict[str, Any]]:
         from roscoe.runs.catalog import list_cases
@@ -119,18 +117,18 @@ class LocalBackend:
 
     # -- runs ------------------------------------------------------------------------------
     def start(self, ask: RunAsk, who: Principal) -> RunView:
+        from roscoe.runs.host import user_name
         from roscoe.runs.plan import plan_run
 
-        spec = RunSpec(
-            case=ask.case,
-            script=ask.script,
-            args=list(ask.args),
-            image=self.image.ref,
-            timeout=ask.timeout or self.limits.timeout,
-            memory=self.limits.memory,
-            cpus=self.limits.cpus,
-            network=self.limits.network,
+        run = self.limits.run
+        spec = RunSpec.of(
+            ask.case,
+            ask.script,
+            list(ask.args),
+            self.image.ref,
+            limits=replace(run, timeout=ask.timeout or run.timeout),
             env=dict(self.limits.env),
+            requested_by=f"mcp:{user_name()}",
         )
         plan_run(self.workspace, spec)  # refuse a bad case or script before anything waits
         record = RunRecord(
@@ -139,7 +137,7 @@ class LocalBackend:
             script=spec.script,
             args=list(spec.args),
             image=spec.image,
-            status="queued",
+            status=RunStatus.QUEUED,
         )
         live = _Live(spec, record)
         with self._lock:
@@ -185,7 +183,7 @@ class LocalBackend:
                 self._live.pop(run_id, None)
         if live is None:
             record = load_run(run_id)  # UsageError when there is no such run
-            if record.status in ("running", "queued"):
+            if record.status in (RunStatus.RUNNING, RunStatus.QUEUED):
                 raise UsageError(
                     f"run {run_id} was not started by this roscoe mcp, so it cannot stop it",
                     hint="`roscoe runs show` says where it runs",
@@ -197,7 +195,7 @@ class LocalBackend:
         live.cancelled = True
         if queued:
             self._end_unstarted(
-                live, "cancelled", ExitCode.INTERRUPTED, "cancelled before it started"
+                live, RunStatus.CANCELLED, ExitCode.INTERRUPTED, "cancelled before it started"
             )
         else:
             live.cancel.set()
@@ -215,7 +213,10 @@ class LocalBackend:
                 self._live.pop(live.record.id, None)
         for live in line:
             self._end_unstarted(
-                live, "cancelled", ExitCode.INTERRUPTED, "cancelled before it started: shutdown"
+                live,
+                RunStatus.CANCELLED,
+                ExitCode.INTERRUPTED,
+                "cancelled before it started: shutdown",
             )
         for live in running:
             live.cancel.set()
@@ -229,7 +230,7 @@ class LocalBackend:
         while self._line and self._running < self.limits.concurrency:
             live = self._line.popleft()
             self._running += 1
-            live.record.status = "running"
+            live.record.status = RunStatus.RUNNING
             threading.Thread(
                 target=self._carry_out,
                 args=(live,),
@@ -238,26 +239,27 @@ class LocalBackend:
             ).start()
 
     def _carry_out(self, live: _Live) -> None:
-        from roscoe.runs.execute import execute
+        from roscoe.runs.start import start_run
 
         final: dict[str, Any] | None = None
         try:
             engine = self._connect()
             try:
-                self._ensure_image(engine)
-                record = execute(
+                # An absent image is pulled first, as `roscoe run` does (without the bar).
+                record = start_run(
                     engine,
                     self.workspace,
                     live.spec,
+                    choice=self.image,
                     on_output=live.feed,
                     cancel=live.cancel,
                     run_id=live.record.id,
                 )
             finally:
                 engine.close()
-            if live.cancelled and record.status == "interrupted":
+            if live.cancelled and record.status == RunStatus.INTERRUPTED:
                 # The run core calls every stop "interrupted"; one asked for is "cancelled".
-                record.status, record.message = "cancelled", "cancelled (cancel_run)"
+                record.status, record.message = RunStatus.CANCELLED, "cancelled (cancel_run)"
                 write_record(record)
             final = record.to_json()
         except RoscoeError as exc:
@@ -273,24 +275,15 @@ class LocalBackend:
                 self._running -= 1
                 self._dispatch()
 
-    def _ensure_image(self, engine: Engine) -> None:
-        """Pull the image once when it is absent, as `roscoe run` does (without the bar)."""
-        if self._image_ready:
-            return
-        from roscoe.images.ensure import ensure_image
-
-        ensure_image(engine, self.image, "missing")
-        self._image_ready = True
-
     def _failed(self, live: _Live, code: int, message: str) -> dict[str, Any]:
         record = live.record
-        record.status, record.exit_code, record.message = "error", code, message
+        record.status, record.exit_code, record.message = RunStatus.ERROR, code, message
         record.finished_at = now_iso()
         with contextlib.suppress(OSError, RoscoeError):  # the record is a courtesy here
             write_record(record)
         return record.to_json()
 
-    def _end_unstarted(self, live: _Live, status: str, code: int, message: str) -> None:
+    def _end_unstarted(self, live: _Live, status: RunStatus, code: int, message: str) -> None:
         record = live.record
         record.status, record.exit_code, record.message = status, int(code), message
         record.finished_at = now_iso()

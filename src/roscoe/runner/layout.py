@@ -28,6 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from roscoe import __version__
+from roscoe.config.settings import (
+    ENV_DATA_DIR,
+    ENV_HOST_WORKSPACE,
+    ENV_PASSTHROUGH,
+    ENV_SHUTDOWN_GRACE,
+    ENV_TOKEN_FILE,
+    SHUTDOWN_GRACE_S,
+    default,
+    env_name,
+    from_environment,
+)
 from roscoe.labels import (
     LABEL_IMAGE_VERSION,
     LABEL_KIND,
@@ -43,20 +54,16 @@ CONTAINER_DATA_DIR = "/var/lib/roscoe"  # ROSCOE_DATA_DIR of the service; runs/ 
 CONTAINER_TOKEN_FILE = "/run/roscoe/token"  # noqa: S105 - a path, not a secret
 CONTAINER_ENGINE_SOCKET = "/run/roscoe/engine.sock"
 
-ENV_PORT = "ROSCOE_PORT"
-ENV_WORKSPACE = "ROSCOE_WORKSPACE"
-ENV_HOST_WORKSPACE = "ROSCOE_HOST_WORKSPACE"
-ENV_DATA_DIR = "ROSCOE_DATA_DIR"
-ENV_TOKEN_FILE = "ROSCOE_TOKEN_FILE"  # noqa: S105 - a variable name
-ENV_RUNNER_IMAGE = "ROSCOE_RUNNER_IMAGE"
-ENV_RUNTIME = "ROSCOE_RUNTIME"
-ENV_CONCURRENCY = "ROSCOE_SERVICE_CONCURRENCY"
-ENV_QUEUE = "ROSCOE_SERVICE_QUEUE"
-ENV_PROJECTS_DIR = "ROSCOE_PROJECTS_DIR"
-ENV_TOOLS_DIR = "ROSCOE_TOOLS_DIR"
-ENV_PASSTHROUGH = "ROSCOE_PASSTHROUGH_ENV"  # names of -e variables, forwarded to each run
-ENV_SHUTDOWN_GRACE = "ROSCOE_SHUTDOWN_GRACE"  # seconds runs may finish after SIGTERM
-DEFAULT_SHUTDOWN_GRACE_S = 10.0
+# The runner container's environment: the settings' variables, and those that are not
+# settings (config/settings.py names them all).
+ENV_PORT = env_name("port")
+ENV_WORKSPACE = env_name("workspace")
+ENV_RUNNER_IMAGE = env_name("image")
+ENV_RUNTIME = env_name("engine")
+ENV_CONCURRENCY = env_name("service.concurrency")
+ENV_QUEUE = env_name("service.queue")
+ENV_PROJECTS_DIR = env_name("projects_dir")
+ENV_TOOLS_DIR = env_name("tools_dir")
 # After the grace, the service cancels what still runs and waits for those containers to be
 # stopped and removed; `server stop` must wait at least this much longer before SIGKILL.
 CANCEL_MARGIN_S = 20.0
@@ -81,10 +88,10 @@ class RunnerConfig:
     engine_socket: str  # host path of the engine socket roscoe is using
     engine_kind: str  # "docker" or "podman"
     image_version: str = "unknown"
-    concurrency: int = 4
-    queue: int = 16
-    projects_dir: str = "projects"
-    tools_dir: str = "Tools"
+    concurrency: int = default("service.concurrency")
+    queue: int = default("service.queue")
+    projects_dir: str = default("projects_dir")
+    tools_dir: str = default("tools_dir")
     env: dict[str, str] = field(default_factory=dict)  # -e passthrough
     # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK as resolved on the host (the service's run defaults)
     run_limits: dict[str, str] = field(default_factory=dict)
@@ -92,7 +99,7 @@ class RunnerConfig:
     service_settings: dict[str, str] = field(default_factory=dict)
     config_hash: str = ""  # digest of environment(), for the label
     selinux: bool = False
-    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S
+    shutdown_grace: float = SHUTDOWN_GRACE_S
 
     def stop_timeout(self) -> float:
         """How long `server stop` should wait after SIGTERM: the grace plus the cancel margin."""
@@ -215,22 +222,24 @@ class ServiceEnv:
     projects_dir: str
     tools_dir: str
     passthrough: tuple[str, ...]
-    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S
+    shutdown_grace: float = SHUTDOWN_GRACE_S
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceEnv:
+        """Read back what RunnerConfig.environment() wrote; UsageError (2) for a bad value."""
         env = os.environ if environ is None else environ
-        workspace = Path(env.get(ENV_WORKSPACE, CONTAINER_WORKSPACE))
+        workspace = Path(env.get(ENV_WORKSPACE) or CONTAINER_WORKSPACE)
+        grace = env.get(ENV_SHUTDOWN_GRACE)
         return cls(
-            port=int(env.get(ENV_PORT, "8765")),
+            port=from_environment("port", env),
             workspace=workspace,
-            host_workspace=Path(env.get(ENV_HOST_WORKSPACE, str(workspace))),
-            token_file=Path(env.get(ENV_TOKEN_FILE, CONTAINER_TOKEN_FILE)),
+            host_workspace=Path(env.get(ENV_HOST_WORKSPACE) or workspace),
+            token_file=Path(env.get(ENV_TOKEN_FILE) or CONTAINER_TOKEN_FILE),
             runner_image=env.get(ENV_RUNNER_IMAGE, ""),
-            concurrency=int(env.get(ENV_CONCURRENCY, "4")),
-            queue=int(env.get(ENV_QUEUE, "16")),
-            projects_dir=env.get(ENV_PROJECTS_DIR, "projects"),
-            tools_dir=env.get(ENV_TOOLS_DIR, "Tools"),
+            concurrency=from_environment("service.concurrency", env),
+            queue=from_environment("service.queue", env),
+            projects_dir=from_environment("projects_dir", env),
+            tools_dir=from_environment("tools_dir", env),
             passthrough=tuple(n for n in env.get(ENV_PASSTHROUGH, "").split(",") if n),
-            shutdown_grace=float(env.get(ENV_SHUTDOWN_GRACE, DEFAULT_SHUTDOWN_GRACE_S)),
+            shutdown_grace=float(grace) if grace else SHUTDOWN_GRACE_S,
         )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roscoe.config import paths
+from roscoe.config.settings import ENV_HOST_WORKSPACE, ENV_SHUTDOWN_GRACE, SHUTDOWN_GRACE_S
 from roscoe.errors import OperationFailed
 from roscoe.runner import container as runner
 from roscoe.runner import health
@@ -30,13 +31,7 @@ from roscoe.runner.launch import (
     likely_cause,
     wait_ready,
 )
-from roscoe.runner.layout import (
-    CANCEL_MARGIN_S,
-    DEFAULT_SHUTDOWN_GRACE_S,
-    ENV_SHUTDOWN_GRACE,
-    LABEL_CONFIG_HASH,
-    RunnerConfig,
-)
+from roscoe.runner.layout import CANCEL_MARGIN_S, ENV_PORT, LABEL_CONFIG_HASH, RunnerConfig
 from roscoe.runner.plan import (
     DEFAULT_STOP_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
@@ -48,10 +43,13 @@ from roscoe.runner.plan import (
     plan_start,
 )
 from roscoe.runner.store import StartSettings
+from roscoe.strenum import StrEnum
 
 __all__ = [
     "StartFailed",
+    "StartOutcome",
     "StartResult",
+    "StopOutcome",
     "StopResult",
     "check_stop_timeout",
     "check_wait_timeout",
@@ -71,9 +69,20 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
+class StartOutcome(StrEnum):
+    STARTED = "started"
+    REPLACED = "replaced"  # ours was there, but stopped or started otherwise
+    ALREADY_RUNNING = "already running"  # ours, as asked for: left alone
+
+
+class StopOutcome(StrEnum):
+    STOPPED = "stopped"
+    NOT_RUNNING = "not running"
+
+
 @dataclass
 class StartResult:
-    outcome: str  # "started", "replaced", "already running"
+    outcome: StartOutcome
     container_id: str
     name: str
     image: str
@@ -92,7 +101,7 @@ class StartResult:
 
 @dataclass
 class StopResult:
-    outcome: str  # "stopped" or "not running"
+    outcome: StopOutcome
     container_id: str | None = None
     name: str = ""
     seconds: float = 0.0
@@ -181,20 +190,20 @@ def _stop_locked(engine: Engine, name: str, timeout: float | None) -> StopResult
     found = runner.find(engine, name, forget_stale=True)
     if found.ours is None:
         state.clear_container_id()
-        return StopResult("not running", name=name)
+        return StopResult(StopOutcome.NOT_RUNNING, name=name)
     container_id = str(found.ours["Id"])
     grace = stop_timeout_of(found.ours) if timeout is None else timeout
     runner.remove(engine, container_id, stop_timeout=grace)
     state.clear_container_id()
-    return StopResult("stopped", container_id, name, time.monotonic() - began)
+    return StopResult(StopOutcome.STOPPED, container_id, name, time.monotonic() - began)
 
 
 def stop_timeout_of(inspected: dict[str, Any]) -> float:
     """The runner's own grace (ROSCOE_SHUTDOWN_GRACE in its environment) plus the margin."""
     try:
-        grace = float(runner.env_value(inspected, ENV_SHUTDOWN_GRACE) or DEFAULT_SHUTDOWN_GRACE_S)
+        grace = float(runner.env_value(inspected, ENV_SHUTDOWN_GRACE) or SHUTDOWN_GRACE_S)
     except ValueError:
-        grace = DEFAULT_SHUTDOWN_GRACE_S
+        grace = SHUTDOWN_GRACE_S
     return grace + CANCEL_MARGIN_S
 
 
@@ -235,7 +244,8 @@ def _start_locked(
         if replaced_because is None:
             state.write_container_id(str(found.ours["Id"]))
             state.save_settings(plan.settings)  # they describe this very container
-            result = _result("already running", found.ours["Id"], plan, None, began)
+            outcome = StartOutcome.ALREADY_RUNNING
+            result = _result(outcome, found.ours["Id"], plan, None, began)
             result.warnings = list(image_status.warnings)
             return result
     if not _holds_port(found.ours, plan.port):
@@ -254,7 +264,7 @@ def _start_locked(
     progress("waiting for the execution service to answer /health")
     wait_ready(engine, container_id, plan.port, wait_timeout)
     state.save_settings(plan.settings)
-    outcome = "replaced" if replaced_because else "started"
+    outcome = StartOutcome.REPLACED if replaced_because else StartOutcome.STARTED
     result = _result(outcome, container_id, plan, replaced_because, began)
     result.warnings = list(image_status.warnings)
     return result
@@ -262,8 +272,6 @@ def _start_locked(
 
 def _holds_port(ours: dict[str, Any] | None, port: int) -> bool:
     """Our running runner listens on this port already (it is freed when it is replaced)."""
-    from roscoe.runner.layout import ENV_PORT
-
     return (
         ours is not None
         and runner.status_of(ours) in ("running", "restarting")
@@ -281,7 +289,7 @@ def _check_port(port: int) -> None:
 
 
 def _result(
-    outcome: str, container_id: str, plan: StartPlan, because: str | None, began: float
+    outcome: StartOutcome, container_id: str, plan: StartPlan, because: str | None, began: float
 ) -> StartResult:
     return StartResult(
         outcome=outcome,
@@ -353,8 +361,6 @@ def _why_replace(
     config: RunnerConfig,
 ) -> str | None:
     """Why our existing runner cannot stay, or None when it is what was asked for."""
-    from roscoe.runner.layout import ENV_HOST_WORKSPACE, ENV_PORT
-
     status = runner.status_of(ours)
     if status != "running":
         return f"it was {status}"

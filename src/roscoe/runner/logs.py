@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from roscoe.config.settings import ENV_LOGS_READ_TIMEOUT, LOGS_READ_TIMEOUT_S
 from roscoe.errors import OperationFailed, UsageError
 from roscoe.runner import container as runner
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from roscoe.config.settings import Settings
     from roscoe.engine import Engine
 
-DEFAULT_READ_TIMEOUT = 60.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -53,10 +53,10 @@ def parse_since(text: str, now: float | None = None) -> int:
 def read_timeout(environ: dict[str, str] | None = None) -> float:
     env = os.environ if environ is None else environ
     try:
-        value = float(env.get("ROSCOE_LOGS_READ_TIMEOUT", DEFAULT_READ_TIMEOUT))
+        value = float(env.get(ENV_LOGS_READ_TIMEOUT, LOGS_READ_TIMEOUT_S))
     except ValueError:
-        return DEFAULT_READ_TIMEOUT
-    return value if value > 0 else DEFAULT_READ_TIMEOUT
+        return LOGS_READ_TIMEOUT_S
+    return value if value > 0 else LOGS_READ_TIMEOUT_S
 
 
 def runner_logs(

@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roscoe.config import paths
+from roscoe.config.settings import SHUTDOWN_GRACE_S
 from roscoe.errors import UsageError
 from roscoe.images.choice import PULL_POLICIES
 from roscoe.runner import container as runner
-from roscoe.runner.layout import (
-    CANCEL_MARGIN_S,
-    DEFAULT_SHUTDOWN_GRACE_S,
-    RunnerConfig,
-)
+from roscoe.runner.layout import CANCEL_MARGIN_S, RunnerConfig
 from roscoe.runner.store import StartSettings
 
 if TYPE_CHECKING:
@@ -31,7 +28,7 @@ if TYPE_CHECKING:
 
 # SIGTERM to SIGKILL: the service's grace for its runs, plus the time it takes to cancel
 # and remove what still runs after it (runner.layout).
-DEFAULT_STOP_TIMEOUT = DEFAULT_SHUTDOWN_GRACE_S + CANCEL_MARGIN_S
+DEFAULT_STOP_TIMEOUT = SHUTDOWN_GRACE_S + CANCEL_MARGIN_S
 DEFAULT_WAIT_TIMEOUT = 60.0
 
 
@@ -88,7 +85,7 @@ def plan_start(settings: Settings, wanted: StartSettings) -> StartPlan:
     )
 
 
-RUN_LIMIT_KEYS = ("run.timeout", "run.memory", "run.cpus", "run.network")
+RUN_LIMIT_KEYS = ("run.timeout", "run.memory", "run.cpus", "run.network", "run.track_changes")
 UNPRIVILEGED_PORTS = 1024
 
 

@@ -14,17 +14,25 @@ from roscoe import __version__
 from roscoe.config import paths
 from roscoe.runner import container as runner
 from roscoe.runner import health
+from roscoe.strenum import StrEnum
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
     from roscoe.engine import Engine
 
-STATES = ("running", "starting", "exited", "absent")
+
+class RunnerState(StrEnum):
+    """What `server status` says of the runner (a contract: docs/json.md)."""
+
+    RUNNING = "running"  # up, and its service answers /health
+    STARTING = "starting"  # the container is up, /health does not answer yet
+    EXITED = "exited"
+    ABSENT = "absent"
 
 
 @dataclass
 class Status:
-    state: str
+    state: RunnerState
     name: str
     port: int
     workspace: str
@@ -51,11 +59,11 @@ class Status:
 
     @property
     def healthy(self) -> bool:
-        return self.state == "running"
+        return self.state == RunnerState.RUNNING
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "state": self.state,
+            "state": self.state.value,
             "name": self.name,
             "container_id": self.container_id,
             "short_id": self.container_id[:12] if self.container_id else None,
@@ -79,7 +87,8 @@ class Status:
 
 
 def server_status(engine: Engine, settings: Settings) -> Status:
-    from roscoe.runner.layout import ENV_HOST_WORKSPACE, ENV_PORT, ENV_RUNNER_IMAGE
+    from roscoe.config.settings import ENV_HOST_WORKSPACE
+    from roscoe.runner.layout import ENV_PORT, ENV_RUNNER_IMAGE
 
     name = settings.get("container_name")
     found = runner.find(engine, name)
@@ -89,7 +98,7 @@ def server_status(engine: Engine, settings: Settings) -> Status:
         "endpoint": engine.endpoint.url,
     }
     status = Status(
-        state="absent",
+        state=RunnerState.ABSENT,
         name=name,
         port=settings.get("port"),
         workspace=settings.workspace().value,
@@ -122,11 +131,11 @@ def server_status(engine: Engine, settings: Settings) -> Status:
             status.uptime_s = round((datetime.now(timezone.utc) - started).total_seconds(), 1)
         status.health = health.probe(status.port)
         answering = status.health.answering and engine_state == "running"
-        status.state = "running" if answering else "starting"
+        status.state = RunnerState.RUNNING if answering else RunnerState.STARTING
         in_flight = status.health.payload.get("runs_in_flight")
         status.runs_in_flight = int(in_flight) if isinstance(in_flight, int) else None
     else:
-        status.state = "exited"
+        status.state = RunnerState.EXITED
         status.exit_code = runner.exit_code(ours)
     return status
 

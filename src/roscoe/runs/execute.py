@@ -24,12 +24,13 @@ from roscoe.runs.records import (
     write_record,
 )
 from roscoe.runs.spec import RunSpec
+from roscoe.runs.tracking import Tracker, file_digest
 from roscoe.runs.workspace import Workspace
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
 
-from roscoe.runs.outcome import classify
+from roscoe.runs.outcome import RunStatus, classify
 from roscoe.runs.output import OnOutput, OutputSink
 from roscoe.runs.plan import (
     DATA_MOUNT,
@@ -115,6 +116,12 @@ def execute(
     plan = plan_run(workspace, spec, run_id)
     if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
         check_cpus(spec.cpus, engine.cpu_count(), engine.kind)
+    # The before-walk of the case goes on while the engine creates the container.
+    tracker = Tracker(
+        plan.case_dir, str(workspace.host_path(plan.case_dir)), enabled=spec.track_changes
+    )
+    tracker.begin()
+    script_sha256 = file_digest(plan.script_path)
     started_wall = time.time()
     started_at = now_iso()
     container_id = engine.run_create(
@@ -142,17 +149,24 @@ def execute(
         image=spec.image,
         engine=engine.kind,
         started_at=started_at,
+        requested_by=spec.requested_by,
+        script_sha256=script_sha256,
+        env_names=sorted(spec.env),
     )
+    tracker.ready()  # the script must not start before the case has been walked
     try:
         record = _supervise(
             engine, spec, plan, container_id, record, on_output=on_output, cancel=cancel
         )
+        if record.status != "error":  # the container has stopped: walk while it is removed
+            tracker.end()
     finally:
         try:
             engine.run_remove(container_id)
         except RoscoeError as exc:
             # gc removes it later (it is labelled); the outcome of the run still stands.
             log.warning("run %s: %s", plan.run_id, exc.message)
+    record.changes = tracker.result()
     write_record(record)
     return record
 
@@ -221,9 +235,10 @@ def _supervise(
         )
         message = "interrupted before the script started"
     except RoscoeError as exc:
-        status, code, message = "error", ExitCode.ENGINE_DURING_RUN, exc.message
+        status, code, message = RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, exc.message
     except Exception as exc:  # the engine's transport failing mid-stream, for one
-        status, code, message = "error", ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
+        status = RunStatus.ERROR
+        code, message = ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
     finally:
         sink.close()
     record.status = status

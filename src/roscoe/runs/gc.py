@@ -151,26 +151,28 @@ def close_abandoned_record(engine: Engine, container_id: str, run_id: str, reaso
     made elsewhere (another data dir, the service's) are not here, and are left alone.
     """
     from roscoe.errors import UsageError
+    from roscoe.runs.outcome import RunStatus
     from roscoe.runs.records import load_run, now_iso, write_record
 
     try:
         record = load_run(run_id)
     except UsageError:
         return
-    if record.status != "running":
+    if record.status != RunStatus.RUNNING:
         return
     state = (engine.inspect_container(container_id) or {}).get("State") or {}
     running = bool(state.get("Running"))
     code = state.get("ExitCode")
     if str(state.get("Status", "")).lower() == "created":
         # roscoe died between creating and starting it: engines say exit 0, but nothing ran.
-        record.status, record.exit_code, ended = "interrupted", None, "it never started"
+        record.status, record.exit_code, ended = RunStatus.INTERRUPTED, None, "it never started"
     elif running or code is None:
-        record.status, record.exit_code, ended = "error", None, "still running"
+        record.status, record.exit_code, ended = RunStatus.ERROR, None, "still running"
     elif code == 0:
-        record.status, record.exit_code, ended = "succeeded", 0, "exited with 0"
+        record.status, record.exit_code, ended = RunStatus.SUCCEEDED, 0, "exited with 0"
     else:  # 137 here is as likely the in-container timeout's kill as the memory limit's
-        record.status, record.exit_code, ended = "failed", int(code), f"exited with {code}"
+        record.status, record.exit_code = RunStatus.FAILED, int(code)
+        ended = f"exited with {code}"
     record.message = (
         f"roscoe ended before this run did ({ended}); recorded by roscoe gc ({reason}); "
         "the saved output stops where roscoe ended"

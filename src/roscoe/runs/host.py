@@ -27,3 +27,15 @@ def selinux_enforcing() -> bool:
         return Path("/sys/fs/selinux/enforce").read_text().strip() == "1"
     except OSError:
         return False
+
+
+def user_name() -> str:
+    """The name of the user running roscoe, by the real uid (not $USER); the uid when the
+    uid has no name (in a container, say). For `requested_by` in run records."""
+    import pwd
+
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

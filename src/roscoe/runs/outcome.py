@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 from roscoe.errors import ExitCode
+from roscoe.strenum import StrEnum
+
+
+class RunStatus(StrEnum):
+    """A run's status in its record (`roscoe runs`, the service's JSON): QUEUED while it waits
+    for a slot (`roscoe mcp`), RUNNING while it is under way, one of the others once it is
+    over. The values are a contract (docs/json.md)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    OOM_KILLED = "oom_killed"
+    INTERRUPTED = "interrupted"  # stopped from outside: Ctrl-C, SIGTERM, a shutdown
+    CANCELLED = "cancelled"  # stopped because a caller asked for that run to stop
+    ERROR = "error"
 
 
 def classify(
@@ -13,7 +30,7 @@ def classify(
     oom_killed: bool,
     timeout: float,
     memory: str,
-) -> tuple[str, int, str | None]:
+) -> tuple[RunStatus, int, str | None]:
     """(status, roscoe's exit code, a line for the user) from how the container ended.
 
     One rule on both engines: the script's own exit code wins. Exit 137 under a memory limit,
@@ -23,12 +40,12 @@ def classify(
     whole container): the code stands, and the line warns of the kill.
     """
     if interrupted:
-        return "interrupted", ExitCode.INTERRUPTED, "interrupted: the container was stopped"
+        return RunStatus.INTERRUPTED, ExitCode.INTERRUPTED, "interrupted: the container was stopped"
     if timed_out:
-        return "timed_out", ExitCode.TIMEOUT, f"timed out after {timeout:g} s"
+        return RunStatus.TIMED_OUT, ExitCode.TIMEOUT, f"timed out after {timeout:g} s"
     if exit_code == ExitCode.OOM or (oom_killed and exit_code is None):
         return (
-            "oom_killed",
+            RunStatus.OOM_KILLED,
             ExitCode.OOM,
             f"killed at the memory limit ({memory}): probably out of memory",
         )
@@ -39,7 +56,7 @@ def classify(
         else None
     )
     if exit_code == 0:
-        return "succeeded", 0, warning
+        return RunStatus.SUCCEEDED, 0, warning
     if exit_code is None:
-        return "error", ExitCode.ENGINE_DURING_RUN, "the engine reported no exit code"
-    return "failed", exit_code, warning
+        return RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, "the engine reported no exit code"
+    return RunStatus.FAILED, exit_code, warning

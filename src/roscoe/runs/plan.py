@@ -8,11 +8,10 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from roscoe import __version__
-from roscoe.config.parse import env_name_problem
-from roscoe.config.settings import parse_size
+from roscoe.config.parse import env_name_problem, parse_size
+from roscoe.config.settings import NETWORKS
 from roscoe.errors import UsageError
 from roscoe.labels import (
     LABEL_DEADLINE,
@@ -33,9 +32,6 @@ from roscoe.runs.records import (
 from roscoe.runs.spec import RunSpec
 from roscoe.runs.workspace import Workspace, interpreter
 
-if TYPE_CHECKING:
-    pass
-
 DATA_MOUNT = "/data"
 TOOLS_MOUNT = "/tools"
 PIDS_LIMIT = 512
@@ -50,7 +46,6 @@ BASE_ENV = {
 # DEADLINE_SLACK_S after that.
 BACKSTOP_GRACE_S = 3.0
 DEADLINE_SLACK_S = 30
-NETWORKS = ("none", "host")
 MIN_CPUS = 0.01  # the engines refuse less (docker: "Range of CPUs is from 0.01 to ...")
 
 

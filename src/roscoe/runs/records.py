@@ -20,6 +20,7 @@ from typing import Any
 
 from roscoe.config import paths
 from roscoe.errors import UsageError
+from roscoe.runs.outcome import RunStatus
 
 RECORD_FILE = "run.json"
 OUTPUT_FILE = "output.log"
@@ -27,9 +28,6 @@ OUTPUT_FILE = "output.log"
 # Letters, digits, '.', '_', '-', starting with a letter or digit: safe as a folder name and
 # as part of a container name. No '/', so no traversal; never '.' or '..' by itself.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-# What a finished run's status can be; "running" while it is under way.
-STATUSES = ("running", "succeeded", "failed", "timed_out", "oom_killed", "interrupted", "error")
 
 
 def new_run_id() -> str:
@@ -71,7 +69,7 @@ class RunRecord:
     image: str = ""
     image_digest: str | None = None
     engine: str | None = None
-    status: str = "running"
+    status: RunStatus = RunStatus.RUNNING
     exit_code: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -81,9 +79,20 @@ class RunRecord:
     output_bytes: int = 0
     saved_output_truncated: bool = False  # the saved output stopped at MAX_SAVED_OUTPUT
     message: str | None = None
+    requested_by: str | None = None  # cli:<user name>, or the service token's name
+    script_sha256: str | None = None  # the script file as it was run
+    env_names: list[str] = field(default_factory=list)  # never the values
+    # {"tracked": true, "created": [...], "modified": [...], "deleted": [...]} or
+    # {"tracked": false, "reason": ...}; None while running (runs.changes)
+    changes: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)  # given as its value ("running") or as itself
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
@@ -103,7 +112,7 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status != "running"
+        return self.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 _REQUIRED = ("id", "case", "script")
@@ -126,6 +135,8 @@ _FIELD_TYPES: dict[str, Callable[[Any], bool]] = {
     "float | None": lambda v: v is None or _is_number(v),
     "bool": lambda v: isinstance(v, bool),
     "list[str]": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+    "dict[str, Any] | None": lambda v: v is None or isinstance(v, dict),
+    "RunStatus": lambda v: v in RunStatus.__members__.values(),
 }
 
 
@@ -219,9 +230,10 @@ class RunListing:
     skipped: list[str] = field(default_factory=list)  # one line each: which and why
 
 
-def scan_runs(limit: int = 20) -> RunListing:
-    """The most recent runs first (by start time). One unreadable or malformed record never
-    takes the listing down: it is skipped, and said in `skipped`."""
+def scan_runs(limit: int = 20, case: str | None = None) -> RunListing:
+    """The most recent runs first (by start time), of one case when `case` is given. One
+    unreadable or malformed record never takes the listing down: it is skipped, and said in
+    `skipped`."""
     root = paths.runs_dir()
     try:
         entries = [e for e in os.scandir(root) if e.is_dir() and _RUN_ID.fullmatch(e.name)]
@@ -235,14 +247,16 @@ def scan_runs(limit: int = 20) -> RunListing:
             if (Path(entry.path) / RECORD_FILE).exists():
                 listing.skipped.append(exc.message)
             # else: a run folder whose record is not written yet (it is being created)
+    if case is not None:
+        listing.runs = [record for record in listing.runs if record.case == case]
     listing.runs.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
     del listing.runs[max(limit, 0) :]
     return listing
 
 
-def list_runs(limit: int = 20) -> list[RunRecord]:
+def list_runs(limit: int = 20, case: str | None = None) -> list[RunRecord]:
     """The most recent runs first (by start time); unreadable records are skipped."""
-    return scan_runs(limit).runs
+    return scan_runs(limit, case).runs
 
 
 def read_output(run_id: str, tail_bytes: int | None = None) -> tuple[bytes, bool]:

@@ -80,7 +80,8 @@ def policy_from_settings(
     Options replace the configuration as a whole: `--keep 10` alone keeps ten runs, whatever
     runs.older_than says.
     """
-    from roscoe.config.settings import parse_bytes, parse_duration, validate
+    from roscoe.config.parse import parse_bytes, parse_duration
+    from roscoe.config.settings import validate
 
     if older_than is not None or keep is not None or max_size is not None:
         values = {

@@ -1,6 +1,7 @@
 """roscoe's execution service: the HTTP API inside the runner container.
 
-The modules that decide things (validate, auth, limiter, redact, api) touch no sockets, so
-they test without a network; `httpd` is the thin layer that serves them over HTTP, and
-`__main__` wires them to the runner container's environment.
+The modules that decide things (validate, auth, scheduler, live, metrics, redact, api) touch
+no sockets, so they test without a network; `app` maps them onto HTTP with FastAPI,
+`protocol` and `server` serve it with uvicorn, and `main` wires them to the runner
+container's environment.
 """

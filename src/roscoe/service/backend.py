@@ -6,19 +6,20 @@ threads), and the workspace is checked at /workspace while bind mounts name the 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from roscoe.config.settings import RunLimits
 from roscoe.errors import UsageError
 from roscoe.runs.workspace import Workspace
+from roscoe.service.live import LiveRun
 from roscoe.service.validate import RunRequest
 
 if TYPE_CHECKING:
     from roscoe.engine import Engine
 
-OUTPUT_TAIL_BYTES = 64 * 1024
+ADMIN_NAME = "admin"  # the name runs made with the service's own token are recorded under
 
 
 @dataclass(frozen=True)
@@ -26,18 +27,22 @@ class RunDefaults:
     """What a request does not choose: the image and the limits every run gets."""
 
     image: str
-    timeout: float = 300
-    memory: str = "2g"
-    cpus: float | None = None
-    network: str = "none"
+    limits: RunLimits = field(default_factory=RunLimits)  # a request may ask another timeout
     env: Mapping[str, str] = field(default_factory=dict)  # the server's -e passthrough
 
 
 class CoreBackend:
-    def __init__(self, connect: Callable[[], Engine], workspace: Workspace, defaults: RunDefaults):
+    def __init__(
+        self,
+        connect: Callable[[], Engine],
+        workspace: Workspace,
+        defaults: RunDefaults,
+        engine_kind: str | None = None,
+    ):
         self._connect = connect
         self.workspace = workspace
         self.defaults = defaults
+        self.engine_kind = engine_kind
 
     def new_run_id(self) -> str:
         from roscoe.runs.records import new_run_id
@@ -48,35 +53,56 @@ class CoreBackend:
         self.workspace.case_dir(request.case)
         self.workspace.script_path(request.script)
 
-    def run(self, request: RunRequest, run_id: str, cancel: threading.Event) -> dict[str, Any]:
-        from roscoe.runs.execute import execute
-        from roscoe.runs.records import read_output
-        from roscoe.runs.spec import RunSpec
+    def draft_record(self, request: RunRequest, run_id: str, status: str) -> dict[str, Any]:
+        from roscoe.runs.outcome import RunStatus
+        from roscoe.runs.records import RunRecord, now_iso
 
-        spec = RunSpec(
+        return RunRecord(
+            id=run_id,
             case=request.case,
             script=request.script,
             args=list(request.args),
             image=self.defaults.image,
-            timeout=request.timeout or self.defaults.timeout,
-            memory=self.defaults.memory,
-            cpus=self.defaults.cpus,
-            network=self.defaults.network,
+            engine=self.engine_kind,
+            status=RunStatus(status),
+            started_at=now_iso(),
+            finished_at=None if status in ("queued", "running") else now_iso(),
+        ).to_json()
+
+    def run(self, live: LiveRun) -> dict[str, Any]:
+        from roscoe.runs.spec import RunSpec
+        from roscoe.runs.start import start_run
+
+        request = live.request
+        limits = self.defaults.limits
+        spec = RunSpec.of(
+            request.case,
+            request.script,
+            list(request.args),
+            self.defaults.image,
+            limits=replace(limits, timeout=request.timeout or limits.timeout),
             env={**self.defaults.env, **request.env},
+            requested_by=ADMIN_NAME,
         )
         engine = self._connect()
         try:
-            record = execute(engine, self.workspace, spec, cancel=cancel, run_id=run_id)
+            # An absent image is pulled first, as `roscoe run` does (runs.start).
+            record = start_run(
+                engine,
+                self.workspace,
+                spec,
+                on_output=live.publish_output,
+                cancel=live.cancel,
+                run_id=live.id,
+            )
         finally:
             engine.close()
-        result = record.to_json()
-        try:
-            output, truncated = read_output(record.id, tail_bytes=OUTPUT_TAIL_BYTES)
-        except UsageError:
-            output, truncated = b"", False
-        result["output"] = output.decode("utf-8", errors="replace")
-        result["output_truncated"] = truncated
-        return result
+        return record.to_json()
+
+    def save_record(self, record: dict[str, Any]) -> None:
+        from roscoe.runs.records import RunRecord, write_record
+
+        write_record(RunRecord.from_json(record))
 
     def list_runs(self, limit: int) -> list[dict[str, Any]]:
         from roscoe.runs.records import list_runs
@@ -100,3 +126,13 @@ class CoreBackend:
             return read_output(run_id, tail_bytes=tail_bytes)
         except UsageError:
             return None
+
+    def list_cases(self) -> list[dict[str, Any]]:
+        from roscoe.runs.catalog import list_cases
+
+        return [case.to_json() for case in list_cases(self.workspace)]
+
+    def list_tools(self) -> list[dict[str, Any]]:
+        from roscoe.runs.catalog import list_tools
+
+        return [tool.to_json() for tool in list_tools(self.workspace)]

@@ -21,8 +21,13 @@ MAX_ARGS = 256
 MAX_ARG_CHARS = 8192
 MAX_ENV = 64
 MAX_ENV_VALUE_CHARS = 8192
+# The request line and headers together, and how many headers: beyond either, 431.
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADERS = 100
+# Seconds a client has to send its whole request (request line, headers and body).
+REQUEST_DEADLINE_S = 30.0
 
-_FIELDS = {"case", "script", "args", "timeout", "env"}
+_FIELDS = {"case", "script", "args", "timeout", "env", "wait"}
 
 
 class Rejected(Exception):
@@ -41,6 +46,7 @@ class RunRequest:
     args: tuple[str, ...] = ()
     timeout: float | None = None  # None: the service's default
     env: dict[str, str] = field(default_factory=dict)
+    wait: bool = True  # False: answer 202 at once and carry the run out in the background
 
 
 def check_body_size(content_length: str | None) -> int:
@@ -66,6 +72,9 @@ def parse_run_request(body: bytes, max_timeout: float = MAX_TIMEOUT_S) -> RunReq
         raise Rejected(400, f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise Rejected(400, "the body must be a JSON object")
+    if not _encodable(data):
+        # JSON lets "\ud800" through; such a string cannot be written, logged or passed on.
+        raise Rejected(400, "the body holds a lone surrogate (\\ud800-\\udfff): not valid text")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise Rejected(
@@ -80,7 +89,28 @@ def parse_run_request(body: bytes, max_timeout: float = MAX_TIMEOUT_S) -> RunReq
         args=_args(data.get("args", [])),
         timeout=_timeout(data.get("timeout"), max_timeout),
         env=_env(data.get("env", {})),
+        wait=_wait(data.get("wait", True)),
     )
+
+
+def _encodable(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_encodable(v) for v in value)
+    return True
+
+
+def _wait(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Rejected(400, "'wait' must be true or false")
+    return value
 
 
 def _name(value: Any, what: str) -> str:

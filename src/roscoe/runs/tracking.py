@@ -1,0 +1,189 @@
+"""Change tracking for one run: the walks of `runs.changes`, timed around the container.
+
+The before-walk (with the hash cache) runs in a thread while the engine creates the
+container, and must be done before the container starts; the after-walk runs in a thread
+while the engine removes it. Most of the walking so hides behind engine calls the run
+makes anyway. The hash cache of a case lives in <runs dir>/.hashes/, shared by the CLI and
+the service (which sees the runs dir, not the rest of the data dir).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from roscoe.config import paths
+from roscoe.runs import changes
+from roscoe.runs.records import hand_over
+from roscoe.runs.watch import CaseWatch, Touched, Unavailable
+
+log = logging.getLogger("roscoe.runs")
+
+CACHE_DIR = ".hashes"  # in the runs dir; not a run id (ids start with a letter or digit)
+# The cache is rewritten when a run had to hash more than this (see Tracker._worth_saving).
+SAVE_FILES = 32
+SAVE_BYTES = 16 << 20
+OFF_REASON = "change tracking was turned off for this run (--no-track-changes or run.track_changes)"
+
+
+def cache_file(case_key: str) -> Path:
+    """Where the hash cache of a case is kept, by the case's path on the host."""
+    digest = hashlib.sha256(case_key.encode("utf-8", errors="surrogateescape")).hexdigest()
+    return paths.runs_dir() / CACHE_DIR / f"{digest[:32]}.json"
+
+
+def file_digest(path: Path) -> str | None:
+    """sha256 of a file (the script as it was run), or None when unreadable."""
+    return changes.file_sha256(str(path))
+
+
+class Tracker:
+    """Walks `case_dir` before and after a run and gives the record's `changes`.
+
+    `case_key` names the case for the hash cache (its path on the engine's host, the same
+    for the CLI and the service). With `enabled` false, nothing is walked and the record
+    says the changes were not tracked.
+    """
+
+    def __init__(self, case_dir: Path, case_key: str, *, enabled: bool = True):
+        self.case_dir = case_dir
+        self.enabled = enabled
+        self._cache_path = cache_file(case_key)
+        self._cache_found = False
+        self._before: changes.Snapshot | None = None
+        self._after: changes.Snapshot | None = None
+        self._found: changes.Changes | None = None
+        self._reason: str | None = None if enabled else OFF_REASON
+        self._watch: CaseWatch | None = None
+        self._early = Touched()  # writes seen between the before-walk and the start
+        self._before_thread: threading.Thread | None = None
+        self._after_thread: threading.Thread | None = None
+        self.how = ""  # "events" or "walk": how the after-state was found (for the bench)
+
+    # -- before the run ----------------------------------------------------------------------
+    def begin(self) -> None:
+        """Start the before-walk in the background (call before creating the container)."""
+        if not self.enabled:
+            return
+        self._before_thread = threading.Thread(
+            target=self._walk_before, name="roscoe-track-before", daemon=True
+        )
+        self._before_thread.start()
+
+    def ready(self) -> None:
+        """Wait for the before-walk: the script must not start before it is done."""
+        if self._before_thread is None:
+            return
+        self._before_thread.join()
+        self._before_thread = None
+        if self._watch is not None:
+            try:
+                # Our own hashing opened files; only writes by others count from here.
+                self._early = self._watch.touched()
+                self._early.opened.clear()
+            except Unavailable:
+                self._drop_watch()
+
+    def _walk_before(self) -> None:
+        try:
+            self._watch = CaseWatch()
+        except Unavailable:
+            self._watch = None
+        try:
+            cache = changes.load_cache(self._cache_path)
+            self._cache_found = bool(cache)
+            snapshot = changes.walk(self.case_dir, watch=self._watch)
+            changes.fill_hashes(snapshot, cache)
+            self._before = snapshot
+        except changes.TooLarge as exc:
+            self._reason = f"{exc}: too large to track"
+        except Exception as exc:  # the run goes on; the record says why
+            self._reason = f"the case could not be walked before the run: {exc}"
+        if self._before is None:
+            self._drop_watch()
+
+    def _drop_watch(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+
+    # -- after the run -----------------------------------------------------------------------
+    def end(self) -> None:
+        """Start the after-walk in the background, once the container has stopped."""
+        self.ready()
+        if self._after_thread is not None or self._before is None:
+            return
+        self._after_thread = threading.Thread(
+            target=self._walk_after, name="roscoe-track-after", daemon=True
+        )
+        self._after_thread.start()
+
+    def _walk_after(self) -> None:
+        before = self._before
+        if before is None:
+            return
+        try:
+            if self._watch is not None:
+                try:
+                    self._found = self._from_events(before, self._watch)
+                    self.how = "events"
+                    return
+                except (Unavailable, changes.Doubt) as exc:
+                    log.debug("walking all of the case after the run: %s", exc)
+            self._after = changes.walk(self.case_dir)
+            self._found = changes.compare(before, self._after)
+            self.how = "walk"
+        except changes.TooLarge as exc:
+            self._reason = f"{exc} after the run: too large to track"
+        except Exception as exc:  # the record says why
+            self._reason = f"the case could not be walked after the run: {exc}"
+        finally:
+            self._drop_watch()
+
+    def _from_events(self, before: changes.Snapshot, watch: CaseWatch) -> changes.Changes:
+        touched = watch.touched(into=self._early)
+        after, check, forced = changes.rewalk(before, touched)
+        found = changes.compare(before, after, only=check, forced=forced)
+        self._after = after
+        return found
+
+    def result(self) -> dict[str, Any]:
+        """The record's `changes`: what the run created, modified and deleted, or why not."""
+        self.end()
+        if self._after_thread is not None:
+            self._after_thread.join()
+        if self._before is None or self._after is None or self._found is None:
+            return changes.untracked(self._reason or "the case could not be walked")
+        if self._worth_saving(self._before, self._after):
+            self._save_cache(self._after)
+        return self._found.to_json()
+
+    def _worth_saving(self, before: changes.Snapshot, after: changes.Snapshot) -> bool:
+        """Rewrite the cache only when this run had to hash enough that the next would too;
+        the few files a run changes are cheaper to hash again than the cache to rewrite."""
+        files = before.hashed_files + after.hashed_files
+        size = before.hashed_bytes + after.hashed_bytes
+        return not self._cache_found or files > SAVE_FILES or size > SAVE_BYTES
+
+    def _save_cache(self, snapshot: changes.Snapshot) -> None:
+        """Keep the hashes for the next run of this case; a cache that cannot be written
+        only costs the next run some hashing."""
+        try:
+            folder = paths.ensure_dir(self._cache_path.parent)
+            hand_over(folder)  # under a root roscoe, the service must write it too
+            fd, temp = tempfile.mkstemp(prefix=".hashes-", dir=folder)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(changes.cache_text(snapshot))
+                hand_over(Path(temp))
+                os.replace(temp, self._cache_path)
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            log.debug("could not save the hash cache %s: %s", self._cache_path, exc)
