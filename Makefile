@@ -9,7 +9,7 @@ IMAGE_REPOSITORY ?= ghcr.io/roscoe-cli/roscoe-runner
 BASE_IMAGE ?= roscoe-base:bookworm
 ENGINE_HOST ?= unix:///var/run/docker.sock
 
-.PHONY: install test unit test-images lint fmt engines-up engines-down base-image build-image run-local test-image push-image demo bench bench-service clean
+.PHONY: install test unit test-images lint fmt engines-up engines-down base-image build-image run-local test-image push-image demo bench bench-service bench-mcp clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,9 @@ bench: ## roscoe run against docker run / podman run, and 20 concurrent runs
 
 bench-service: ## POST /runs against docker run, live output delay, /health under a burst
 	$(BIN)/python bench/service_runs.py
+
+bench-mcp: ## MCP run_script over /mcp against POST /runs on the same runner
+	$(BIN)/python bench/mcp_overhead.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -1,3 +1,3 @@
-from roscoe.cli.app import main
+from roscoe.cli.app import run
 
-main()
+run()

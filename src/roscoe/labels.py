@@ -5,13 +5,16 @@ from __future__ import annotations
 # Labels on every container roscoe creates: together with a stored ID they tell ours from
 # a stranger's with the same name, and let `roscoe gc` sweep what a killed CLI left behind.
 LABEL_PREFIX = "io.roscoe"
-LABEL_MANAGED_BY = "io.roscoe.managed-by"
+LABEL_MANAGED_BY = f"{LABEL_PREFIX}.managed-by"
 MANAGED_BY_VALUE = "roscoe"
-LABEL_KIND = "io.roscoe.kind"  # "run" or "server"
-LABEL_RUN_ID = "io.roscoe.run-id"
-LABEL_OWNER_PID = "io.roscoe.owner-pid"
-LABEL_OWNER_HOST = "io.roscoe.owner-host"  # owner-pid means something only on this host name
-LABEL_DEADLINE = "io.roscoe.deadline"  # unix seconds after which the container must be gone
-LABEL_STARTED = "io.roscoe.started"
-LABEL_VERSION = "io.roscoe.version"  # the roscoe version that created the container
-LABEL_IMAGE_VERSION = "io.roscoe.image-version"
+LABEL_KIND = f"{LABEL_PREFIX}.kind"  # "run" or "server"
+LABEL_RUN_ID = f"{LABEL_PREFIX}.run-id"
+LABEL_OWNER_PID = f"{LABEL_PREFIX}.owner-pid"
+LABEL_OWNER_HOST = f"{LABEL_PREFIX}.owner-host"  # owner-pid means something only on this host name
+LABEL_DEADLINE = f"{LABEL_PREFIX}.deadline"  # unix seconds after which the container must be gone
+LABEL_STARTED = f"{LABEL_PREFIX}.started"
+LABEL_VERSION = f"{LABEL_PREFIX}.version"  # the roscoe version that created the container
+LABEL_IMAGE_VERSION = f"{LABEL_PREFIX}.image-version"
+# On the runner: a keyed digest of its environment; `server start` replaces a runner whose
+# settings differ from those asked for.
+LABEL_CONFIG_HASH = f"{LABEL_PREFIX}.config-hash"

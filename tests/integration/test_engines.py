@@ -76,10 +76,11 @@ def test_debug_shows_engine_calls(engine_env: dict[str, str]) -> None:
 
 def test_dash_dash_version_imports_neither_the_docker_nor_the_mcp_sdk() -> None:
     code = (
-        "import sys, runpy\n"
+        "import sys\n"
+        "from roscoe.cli.app import main\n"  # not run(): it leaves the process when done
         "sys.argv = ['roscoe', '--version']\n"
         "try:\n"
-        "    runpy.run_module('roscoe', run_name='__main__')\n"
+        "    main()\n"
         "except SystemExit as exit:\n"
         "    assert exit.code in (0, None), exit.code\n"
         "heavy = sorted(m for m in sys.modules if m in ('docker', 'mcp', 'mcp_types')\n"
@@ -104,11 +105,12 @@ def test_a_run_never_loads_the_docker_or_the_mcp_sdk(
     for folder in (tmp_path / "projects" / "c", tmp_path / "Tools"):
         folder.chmod(0o777)
     code = (
-        "import sys, runpy\n"
+        "import sys\n"
+        "from roscoe.cli.app import main\n"  # not run(): it leaves the process when done
         f"sys.argv = ['roscoe', 'run', '--workspace', {str(tmp_path)!r}, '--image', "
         f"{base_image!r}, 'c', 't.py']\n"
         "try:\n"
-        "    runpy.run_module('roscoe', run_name='__main__')\n"
+        "    main()\n"
         "except SystemExit as exit:\n"
         "    assert exit.code in (0, None), exit.code\n"
         "print('SDK', any(m in sys.modules for m in ('docker', 'requests', 'mcp', 'mcp_types')))\n"

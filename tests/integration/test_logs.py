@@ -102,6 +102,7 @@ def test_since_filters_out_older_lines(runner) -> None:
     poke(runner, "old-line")
     done = roscoe("logs", "--since", "2024-01-01T00:00:00Z", env=runner)
     assert b"old-line" in done.stdout
+    # Not a wait for a signal: the clock itself must move on, as --since counts whole seconds.
     time.sleep(2.5)
     poke(runner, "new-line")
     recent = roscoe("logs", "--since", "1s", env=runner)

@@ -206,3 +206,24 @@ def test_the_agent_example_runs_the_demo(base_image: str, workspace: Path) -> No
     assert "MCP tools: list_cases, list_tools, run_script" in result.stdout
     assert "# Inventory of /data" in result.stdout
     assert ": succeeded, exit code 0" in result.stdout
+
+
+def test_a_client_that_goes_away_leaves_no_run_behind(
+    engine: Any, base_image: str, workspace: Path
+) -> None:
+    async def steps(session: ClientSession) -> str:
+        started = await session.call_tool(
+            "start_run", {"case": DEMO_CASE, "script": "sleep.py", "args": ["120"]}
+        )
+        run_id = str(started.structured_content["run_id"])
+
+        async def printed() -> bool:
+            answer = await session.call_tool("get_run", {"run_id": run_id})
+            return "sleeping" in text_of(answer)
+
+        await until(printed, "the run's first line")
+        return run_id  # leaving the session closes roscoe mcp's stdin
+
+    run_id = drive(workspace, base_image, steps)
+    assert load_run(run_id).status == "interrupted"
+    assert roscoe_containers(engine, **{LABEL_RUN_ID: run_id}) == []

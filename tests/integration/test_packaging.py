@@ -85,6 +85,13 @@ def installed(request: pytest.FixtureRequest) -> Path:
     return request.getfixturevalue(f"{request.param}_roscoe")  # type: ignore[no-any-return]
 
 
+def test_the_wheel_ships_its_type_information(wheel: Path) -> None:
+    """roscoe.client is public API: its types reach the users' type checkers (PEP 561)."""
+    import zipfile
+
+    assert "roscoe/py.typed" in zipfile.ZipFile(wheel).namelist()
+
+
 def test_the_install_is_not_the_checkout(venv_roscoe: Path) -> None:
     python = venv_roscoe.parent / "python"
     where = run(python, "-c", "import roscoe; print(roscoe.__file__)", env={})

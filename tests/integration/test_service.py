@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -140,9 +139,9 @@ def test_beyond_the_queue_requests_get_429_and_health_still_answers(start_servic
     threads = [
         threading.Thread(target=lambda: answers.append(live.post_run(slow))) for _ in range(2)
     ]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.2)  # arrival order only; the wait below is what the test relies on
+    threads[0].start()
+    live.wait_for(lambda: live.health()["runs_in_flight"] == 1, "the first run in flight")
+    threads[1].start()
     live.wait_for(
         lambda: (live.health()["runs_in_flight"], live.health()["runs_queued"]) == (1, 1),
         "one run in flight and one queued",

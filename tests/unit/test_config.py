@@ -226,7 +226,9 @@ def test_unset_without_a_file_creates_nothing() -> None:
 
 def test_effective_shows_every_setting_with_its_source() -> None:
     write_config("port = 9000\n")
-    report = effective(Settings(env={"ROSCOE_MEMORY": "3g"}), {"engine": "podman"})
+    report = effective(
+        Settings(env={"ROSCOE_MEMORY": "3g"}), {"engine": "podman"}, pinned_image=pinned_image()
+    )
     by_key = {r.key: r for r in report.values}
     assert list(by_key) == list(SETTINGS)
     assert (by_key["engine"].value, by_key["engine"].source) == ("podman", "flag")

@@ -14,10 +14,12 @@ WEB_STACK = ("fastapi", "starlette", "uvicorn", "pydantic", "anyio", "h11")
 @pytest.mark.parametrize(
     "code",
     [
-        "import sys, runpy\n"
+        # main(), not the console script's run(), which leaves the process when it is done
+        "import sys\n"
+        "from roscoe.cli.app import main\n"
         "sys.argv = ['roscoe', '--version']\n"
         "try:\n"
-        "    runpy.run_module('roscoe', run_name='__main__')\n"
+        "    main()\n"
         "except SystemExit:\n"
         "    pass\n",
         "import roscoe.cli.app, roscoe.cli.run, roscoe.client\n",

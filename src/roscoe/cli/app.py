@@ -1,130 +1,165 @@
-"""The root of the command line: the typer app, global options, registrations, and main().
+"""The command line's entry point: the commands, the typer app built from them, and main().
 
-main() is the one place RoscoeError is caught: it prints the message and hint and exits with
-the error's code. Tracebacks are shown only with --debug.
+main() is the one place errors are caught: a RoscoeError prints its message and hint and
+exits with its code. Tracebacks are shown only with --debug.
+
+Startup is part of every `roscoe run`, so this module imports nothing heavy: `--version` is
+answered before typer is even imported, and a command line that names a command gets an app
+holding that command alone (building every command costs typer ~10 ms). `app` (every
+command) is built on first use, for shell completion, help and tests.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
-
-import typer
 
 from roscoe import __version__
-from roscoe.cli.context import CliState
-from roscoe.config.settings import ENV_DEBUG
 
+# Not typing.TYPE_CHECKING: importing typing alone costs `roscoe --version` several ms.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    import typer
+
+    from roscoe.cli.context import CliState
     from roscoe.errors import RoscoeError
 
-app = typer.Typer(
-    name="roscoe",
-    help=(
-        "Run scripts against exactly one case folder, in a scoped, short-lived container "
-        "on Docker or Podman.\n\n"
-        "Examples:\n"
-        "  roscoe doctor\n"
-        "  roscoe run demo-case create_file_inventory.py -- --format md\n"
-        "  roscoe config show"
-    ),
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,  # main() renders errors; tracebacks only with --debug
-    context_settings={"help_option_names": ["-h", "--help"]},
-    add_completion=True,
-)
+
+class Command:
+    """Where a command lives: roscoe.cli.<module>.<attribute>, a command function or, for a
+    group, a typer app; with the click context settings it needs."""
+
+    __slots__ = ("attribute", "group", "module", "settings")
+
+    def __init__(
+        self,
+        module: str,
+        attribute: str,
+        *,
+        group: bool = False,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        self.module = module
+        self.attribute = attribute
+        self.group = group
+        self.settings = settings
 
 
-def _version_flag(value: bool) -> None:
-    if value:
-        # Deliberately nothing but the package version: this must not touch the docker SDK.
-        sys.stdout.write(f"roscoe {__version__}\n")
-        raise typer.Exit(0)
+# Every command and group, in the order of `roscoe --help`: the one place they are attached.
+COMMANDS: dict[str, Command] = {
+    "version": Command("version", "version_command"),
+    "doctor": Command("doctor", "doctor_command"),
+    "config": Command("config", "app", group=True),
+    "server": Command("server", "app", group=True),
+    "logs": Command("logs", "logs_command"),
+    # Options stop at CASE: everything after SCRIPT reaches the script untouched.
+    "run": Command("run", "run_command", settings={"allow_interspersed_args": False}),
+    "runs": Command("runs", "app", group=True),
+    "gc": Command("gc", "gc_command"),
+    "image": Command("image", "app", group=True),
+    "mcp": Command("mcp", "mcp_command"),
+}
+COMPLETION_VARIABLE = "_ROSCOE_COMPLETE"  # set by the shell when it asks for completions
 
 
-@app.callback()
-def root(
-    ctx: typer.Context,
-    runtime: str = typer.Option(
-        None,
-        "--runtime",
-        help="Container engine: docker, podman or auto. [env: ROSCOE_RUNTIME]",
-        show_default=False,
-    ),
-    debug: bool = typer.Option(
-        False, "--debug", help="Show tracebacks and every engine call.", envvar=ENV_DEBUG
-    ),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only results and errors."),
-    version: bool = typer.Option(
-        False,
-        "--version",
-        callback=_version_flag,
-        is_eager=True,
-        help="Print roscoe's version and exit.",
-    ),
-) -> None:
-    """Run scripts against exactly one case folder, in a scoped container."""
-    if debug:
-        logging.basicConfig(
-            level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s"
-        )
-        for noisy in ("urllib3", "docker"):
-            logging.getLogger(noisy).setLevel(logging.INFO)
-    # main() hands its CliState in (it reads `json` back when a command fails).
-    cli = ctx.obj if isinstance(ctx.obj, CliState) else CliState()
-    cli.runtime, cli.debug, cli.quiet = runtime, debug, quiet
-    ctx.obj = cli
-    from roscoe.cli import render
+def build_app(only: str | None = None) -> typer.Typer:
+    """The typer app with every command, or with the command `only` alone."""
+    import importlib
 
-    render.set_quiet(quiet)
-    ctx.call_on_close(cli.close)
+    from roscoe.cli.root import new_app
+
+    app = new_app()
+    for name, command in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(importlib.import_module(f"roscoe.cli.{command.module}"), command.attribute)
+        if command.group:
+            app.add_typer(target, name=name)
+        else:
+            app.command(name, context_settings=command.settings)(target)
+    return app
 
 
-# Registrations. Each module holds one command or one group; keep this block the only
-# place commands are attached to the app.
-from roscoe.cli import doctor as _doctor  # noqa: E402
-from roscoe.cli import version as _version  # noqa: E402
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # every command: built on first use
+        app = build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-app.command("version")(_version.version_command)
-app.command("doctor")(_doctor.doctor_command)
-from roscoe.cli import config as _config  # noqa: E402
 
-app.add_typer(_config.app, name="config")
-from roscoe.cli import logs as _logs  # noqa: E402
-from roscoe.cli import server as _server  # noqa: E402
+def command_named(args: list[str]) -> str | None:
+    """The command a command line names: the first word that is neither a global option nor
+    the value of --runtime (None when there is none)."""
+    words = iter(args)
+    for word in words:
+        if word == "--runtime":
+            next(words, None)
+        elif word == "--":
+            return None
+        elif not word.startswith("-"):
+            return word
+    return None
 
-app.add_typer(_server.app, name="server")
-app.command("logs")(_logs.logs_command)
-from roscoe.cli import gc as _gc  # noqa: E402
-from roscoe.cli import run as _run  # noqa: E402
-from roscoe.cli import runs as _runs  # noqa: E402
 
-# Options stop at CASE: everything after SCRIPT reaches the script untouched.
-app.command("run", context_settings={"allow_interspersed_args": False})(_run.run_command)
-app.add_typer(_runs.app, name="runs")
-app.command("gc")(_gc.gc_command)
-from roscoe.cli import image as _image  # noqa: E402
+def run() -> NoReturn:
+    """The console script: main(), then out of the process at once.
 
-app.add_typer(_image.app, name="image")
-from roscoe.cli import mcp as _mcp  # noqa: E402
+    Python's own shutdown (tearing down every module it imported, collecting what is left)
+    costs a command like `roscoe run` tens of milliseconds after its work is done. By then
+    everything roscoe writes is written and closed (records, output, the engine's
+    connections), so only the standard streams are flushed before leaving.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:  # sys.exit("message"), as Python does it
+            sys.stderr.write(f"{exc.code}\n")
+            code = 1
+    import contextlib
 
-app.command("mcp")(_mcp.mcp_command)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
+            stream.flush()
+    os._exit(code)
 
 
 def main() -> None:
-    """Console-script entry point, and the one place errors are caught.
+    """The command line, and the one place errors are caught.
 
     A RoscoeError prints its message and hint (or, under --json, one JSON document
     {"error": {"message", "hint", "exit_code"}} on stdout) and exits with its code; so do the
     usage errors typer finds in the command line. Tracebacks only with --debug.
     """
+    args = sys.argv[1:]
+    if args == ["--version"]:  # the one answer that needs nothing else
+        sys.stdout.write(f"roscoe {__version__}\n")
+        return
+    import gc
+
+    # Startup allocates much and frees little: collecting garbage meanwhile costs ~10% of it.
+    # cli.context.state(), where every command starts, turns the collector back on.
+    gc.disable()
+    try:
+        _main(args)
+    finally:
+        gc.enable()
+
+
+def _main(args: list[str]) -> None:
     from roscoe.cli.context import CliState
+    from roscoe.config.settings import ENV_DEBUG
     from roscoe.errors import RoscoeError
 
-    args = sys.argv[1:]
     debug = "--debug" in args or os.environ.get(ENV_DEBUG, "") not in ("", "0")
+    named = command_named(args)
+    completing = COMPLETION_VARIABLE in os.environ
+    app = build_app(only=None if completing or named not in COMMANDS else named)
     cli = CliState()
     try:
         # Not standalone: typer's own usage errors reach this function too (see _usage_error).

@@ -51,9 +51,10 @@ def show_command(
       roscoe config show --json | jq '.settings.port'
     """
     from roscoe.config.file import effective
+    from roscoe.images.version import pinned_image
 
     st = state(ctx, check_settings=False)
-    report = effective(st.settings, {"engine": st.runtime})
+    report = effective(st.settings, {"engine": st.runtime}, pinned_image=pinned_image())
     if json_output:
         render.print_json(report.to_json())
         return
@@ -95,11 +96,12 @@ def get_command(
     from roscoe.config.file import effective
     from roscoe.config.settings import SETTINGS
     from roscoe.errors import UsageError
+    from roscoe.images.version import pinned_image
 
     if key not in SETTINGS:
         raise UsageError(f"unknown setting '{key}'", hint=f"known settings: {', '.join(SETTINGS)}")
     st = state(ctx, check_settings=False)
-    report = effective(st.settings, {"engine": st.runtime})
+    report = effective(st.settings, {"engine": st.runtime}, pinned_image=pinned_image())
     value = next(r.value for r in report.values if r.key == key)
     typer.echo(_text(value))
 

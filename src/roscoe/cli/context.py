@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,9 @@ def state(ctx: typer.Context, *, check_settings: bool = True) -> CliState:
     --help always works): an invalid setting in the environment or the config file stops it
     with exit 2. The `config` commands pass check_settings=False: they are how one repairs it.
     """
+    if not gc.isenabled():  # main() turned it off for the startup, which is over
+        gc.freeze()  # what startup made lives as long as the process: never scan it again
+        gc.enable()
     obj = ctx.find_root().obj
     if not isinstance(obj, CliState):  # commands invoked without the root callback (tests)
         obj = CliState()

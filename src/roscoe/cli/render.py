@@ -31,7 +31,7 @@ def console(stderr: bool = False) -> Console:
             # roscoe's own markup ([bold]) stays; text from elsewhere goes through escape().
             emoji=False,
             soft_wrap=True,
-            **({"color_system": None} if plain else {}),
+            color_system=None if plain else "auto",
         )
     return _consoles[key]
 

@@ -1,25 +1,22 @@
 """Reading the effective settings, and changing config.toml without losing its comments.
 
 Reading goes through settings.py (tomllib); writing uses tomlkit so that a user's comments,
-ordering and layout survive `roscoe config set` / `unset`. Every write is atomic: a temp file
-in the same folder, fsync, then rename, so a crash never leaves half a config file behind.
+ordering and layout survive `roscoe config set` / `unset`. Every write is atomic
+(config/atomic.py), so a crash never leaves half a config file behind.
 Returns results; never prints.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roscoe.config import paths
+from roscoe.config.atomic import write_atomic
 from roscoe.config.settings import SETTINGS, Resolved, Settings, validate
 from roscoe.errors import UsageError
-from roscoe.images.version import pinned_image
 
 if TYPE_CHECKING:
     from tomlkit import TOMLDocument
@@ -66,8 +63,13 @@ def source_kind(source: str) -> str:
     return {"config file": "config"}.get(source, source)
 
 
-def effective(settings: Settings, flags: dict[str, Any] | None = None) -> ConfigReport:
-    """Resolve every setting (flags > env > config file > default). Invalid file: UsageError."""
+def effective(
+    settings: Settings, flags: dict[str, Any] | None = None, *, pinned_image: str | None = None
+) -> ConfigReport:
+    """Resolve every setting (flags > env > config file > default). Invalid file: UsageError.
+
+    `pinned_image` is what no image means (images.version.pinned_image(), which config/ does
+    not import: it sits below images/)."""
     flags = flags or {}
     values = []
     for key in SETTINGS:
@@ -75,8 +77,8 @@ def effective(settings: Settings, flags: dict[str, Any] | None = None) -> Config
         # Show what "no value" means for these two: the real default path and image.
         if key == "workspace":
             found = settings.workspace(flags.get(key))
-        elif key == "image" and found.value is None:
-            found = Resolved(key, pinned_image(), found.source)
+        elif key == "image" and found.value is None and pinned_image is not None:
+            found = Resolved(key, pinned_image, found.source)
         values.append(found)
     path = settings.config_path
     return ConfigReport(path, path.is_file(), values)
@@ -184,28 +186,17 @@ def _is_blank(table: Any) -> bool:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file + rename in the same folder; keep the file's mode; follow a symlink
-    to the real file (dotfile managers link config files) instead of replacing the link."""
+    """Write the file atomically (config.atomic), keeping its mode; follow a symlink to the
+    real file (dotfile managers link config files) instead of replacing the link."""
     target = path.resolve() if path.is_symlink() else path
     if text and not text.endswith("\n"):
         text += "\n"
     try:
         paths.ensure_dir(target.parent)
         mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        write_atomic(target, text, mode=mode)
     except OSError as exc:
         raise UsageError(
             f"cannot write {path}: {exc.strerror or exc}",
             hint="set ROSCOE_CONFIG_DIR to a folder you can write",
         ) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -39,4 +39,8 @@ def serve(backend: LocalBackend) -> None:
     try:
         anyio.run(main)
     finally:
+        # Clients send SIGTERM shortly after closing stdin, then SIGKILL: a second signal must
+        # not cut the clean-up short while containers are being stopped and removed.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         backend.close()

@@ -18,7 +18,8 @@ from typing import Any
 from roscoe.client import format_record
 from roscoe.errors import RoscoeError
 from roscoe.mcp.backend import Backend, Principal, RunAsk, RunView
-from roscoe.service.validate import MAX_ARG_CHARS, MAX_ARGS, MAX_NAME_CHARS
+from roscoe.runs.workspace import MAX_NAME_CHARS
+from roscoe.service.validate import MAX_ARG_CHARS, MAX_ARGS
 
 # How much output a tool result carries: the end of it, where the outcome usually is.
 OUTPUT_TAIL_BYTES = 16 * 1024

@@ -40,6 +40,7 @@ from roscoe.config.settings import (
     from_environment,
 )
 from roscoe.labels import (
+    LABEL_CONFIG_HASH,
     LABEL_IMAGE_VERSION,
     LABEL_KIND,
     LABEL_MANAGED_BY,
@@ -67,8 +68,6 @@ ENV_TOOLS_DIR = env_name("tools_dir")
 # After the grace, the service cancels what still runs and waits for those containers to be
 # stopped and removed; `server stop` must wait at least this much longer before SIGKILL.
 CANCEL_MARGIN_S = 20.0
-
-LABEL_CONFIG_HASH = "io.roscoe.config-hash"
 
 # The runner's container log, capped by the engine (see RunnerConfig.log_config).
 LOG_MAX_SIZE = "10m"

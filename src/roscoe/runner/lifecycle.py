@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from roscoe.config import paths
 from roscoe.config.settings import ENV_HOST_WORKSPACE, ENV_SHUTDOWN_GRACE, SHUTDOWN_GRACE_S
 from roscoe.errors import OperationFailed
+from roscoe.labels import LABEL_CONFIG_HASH
 from roscoe.runner import container as runner
 from roscoe.runner import health
 from roscoe.runner import store as state
@@ -31,7 +32,7 @@ from roscoe.runner.launch import (
     likely_cause,
     wait_ready,
 )
-from roscoe.runner.layout import CANCEL_MARGIN_S, ENV_PORT, LABEL_CONFIG_HASH, RunnerConfig
+from roscoe.runner.layout import CANCEL_MARGIN_S, ENV_PORT, RunnerConfig
 from roscoe.runner.plan import (
     DEFAULT_STOP_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,

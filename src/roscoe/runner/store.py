@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from roscoe.config import paths
+from roscoe.config.atomic import write_atomic
 from roscoe.errors import OperationFailed
 
 
@@ -42,13 +43,9 @@ class StartSettings:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only, atomically."""
+    """Write a file readable by its owner only, atomically (config.atomic)."""
     paths.ensure_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text, mode=0o600)
 
 
 def read_container_id() -> str | None:

@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 from roscoe.config import paths
+from roscoe.config.atomic import write_atomic
 from roscoe.errors import OperationFailed, UsageError
 
 
@@ -60,19 +61,8 @@ def read_token(path: Path) -> str:
 def _create(path: Path) -> str:
     token = secrets.token_urlsafe(32)
     paths.ensure_dir(path.parent)  # 0700: no other host user reaches the token
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    # O_EXCL + 0600 from the first byte; the rename makes the token appear whole or not at all.
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(token + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            # link() refuses to replace: if another process created the token meanwhile, use theirs.
-            os.link(temporary, path)
-        except FileExistsError:
-            return read_token(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    # 0600 from the first byte, whole or not at all; never replacing a token another process
+    # created meanwhile (theirs is used then).
+    if not write_atomic(path, token + "\n", mode=0o600, replace=False):
+        return read_token(path)
     return token

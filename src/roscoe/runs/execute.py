@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roscoe.errors import ExitCode, RoscoeError
@@ -154,21 +156,55 @@ def execute(
         env_names=sorted(spec.env),
     )
     tracker.ready()  # the script must not start before the case has been walked
+    # Records are fsynced (config.atomic): each write is made while the engine works anyway,
+    # the first while it starts the container, the last while it removes it.
+    where = make_run_dir(plan.run_id)
+    first_record = _Later(write_record, replace(record))
     try:
         record = _supervise(
-            engine, spec, plan, container_id, record, on_output=on_output, cancel=cancel
+            engine,
+            spec,
+            plan,
+            container_id,
+            record,
+            where=where,
+            on_output=on_output,
+            cancel=cancel,
         )
-        if record.status != "error":  # the container has stopped: walk while it is removed
+        if record.status != RunStatus.ERROR:  # the container has stopped: walk the case
             tracker.end()
+        record.changes = tracker.result()
+        first_record.wait()
+        last_record = _Later(write_record, record)
     finally:
         try:
             engine.run_remove(container_id)
         except RoscoeError as exc:
             # gc removes it later (it is labelled); the outcome of the run still stands.
             log.warning("run %s: %s", plan.run_id, exc.message)
-    record.changes = tracker.result()
-    write_record(record)
+    last_record.wait()
     return record
+
+
+class _Later:
+    """A call made in a thread of its own, meanwhile; wait() waits for it and raises what it
+    raised."""
+
+    def __init__(self, call: Callable[..., object], *args: object) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(call, *args), daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Callable[..., object], *args: object) -> None:
+        try:
+            call(*args)
+        except BaseException as exc:
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _supervise(
@@ -178,11 +214,10 @@ def _supervise(
     container_id: str,
     record: RunRecord,
     *,
+    where: Path,
     on_output: OnOutput | None,
     cancel: threading.Event | None,
 ) -> RunRecord:
-    where = make_run_dir(plan.run_id)
-    write_record(record)
     sink = OutputSink(where / OUTPUT_FILE, on_output)
     clock = time.monotonic()
     stopped_for: str | None = None

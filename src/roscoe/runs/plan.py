@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from roscoe import __version__
@@ -62,7 +62,6 @@ class RunPlan:
     env: dict[str, str]
     user: str
     memory_bytes: int
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> RunPlan:

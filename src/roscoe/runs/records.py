@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from roscoe.config import paths
+from roscoe.config.atomic import write_atomic
 from roscoe.errors import UsageError
 from roscoe.runs.outcome import RunStatus
 
@@ -32,7 +31,7 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 def new_run_id() -> str:
     """Sortable by start time, unique across concurrent runs: 20261121-112715-3f9a1c2e."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + os.urandom(4).hex()
 
 
 def is_run_id(name: str) -> bool:
@@ -162,39 +161,38 @@ def make_run_dir(run_id: str) -> Path:
     return where
 
 
-def hand_over(path: Path) -> None:
-    """Give a new file or folder under runs/ to the runs folder's owner, when we are root.
+def runs_owner() -> tuple[int, int] | None:
+    """Who new files and folders under runs/ must belong to: the runs folder's owner when we
+    are root and it is not (None: leave them ours).
 
     Under a root roscoe, `roscoe server start` hands runs/ to the runner's unprivileged user,
     so that its service can list and read every run; the CLI's records must follow, or the
     service would see only its own. The data dir above stays 0700 root: nobody else gets in.
     """
     if os.getuid() != 0:
-        return
+        return None
     owner = paths.runs_dir().stat()
-    if (owner.st_uid, owner.st_gid) != (0, 0):
-        os.chown(path, owner.st_uid, owner.st_gid)
+    if (owner.st_uid, owner.st_gid) == (0, 0):
+        return None
+    return owner.st_uid, owner.st_gid
+
+
+def hand_over(path: Path) -> None:
+    """Give a new file or folder under runs/ to the runs folder's owner (see runs_owner)."""
+    owner = runs_owner()
+    if owner is not None:
+        os.chown(path, *owner)
 
 
 def write_record(record: RunRecord) -> Path:
-    """Write run.json atomically (temp file + rename): readers never see half a record.
-
-    The temp file is mkstemp's, created 0600: records are readable by their owner only.
-    """
+    """Write run.json atomically (config.atomic): readers never see half a record, and a crash
+    leaves the previous one. 0600: records are readable by their owner only."""
     where = run_dir(record.id)
     if not where.is_dir():
         make_run_dir(record.id)
     target = where / RECORD_FILE
-    fd, temp = tempfile.mkstemp(prefix=".run-", suffix=".json", dir=where)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(record.to_json(), out, indent=2)
-            out.write("\n")
-        hand_over(Path(temp))
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(record.to_json(), indent=2) + "\n"
+    write_atomic(target, text, mode=0o600, owner=runs_owner())
     return target
 
 

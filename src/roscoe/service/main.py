@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from roscoe import __version__
 from roscoe.errors import RoscoeError
@@ -15,6 +16,9 @@ from roscoe.runner.layout import ServiceEnv
 from roscoe.service.api import ExecutionService
 from roscoe.service.log import JsonLog
 from roscoe.service.retention import RetentionJob
+
+if TYPE_CHECKING:
+    from roscoe.mcp.http import McpEndpoint
 
 
 def main() -> int:
@@ -39,7 +43,11 @@ def main() -> int:
     from roscoe.service.app import create_app
 
     route_library_logs(log)
-    server = Server(create_app(service), sock, service, grace, log)
+    mcp = _mcp_endpoint(service, log)
+    app = create_app(service, lifespans=[mcp.lifespan] if mcp else ())
+    if mcp is not None:
+        mcp.install(app)
+    server = Server(app, sock, service, grace, log)
     log(
         "service_started",
         port=port,
@@ -76,9 +84,21 @@ class _JsonLogHandler(logging.Handler):
         self._log("library", level=record.levelname.lower(), logger=record.name, message=message)
 
 
+def _mcp_endpoint(service: ExecutionService, log: JsonLog) -> McpEndpoint | None:
+    """/mcp, when the MCP SDK is installed (roscoe[mcp]; the runner image has it)."""
+    try:
+        from roscoe.mcp.http import McpEndpoint
+    except ImportError:
+        log("mcp_unavailable", level="warning", reason="the MCP SDK (roscoe[mcp]) is not installed")
+        return None
+    return McpEndpoint(service)
+
+
 def route_library_logs(log: JsonLog) -> None:
     handler = _JsonLogHandler(log)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "roscoe"):
+    # The root logger too: a library that logs (the MCP SDK sets up a handler of its own on
+    # the root when it finds none) must not write past the JSON log and its redaction.
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access", "roscoe", "mcp"):
         logger = logging.getLogger(name)
         logger.handlers = [handler]
         logger.propagate = False

@@ -109,7 +109,8 @@ class ServiceProtocol(H11Protocol):
 
     def _too_slow(self) -> None:
         self._timer = None
-        if self.cycle is None and self._raw_transport and not self._raw_transport.is_closing():
+        cycle: object = self.cycle  # uvicorn's stubs call it never None; it is, between requests
+        if cycle is None and self._raw_transport and not self._raw_transport.is_closing():
             self._send_raw(
                 408,
                 "Request Timeout",

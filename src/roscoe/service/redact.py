@@ -82,11 +82,6 @@ def _mask_named(match: re.Match[str]) -> str:
     return f"{match.group('name')}{match.group('sep')}{match.group('quote')}{MASK}"
 
 
-def redact_env(env: Mapping[str, str]) -> dict[str, str]:
-    """Variables with credential-looking names masked; the others passed through redact()."""
-    return {k: MASK if is_credential_name(k) else redact(v) for k, v in env.items()}
-
-
 def redact_fields(value: Any, secrets: Iterable[str] = ()) -> Any:
     """A structure (dicts, lists, strings) with credential fields masked, strings redacted."""
     secrets = tuple(secrets)
