@@ -29,9 +29,10 @@ unit: install ## only the tests that need no engine
 test-images: base-image ## the runner image from this tree, in both engines
 	bash scripts/build-test-images.sh
 
-lint:
+lint: ## ruff (lint and format) and mypy --strict on src, as CI runs them
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/mypy
 
 fmt:
 	$(BIN)/ruff check --fix src tests bench examples

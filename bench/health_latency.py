@@ -99,9 +99,7 @@ def create_runner(scratch: Path, image: str, inflight: int) -> tuple[Any, str, i
         shutdown_grace=1,
     )
     container, host = config.create_arguments()
-    container_id = engine.api.create_container(
-        **container, host_config=engine.api.create_host_config(**host)
-    )["Id"]
+    container_id = engine.create_container(container, host)
     return engine, container_id, port, token
 
 
@@ -115,7 +113,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="roscoe-bench-"))
     engine, container_id, port, token = create_runner(scratch, options.image, options.inflight)
     try:
-        engine.api.start(container_id)
+        engine.start_container(container_id)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -152,7 +150,7 @@ def main() -> int:
             time.sleep(0.2)
         print(summary(f"{options.inflight} runs in flight", measure(port, options.n)))
     finally:
-        engine.api.stop(container_id, timeout=60)  # the service cancels and removes its runs
+        engine.stop_container(container_id, 60)  # the service cancels and removes its runs
         engine.remove_container(container_id, force=True)
         engine.close()
         shutil.rmtree(scratch, ignore_errors=True)

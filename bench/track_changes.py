@@ -112,14 +112,14 @@ def compare(engine: str, reps: int, ws: Path, env: dict[str, str]) -> None:
 
 def phases(ws: Path) -> None:
     """One tracked run's work, step by step, without the engine (medians of 5)."""
-    from roscoe.runs import changes
+    from roscoe.runs import changes, hashcache
     from roscoe.runs.watch import CaseWatch
 
     case = ws / "projects" / "bench-case"
     cache_path = Path(tempfile.mkdtemp()) / "cache.json"
     snap = changes.walk(case)
-    changes.fill_hashes(snap, {})
-    cache_path.write_bytes(changes.cache_text(snap))
+    hashcache.fill_hashes(snap, {})
+    cache_path.write_bytes(hashcache.cache_text(snap))
     steps: dict[str, list[float]] = {}
 
     def clock(name: str, started: float) -> float:
@@ -129,12 +129,12 @@ def phases(ws: Path) -> None:
 
     for index in range(5):
         t = time.perf_counter()
-        cache = changes.load_cache(cache_path)
+        cache = hashcache.load_cache(cache_path)
         t = clock("load the hash cache", t)
         watch = CaseWatch()
         before = changes.walk(case, watch=watch)
         t = clock("before-walk (stat, watch)", t)
-        changes.fill_hashes(before, cache)
+        hashcache.fill_hashes(before, cache)
         watch.touched()  # what the hashing itself opened
         clock("hashes from the cache", t)
         (case / "report.txt").write_text(f"run {index}\n")  # what the script does
@@ -147,7 +147,7 @@ def phases(ws: Path) -> None:
         full = changes.walk(case)
         changes.compare(before, full)
         t = clock("(a full after-walk instead)", t)
-        changes.cache_text(after)
+        hashcache.cache_text(after)
         clock("(a cache rewrite, when due)", t)
     print("inside one tracked run (medians of 5, in-process):")
     for name, times in steps.items():

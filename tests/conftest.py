@@ -36,6 +36,7 @@ from helpers_infra import (
     mount_options,
     rootless_podman_settings,
 )
+from roscoe.engine import Engine
 
 # Variables that would leak a developer's own setup into tests.
 LEAKY_VARS = [
@@ -87,7 +88,7 @@ def engine_env(
 
 
 @pytest.fixture
-def engine(engine_env: dict[str, str], engine_name: str) -> Iterator[object]:
+def engine(engine_env: dict[str, str], engine_name: str) -> Iterator[Engine]:
     """A connected roscoe Engine on the real engine."""
     from roscoe.engine import connect
     from roscoe.errors import EngineError
@@ -101,12 +102,12 @@ def engine(engine_env: dict[str, str], engine_name: str) -> Iterator[object]:
     connected.close()
 
 
-def _image_present(engine: object, ref: str) -> bool:
-    return engine.image_inspect(ref) is not None  # type: ignore[attr-defined]
+def _image_present(engine: Engine, ref: str) -> bool:
+    return engine.image_inspect(ref) is not None
 
 
 @pytest.fixture
-def base_image(engine: object, engine_name: str) -> str:
+def base_image(engine: Engine, engine_name: str) -> str:
     """The small Debian image with python3 (scripts/build-base-image.sh)."""
     if not _image_present(engine, BASE_IMAGE):
         skip_or_fail(f"{BASE_IMAGE} is not built on {engine_name} (make base-image)", engine_name)
@@ -114,7 +115,7 @@ def base_image(engine: object, engine_name: str) -> str:
 
 
 @pytest.fixture
-def runner_image(engine: object, engine_name: str) -> str:
+def runner_image(engine: Engine, engine_name: str) -> str:
     """The runner image (make build-image)."""
     if not _image_present(engine, RUNNER_IMAGE):
         skip_or_fail(
@@ -131,7 +132,7 @@ def unique_name() -> str:
 
 @pytest.fixture
 def runner_env(
-    engine: object, engine_env: dict[str, str], runner_image: str, unique_name: str
+    engine: Engine, engine_env: dict[str, str], runner_image: str, unique_name: str
 ) -> Iterator[dict[str, str]]:
     """Environment for a roscoe process driving this test's own runner; cleans up after."""
     env = {
@@ -140,7 +141,7 @@ def runner_env(
         "ROSCOE_PORT": str(free_port()),
     }
     yield env
-    engine.remove_container(unique_name, force=True)  # type: ignore[attr-defined]
+    engine.remove_container(unique_name, force=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,9 +9,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from roscoe.engine.protocols import GcEngine
 from roscoe.labels import LABEL_MANAGED_BY, MANAGED_BY_VALUE
 
 ENGINE_HOSTS = {
@@ -44,10 +46,10 @@ def roscoe(
     )
 
 
-def roscoe_containers(engine: object, **labels: str) -> list[dict[str, object]]:
+def roscoe_containers(engine: GcEngine, **labels: str) -> list[dict[str, Any]]:
     """Every container roscoe created carrying the given extra labels (any state)."""
     wanted = {LABEL_MANAGED_BY: MANAGED_BY_VALUE, **labels}
-    return engine.containers(wanted, all=True)  # type: ignore[attr-defined, no-any-return]
+    return engine.containers(wanted, all=True)
 
 
 # What ROSCOE_REQUIRE_ENGINES may name: the two engines, and what scripts/engines.sh sets up

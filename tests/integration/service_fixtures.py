@@ -104,7 +104,7 @@ class LiveService:
         return self.request("GET", "/health", token=None, timeout=10).json()  # type: ignore[no-any-return]
 
     def logs(self) -> str:
-        raw = self.engine.api.logs(self.container_id, stdout=True, stderr=True)
+        raw = b"".join(data for _, data in self.engine.stream_logs(self.container_id))
         return raw.decode("utf-8", errors="replace")
 
     def run_containers(self) -> list[dict[str, Any]]:
@@ -199,13 +199,11 @@ def start_service(  # noqa: PLR0917 - pytest hands fixtures over by name
             shutdown_grace=shutdown_grace,
         )
         container, host = config.create_arguments()
-        created = engine.api.create_container(
-            **container, host_config=engine.api.create_host_config(**host)
-        )
+        created = engine.create_container(container, host)
         live = LiveService(
             engine=engine,
             engine_name=engine_name,
-            container_id=created["Id"],
+            container_id=created,
             name=config.name,
             port=config.port,
             token=token_file.read_text().strip(),
@@ -213,7 +211,7 @@ def start_service(  # noqa: PLR0917 - pytest hands fixtures over by name
             runs_dir=runs,
         )
         started.append(live)
-        engine.api.start(live.container_id)
+        engine.start_container(live.container_id)
         _wait_ready(live)
         return live
 

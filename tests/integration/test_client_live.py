@@ -38,7 +38,7 @@ def test_the_agent_tool_against_the_live_service(
     assert "token mismatch" in run_case_script(DEMO_CASE, DEMO_SCRIPT)
     monkeypatch.delenv("ROSCOE_TOKEN")
 
-    live.engine.api.stop(live.container_id, timeout=30)
+    live.engine.stop_container(live.container_id, 30)
     down = run_case_script(DEMO_CASE, DEMO_SCRIPT)
     assert down.startswith("System error:"), down
     assert "roscoe server start" in down

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from roscoe import __version__
+from roscoe.engine import Engine
 from roscoe.images.version import OCI_VERSION_LABEL
 
 pytestmark = [pytest.mark.engine, pytest.mark.image]
@@ -49,8 +50,9 @@ def run_in_image(
         )
 
 
-def test_labels_carry_this_roscoe_version(engine: object, runner_image: str) -> None:
-    inspect = engine.image_inspect(runner_image)  # type: ignore[attr-defined]
+def test_labels_carry_this_roscoe_version(engine: Engine, runner_image: str) -> None:
+    inspect = engine.image_inspect(runner_image)
+    assert inspect is not None
     labels = inspect["Config"]["Labels"]
     assert labels[OCI_VERSION_LABEL] == __version__
     for key in ("source", "revision", "created", "title", "description", "licenses"):
@@ -58,9 +60,10 @@ def test_labels_carry_this_roscoe_version(engine: object, runner_image: str) -> 
 
 
 def test_default_user_is_taskrunner_uid_1000(
-    engine: object, engine_host: str, runner_image: str, unique_name: str
+    engine: Engine, engine_host: str, runner_image: str, unique_name: str
 ) -> None:
-    inspect = engine.image_inspect(runner_image)  # type: ignore[attr-defined]
+    inspect = engine.image_inspect(runner_image)
+    assert inspect is not None
     assert inspect["Config"]["User"] == "taskrunner"
     assert inspect["Config"]["Cmd"] == ["python", "-m", "roscoe.service"]
     # Without --user: the image's own default user.

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import roscoe
+from roscoe.engine import Engine
 
 pytestmark = pytest.mark.engine
 
@@ -31,7 +32,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def runner(
-    engine: object, engine_env: dict[str, str], runner_image: str, unique_name: str
+    engine: Engine, engine_env: dict[str, str], runner_image: str, unique_name: str
 ) -> Iterator[dict[str, str]]:
     """A started runner of this test's own; removed afterwards."""
     env = {**engine_env, "ROSCOE_CONTAINER_NAME": unique_name, "ROSCOE_PORT": str(free_port())}
@@ -40,7 +41,7 @@ def runner(
         assert done.returncode == 0, done.stderr.decode()
         yield env
     finally:
-        engine.remove_container(unique_name, force=True)  # type: ignore[attr-defined]
+        engine.remove_container(unique_name, force=True)
 
 
 def poke(env: dict[str, str], marker: str) -> None:

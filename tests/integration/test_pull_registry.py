@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from helpers import ENGINE_HOSTS, REGISTRY, roscoe, skip_or_fail
+from roscoe.engine import Engine
 from roscoe.images.choice import ImageChoice
 from roscoe.images.ensure import ensure_image
 
@@ -133,8 +134,8 @@ def unused_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_pull_shows_plain_progress_and_the_image_is_there(absent: str, engine: object) -> None:
-    assert engine.image_inspect(absent) is None  # type: ignore[attr-defined]
+def test_pull_shows_plain_progress_and_the_image_is_there(absent: str, engine: Engine) -> None:
+    assert engine.image_inspect(absent) is None
     result = roscoe("image", "pull", "--image", absent)
     assert result.returncode == 0, result.stderr
     err = result.stderr.decode()
@@ -143,7 +144,7 @@ def test_pull_shows_plain_progress_and_the_image_is_there(absent: str, engine: o
     assert "\x1b" not in err + result.stdout.decode()  # not a terminal: no escape codes
     assert "Traceback" not in err
     assert absent.rsplit(":", 1)[0] + "@sha256:" in result.stdout.decode()
-    assert engine.image_inspect(absent) is not None  # type: ignore[attr-defined]
+    assert engine.image_inspect(absent) is not None
 
 
 def test_show_json_after_a_pull_names_source_digest_and_version(
@@ -199,18 +200,18 @@ def test_an_unreachable_registry_fails_with_exit_4(engine_env: dict[str, str]) -
     assert "Traceback" not in err
 
 
-def test_pull_never_with_an_absent_image_is_exit_4(absent: str, engine: object) -> None:
+def test_pull_never_with_an_absent_image_is_exit_4(absent: str, engine: Engine) -> None:
     from roscoe.errors import ImageError
 
     with pytest.raises(ImageError) as caught:
-        ensure_image(engine, ImageChoice(absent, "--image"), "never")  # type: ignore[arg-type]
+        ensure_image(engine, ImageChoice(absent, "--image"), "never")
     assert caught.value.exit_code == 4
-    assert engine.image_inspect(absent) is None  # type: ignore[attr-defined]
+    assert engine.image_inspect(absent) is None
 
 
-def test_a_present_image_is_used_without_the_registry(engine: object, runner_image: str) -> None:
+def test_a_present_image_is_used_without_the_registry(engine: Engine, runner_image: str) -> None:
     # roscoe-runner:dev exists only here, never in a registry: "missing" must not pull it.
-    status = ensure_image(engine, ImageChoice(runner_image, "--image"))  # type: ignore[arg-type]
+    status = ensure_image(engine, ImageChoice(runner_image, "--image"))
     assert status.present and not status.pulled
     assert status.version_match.status == "match"
 
@@ -225,7 +226,7 @@ def test_local_dev_image_show(runner_image: str, engine_env: dict[str, str]) -> 
 
 
 def test_two_concurrent_pulls_of_the_same_image_both_succeed(
-    absent: str, engine: object, engine_env: dict[str, str]
+    absent: str, engine: Engine, engine_env: dict[str, str]
 ) -> None:
     import sys
 
@@ -236,4 +237,4 @@ def test_two_concurrent_pulls_of_the_same_image_both_succeed(
     outcomes = [process.communicate(timeout=300) for process in (first, second)]
     for process, (_, err) in zip((first, second), outcomes, strict=True):
         assert process.returncode == 0, err.decode()
-    assert engine.image_inspect(absent) is not None  # type: ignore[attr-defined]
+    assert engine.image_inspect(absent) is not None

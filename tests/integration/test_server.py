@@ -83,12 +83,10 @@ def test_stale_stored_id_is_recovered(engine, runner_env, unique_name) -> None:
 
 
 def test_foreign_container_needs_replace(engine, runner_env, unique_name, base_image) -> None:
-    foreign = engine.api.create_container(  # no roscoe labels: someone else's container
-        base_image,
-        command=["sleep", "300"],
-        name=unique_name,
-        host_config=engine.api.create_host_config(network_mode="none"),
-    )["Id"]
+    foreign = engine.create_container(  # no roscoe labels: someone else's container
+        {"image": base_image, "command": ["sleep", "300"], "name": unique_name},
+        {"network_mode": "none"},
+    )
     refused = start(runner_env)
     assert refused.returncode == 1
     assert b"--replace" in refused.stderr
@@ -104,7 +102,7 @@ def test_foreign_container_needs_replace(engine, runner_env, unique_name, base_i
 def test_stopped_runner_is_replaced(engine, runner_env, unique_name) -> None:
     ok(start(runner_env))
     old = engine.inspect_container(unique_name)["Id"]
-    engine.api.stop(old, timeout=30)
+    engine.stop_container(old, 30)
     done = ok(start(runner_env))
     assert b"replaced" in done.stdout
     new = engine.inspect_container(unique_name)
@@ -242,14 +240,20 @@ def test_stop_timeout_zero_kills_at_once(engine, runner_env, unique_name) -> Non
 
 def test_unpinned_image_warns_on_start(engine, runner_env, unique_name) -> None:
     repository = f"roscoe-test-old-{uuid.uuid4().hex[:10]}"
-    engine.api.tag("roscoe-runner:dev", repository, "latest")
+    host = runner_env["DOCKER_HOST"]
+    # The docker CLI speaks to either engine's API; roscoe itself has no tag or rmi.
+    subprocess.run(
+        ["docker", "-H", host, "tag", "roscoe-runner:dev", f"{repository}:latest"], check=True
+    )
     try:
         done = ok(roscoe("server", "start", "--image", f"{repository}:latest", env=runner_env))
         assert b"warning:" in done.stderr
         assert b"not pinned" in done.stderr
     finally:
         engine.remove_container(unique_name, force=True)
-        engine.api.remove_image(f"{repository}:latest")
+        subprocess.run(
+            ["docker", "-H", host, "rmi", f"{repository}:latest"], check=True, capture_output=True
+        )
 
 
 @pytest.mark.parametrize("wait", ["0", "-1"])

@@ -15,6 +15,7 @@ from test_pull_registry import dk, in_registry
 from test_server import ok, status_json
 
 from helpers import ENGINE_HOSTS, RUNNER_IMAGE, roscoe, skip_or_fail
+from roscoe.engine import Engine
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -37,23 +38,23 @@ def absent_runner(pushed_runner: str, engine_env: dict[str, str]) -> Iterator[st
 
 
 def test_start_pulls_the_absent_image_with_progress(
-    engine: object, runner_env: dict[str, str], absent_runner: str
+    engine: Engine, runner_env: dict[str, str], absent_runner: str
 ) -> None:
-    assert engine.image_inspect(absent_runner) is None  # type: ignore[attr-defined]
+    assert engine.image_inspect(absent_runner) is None
     done = ok(roscoe("server", "start", "--image", absent_runner, env=runner_env))
     shown = done.stderr.decode()
     assert f"pulling {absent_runner}" in shown
     assert "\x1b[" not in shown  # not a terminal: plain lines
-    assert engine.image_inspect(absent_runner) is not None  # type: ignore[attr-defined]
+    assert engine.image_inspect(absent_runner) is not None
     code, status = status_json(runner_env)
     assert (code, status["state"], status["image"]) == (0, "running", absent_runner)
     ok(roscoe("server", "stop", env=runner_env))
 
 
 def test_start_with_pull_never_and_an_absent_image_is_exit_4(
-    engine: object, runner_env: dict[str, str], absent_runner: str, unique_name: str
+    engine: Engine, runner_env: dict[str, str], absent_runner: str, unique_name: str
 ) -> None:
     done = roscoe("server", "start", "--image", absent_runner, "--pull", "never", env=runner_env)
     assert done.returncode == 4, done.stderr.decode()
     assert "--pull never" in done.stderr.decode()
-    assert engine.inspect_container(unique_name) is None  # type: ignore[attr-defined]
+    assert engine.inspect_container(unique_name) is None

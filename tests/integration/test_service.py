@@ -168,7 +168,7 @@ def test_sigterm_with_a_run_in_flight_leaves_no_orphans(start_service: Any) -> N
     live.wait_for(lambda: bool(live.run_containers()), "the run's container")
     live.wait_for(lambda: live.health()["runs_in_flight"] == 1, "the run in flight")
     # docker/podman stop: SIGTERM, then SIGKILL only after the (long) timeout.
-    live.engine.api.stop(live.container_id, timeout=60)
+    live.engine.stop_container(live.container_id, 60)
     request.join(60)
     state = live.engine.inspect_container(live.container_id)["State"]
     assert state["ExitCode"] == 0, live.logs()

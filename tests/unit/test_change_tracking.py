@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from roscoe.runs import changes, tracking, watch
+from roscoe.runs import changes, hashcache, tracking, watch
 from roscoe.runs.tracking import Tracker
 
 Change = Callable[[Path], None]
@@ -276,14 +276,14 @@ def test_over_the_hash_budget_the_record_says_so(
 
 def test_cache_round_trip(case: Path, tmp_path: Path) -> None:
     snapshot = changes.walk(case)
-    changes.fill_hashes(snapshot, {})
+    hashcache.fill_hashes(snapshot, {})
     where = tmp_path / "cache.json"
-    where.write_bytes(changes.cache_text(snapshot))
-    loaded = changes.load_cache(where)
+    where.write_bytes(hashcache.cache_text(snapshot))
+    loaded = hashcache.load_cache(where)
     assert loaded["a.txt"][4] == sha(b"alpha\n")
-    assert changes.load_cache(tmp_path / "absent.json") == {}
+    assert hashcache.load_cache(tmp_path / "absent.json") == {}
     (tmp_path / "bad.json").write_text("{not json")
-    assert changes.load_cache(tmp_path / "bad.json") == {}
+    assert hashcache.load_cache(tmp_path / "bad.json") == {}
 
 
 def test_watch_reports_paths(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from roscoe.engine.client import engine_version, kind_from_version
+from roscoe.engine.connect import engine_version, kind_from_version
 from roscoe.engine.detect import Probe, known_sockets, locate, runtime_choice
 from roscoe.errors import EngineError, UsageError
 

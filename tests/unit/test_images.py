@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 
 from roscoe import __version__
 from roscoe.config.settings import Settings
+from roscoe.engine.fake import FakeEngine, Published
 from roscoe.errors import ImageError, UsageError
 from roscoe.images.choice import ImageChoice, choose_image
 from roscoe.images.ensure import ensure_image, image_status
@@ -17,7 +17,6 @@ from roscoe.images.reference import parse_reference
 from roscoe.images.version import (
     DEV_IMAGE,
     OCI_VERSION_LABEL,
-    container_version_match,
     pinned_image,
     version_match,
 )
@@ -158,32 +157,25 @@ def inspect_data(version: str | None = __version__) -> dict[str, Any]:
     }
 
 
-class FakeEngine:
-    kind = "fake"
+def fake(*published: str) -> FakeEngine:
+    """The fake engine; the references given can be pulled from its registry."""
+    engine = FakeEngine(kind="fake")
+    for ref in published:
+        engine.registry[ref] = Published(
+            events=[{"status": "Status: Downloaded newer image"}], image=inspect_data()
+        )
+    return engine
 
-    def __init__(self, present: dict[str, Any] | None = None) -> None:
-        self.images: dict[str, dict[str, Any]] = {}
-        self.present = present
-        self.pulls: list[str] = []
-        self.containers: dict[str, dict[str, Any]] = {}
 
-    def image_inspect(self, ref: str) -> dict[str, Any] | None:
-        return self.images.get(ref)
-
-    def inspect_container(self, ref: str) -> dict[str, Any] | None:
-        return self.containers.get(ref)
-
-    def pull_stream(self, repository: str, tag: str) -> Iterator[dict[str, Any]]:
-        self.pulls.append(f"{repository}:{tag}")
-        self.images[f"{repository}:{tag}"] = inspect_data()
-        return iter([{"status": "Status: Downloaded newer image"}])
+def pulls(engine: FakeEngine) -> list[str | None]:
+    return [call.target for call in engine.calls if call.method == "pull_stream"]
 
 
 def test_a_present_image_is_used_without_any_pull() -> None:
-    engine = FakeEngine()
-    engine.images[pinned_image()] = inspect_data()
-    status = ensure_image(engine, ImageChoice(pinned_image(), "pinned"))  # type: ignore[arg-type]
-    assert engine.pulls == []
+    engine = fake(pinned_image())
+    engine.add_image(pinned_image(), data=inspect_data())
+    status = ensure_image(engine, ImageChoice(pinned_image(), "pinned"))
+    assert pulls(engine) == []
     assert status.present and not status.pulled
     assert status.version == __version__ and status.version_match.ok
     # The digest of this reference's repository, not another registry's.
@@ -192,53 +184,51 @@ def test_a_present_image_is_used_without_any_pull() -> None:
 
 
 def test_missing_image_is_pulled_under_the_default_policy() -> None:
-    engine = FakeEngine()
+    engine = fake("127.0.0.1:5000/team/img:v1")
     choice = ImageChoice("127.0.0.1:5000/team/img:v1", "--image")
-    status = ensure_image(engine, choice)  # type: ignore[arg-type]
-    assert engine.pulls == ["127.0.0.1:5000/team/img:v1"]
+    status = ensure_image(engine, choice)
+    assert pulls(engine) == ["127.0.0.1:5000/team/img:v1"]
     assert status.pulled and status.present
 
 
 def test_always_pulls_even_when_present_but_never_the_local_dev_image() -> None:
-    engine = FakeEngine()
-    engine.images["img:v1"] = inspect_data()
-    ensure_image(engine, ImageChoice("img:v1", "--image"), "always")  # type: ignore[arg-type]
-    assert engine.pulls == ["img:v1"]
-    engine.images[DEV_IMAGE] = inspect_data()
-    status = ensure_image(  # type: ignore[arg-type]
-        engine, ImageChoice(DEV_IMAGE, "--use-local-image"), "always"
-    )
-    assert engine.pulls == ["img:v1"]
+    engine = fake("img:v1", DEV_IMAGE)
+    engine.add_image("img:v1", data=inspect_data())
+    ensure_image(engine, ImageChoice("img:v1", "--image"), "always")
+    assert pulls(engine) == ["img:v1"]
+    engine.add_image(DEV_IMAGE, data=inspect_data())
+    status = ensure_image(engine, ImageChoice(DEV_IMAGE, "--use-local-image"), "always")
+    assert pulls(engine) == ["img:v1"]
     assert not status.pulled
 
 
 def test_never_with_an_absent_image_is_exit_4_with_a_hint() -> None:
-    engine = FakeEngine()
+    engine = fake("img:v1")
     with pytest.raises(ImageError) as caught:
-        ensure_image(engine, ImageChoice("img:v1", "--image"), "never")  # type: ignore[arg-type]
+        ensure_image(engine, ImageChoice("img:v1", "--image"), "never")
     assert caught.value.exit_code == 4
     assert "--pull never" in caught.value.message
     assert caught.value.hint is not None and "roscoe image pull" in caught.value.hint
-    assert engine.pulls == []
+    assert pulls(engine) == []
 
 
 def test_absent_local_dev_image_is_exit_4_and_never_pulled() -> None:
-    engine = FakeEngine()
+    engine = fake(DEV_IMAGE)
     with pytest.raises(ImageError) as caught:
-        ensure_image(engine, ImageChoice(DEV_IMAGE, "--use-local-image"))  # type: ignore[arg-type]
+        ensure_image(engine, ImageChoice(DEV_IMAGE, "--use-local-image"))
     assert caught.value.hint is not None and "make build-image" in caught.value.hint
-    assert engine.pulls == []
+    assert pulls(engine) == []
 
 
 def test_an_unknown_pull_policy_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
-        ensure_image(FakeEngine(), ImageChoice("img:v1", "--image"), "sometimes")  # type: ignore[arg-type]
+        ensure_image(fake("img:v1"), ImageChoice("img:v1", "--image"), "sometimes")
 
 
 def test_status_warns_about_a_version_that_differs_and_an_unpinned_reference() -> None:
-    engine = FakeEngine()
-    engine.images["img"] = inspect_data("0.0.1")
-    status = image_status(engine, ImageChoice("img", "--image"))  # type: ignore[arg-type]
+    engine = fake()
+    engine.add_image("img", data=inspect_data("0.0.1"))
+    status = image_status(engine, ImageChoice("img", "--image"))
     messages = [message for message, _ in status.warnings]
     assert any("not pinned" in m for m in messages)
     assert any("0.0.1" in m and __version__ in m for m in messages)
@@ -246,11 +236,3 @@ def test_status_warns_about_a_version_that_differs_and_an_unpinned_reference() -
     assert data["version_match"] == "differs"
     assert data["digest"] is None  # RepoDigests name other repositories
     assert set(data) >= {"ref", "source", "present", "image_id", "digest", "version"}
-
-
-def test_container_version_verdict_for_the_server() -> None:
-    engine = FakeEngine()
-    engine.containers["runner"] = inspect_data("0.0.1")
-    verdict = container_version_match(engine, "runner")  # type: ignore[arg-type]
-    assert verdict is not None and verdict.status == "differs"
-    assert container_version_match(engine, "gone") is None  # type: ignore[arg-type]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from datetime import datetime, timezone
 
 import pytest
 
 from roscoe.config.settings import LOGS_READ_TIMEOUT_S
+from roscoe.engine.fake import FakeEngine, Program
 from roscoe.engine.streams import LogFrames
 from roscoe.errors import UsageError
 from roscoe.runner import logs
@@ -71,27 +73,12 @@ def test_frames_of_one_stream_are_joined() -> None:
     assert pieces == [(1, b"ab"), (2, b"c"), (1, b"d")]
 
 
-class _Engine:
-    """Just enough of the Engine for runner_logs."""
-
-    def __init__(self, containers: dict[str, dict]) -> None:
-        self.containers = containers
-        self.asked: dict = {}
-
-    def inspect_container(self, ref: str) -> dict | None:
-        return self.containers.get(ref)
-
-    def stream_logs(self, ref: str, **kwargs: object):
-        self.asked = {"ref": ref, **kwargs}
-        return iter([(1, b"hello\n")])
-
-
 def test_no_runner_is_exit_1_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     from roscoe.config.settings import Settings
     from roscoe.errors import OperationFailed
 
     with pytest.raises(OperationFailed) as caught:
-        logs.runner_logs(_Engine({}), Settings())
+        logs.runner_logs(FakeEngine(), Settings())
     assert caught.value.exit_code == 1
     assert "roscoe server start" in (caught.value.hint or "")
 
@@ -101,20 +88,29 @@ def test_tail_and_timeout_are_asked_of_the_engine(monkeypatch: pytest.MonkeyPatc
     from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY
 
     monkeypatch.setenv("ROSCOE_LOGS_READ_TIMEOUT", "2")
-    ours = {
-        "Id": "abc",
-        "Name": "/roscoe-runner",
-        "Config": {"Labels": {LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"}, "Tty": False},
-        "State": {"Status": "running"},
-    }
-    engine = _Engine({"roscoe-runner": ours, "abc": ours})
-    pieces = list(logs.runner_logs(engine, Settings(), follow=True, tail=5))
-    assert pieces == [(1, b"hello\n")]
-    assert engine.asked["ref"] == "abc"
-    assert engine.asked["tail"] == 5
-    assert engine.asked["follow"] is True
-    assert engine.asked["read_timeout"] == 2.0
-    assert engine.asked["still_running"]() is True
+    engine = FakeEngine()
+    engine.add_image("roscoe-runner:dev")
+    engine.programs["roscoe-runner:dev"] = Program(
+        output=[("stdout", b"old\n"), ("stdout", b"hello\n")], until_stopped=True
+    )
+    ours = engine.create_container(
+        {
+            "image": "roscoe-runner:dev",
+            "name": "roscoe-runner",
+            "labels": {LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"},
+        },
+        {},
+    )
+    engine.start_container(ours)
+    # Followed, the stream goes on while the runner runs: take what is there.
+    pieces = itertools.islice(logs.runner_logs(engine, Settings(), follow=True, tail=1), 1)
+    assert list(pieces) == [(1, b"hello\n")]
+    asked = engine.log_requests[-1]
+    assert asked["ref"] == ours
+    assert asked["tail"] == 1
+    assert asked["follow"] is True
+    assert asked["read_timeout"] == 2.0
+    assert asked["still_running"]() is True
 
 
 def test_unchunk_split_anywhere() -> None:
@@ -126,3 +122,35 @@ def test_unchunk_split_anywhere() -> None:
         data = decoder.feed(body[:cut]) + decoder.feed(body[cut:])
         assert data == b"one\nx0123456789"
         assert decoder.done
+
+
+class KeptOpen:
+    """A socket's buffered file whose connection stays open: reading past the data blocks
+    forever on a real socket, so here it fails the test instead."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read1(self, size: int) -> bytes:
+        if not self.data:
+            raise AssertionError("read past the end of the body: a real socket would hang")
+        block, self.data = self.data[:size], self.data[size:]
+        return block
+
+
+def test_a_body_with_a_content_length_ends_there() -> None:
+    from roscoe.engine.streams import pump
+
+    got: list[bytes] = []
+    pump(KeptOpen(b""), chunked=False, length=0, put=got.append)  # Podman's empty log
+    assert got == []
+    pump(KeptOpen(frame(1, b"hi\n")), chunked=False, length=len(frame(1, b"hi\n")), put=got.append)
+    assert got == [frame(1, b"hi\n")]
+
+
+def test_a_chunked_body_ends_at_its_last_chunk() -> None:
+    from roscoe.engine.streams import pump
+
+    got: list[bytes] = []
+    pump(KeptOpen(b"3\r\nabc\r\n0\r\n\r\n"), chunked=True, length=None, put=got.append)
+    assert b"".join(got) == b"abc"

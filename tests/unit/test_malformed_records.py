@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from helpers import roscoe
 from roscoe.config import paths
+from roscoe.engine.fake import FakeEngine
 from roscoe.runs import records
 from roscoe.runs.records import RunRecord
 from roscoe.runs.workspace import Workspace
@@ -52,7 +53,7 @@ def test_the_service_lists_the_readable_runs(tmp_path: Path) -> None:
     (tmp_path / "ws" / "projects").mkdir(parents=True)
     (tmp_path / "ws" / "Tools").mkdir()
     backend = CoreBackend(
-        lambda: None,  # type: ignore[arg-type, return-value]  # listing needs no engine
+        FakeEngine,  # listing needs no engine
         Workspace(tmp_path / "ws"),
         RunDefaults(image="img"),
     )

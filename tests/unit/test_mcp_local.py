@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from roscoe.engine.fake import FakeEngine, Program
 from roscoe.errors import UsageError
 from roscoe.images.choice import ImageChoice
 from roscoe.mcp.backend import LOCAL_USER, RunAsk
@@ -21,71 +21,23 @@ from roscoe.runs.records import load_run
 from roscoe.runs.workspace import Workspace
 
 
-class HangingEngine:
-    """A container that prints one line, then runs until it is killed."""
-
-    kind = "docker"
-
-    def __init__(self) -> None:
-        self.killed = threading.Event()
-        self.created = 0
-        self.removed = 0
-
-    def podman_rootless(self) -> bool:
-        return False
-
-    def image_inspect(self, ref: str) -> dict[str, Any]:
-        return {"Id": "sha256:abc", "RepoDigests": []}
-
-    def run_create(self, **kwargs: Any) -> str:
-        self.created += 1
-        return f"cid-{self.created}"
-
-    def run_attach(self, container_id: str) -> Any:
-        engine = self
-
-        class Stream:
-            def __iter__(self) -> Iterator[tuple[str, bytes]]:
-                yield "stdout", b"working\n"
-                engine.killed.wait(10)
-
-            def close(self) -> None:
-                pass
-
-        return Stream()
-
-    def run_start(self, container_id: str) -> None:
-        pass
-
-    def run_kill(self, container_id: str) -> None:
-        self.killed.set()
-
-    def run_state(self, container_id: str) -> dict[str, Any]:
-        return {"running": False, "exit_code": 137 if self.killed.is_set() else 0}
-
-    def run_wait(self, container_id: str, timeout: float | None = None) -> int:
-        return 137
-
-    def run_remove(self, container_id: str) -> None:
-        self.removed += 1
-
-    def close(self) -> None:
-        pass
+@pytest.fixture
+def engine() -> FakeEngine:
+    """Its containers print one line, then run until killed (or told to end)."""
+    fake = FakeEngine()
+    fake.add_image("img:1")
+    fake.default_program = Program(output=[("stdout", b"working\n")], until_stopped=True)
+    return fake
 
 
 @pytest.fixture
-def engine() -> HangingEngine:
-    return HangingEngine()
-
-
-@pytest.fixture
-def backend(tmp_path: Path, isolated_dirs: Path, engine: HangingEngine) -> Iterator[LocalBackend]:
+def backend(tmp_path: Path, isolated_dirs: Path, engine: FakeEngine) -> Iterator[LocalBackend]:
     root = tmp_path / "ws"
     (root / "projects" / "case-a").mkdir(parents=True)
     (root / "Tools").mkdir()
     (root / "Tools" / "tool.py").write_text('"""Does a thing."""\n')
     made = LocalBackend(
-        connect=lambda: engine,  # type: ignore[arg-type, return-value]
+        connect=lambda: engine,
         workspace=Workspace(root.resolve()),
         image=ImageChoice("img:1", "--image"),
         limits=LocalLimits(concurrency=1, queue=1),
@@ -141,17 +93,18 @@ def test_slots_then_the_line_then_a_refusal(backend: LocalBackend) -> None:
         backend.cancel("20990101-000000-00000000", LOCAL_USER)
 
 
-def test_wait_returns_when_the_run_is_over(backend: LocalBackend, engine: HangingEngine) -> None:
+def test_wait_returns_when_the_run_is_over(backend: LocalBackend, engine: FakeEngine) -> None:
     view = backend.start(ASK, LOCAL_USER)
     assert not backend.wait(view.run_id, 0.05).finished
-    engine.killed.set()  # the script ends by itself (as the engine sees it)
+    engine.end(137)  # the script ends by itself (as the engine sees it)
     done = backend.wait(view.run_id, 10)
     assert done.finished
     assert done.record["exit_code"] == 137
-    assert engine.removed == 1
+    assert engine.methods().count("run_remove") == 1
+    assert engine.containers_by_id == {}
 
 
-def test_close_stops_everything(backend: LocalBackend, engine: HangingEngine) -> None:
+def test_close_stops_everything(backend: LocalBackend, engine: FakeEngine) -> None:
     first = backend.start(ASK, LOCAL_USER)
     second = backend.start(ASK, LOCAL_USER)
     backend.close()

@@ -7,14 +7,13 @@ seconds since the request, so silences replay on a fake clock.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from roscoe.engine.errors import pull_failure
+from roscoe.engine.fake import FakeEngine, Published
 from roscoe.errors import EngineError, ImageError, RoscoeError
 from roscoe.images.pull import (
     COMMITTING,
@@ -177,77 +176,67 @@ def test_pull_failure_is_one_line_exit_4_with_a_fitting_hint(reason: str, hint_w
     assert error.hint is not None and hint_word in error.hint
 
 
-class FakeEngine:
-    """The Engine seam as far as pulling goes."""
+LANDED = {"Id": "sha256:abc", "RepoDigests": []}
 
-    kind = "fake"
 
-    def __init__(self, stream: list[dict[str, Any]], lands: bool = True, delay: float = 0.0):
-        self.stream = stream
-        self.lands = lands
-        self.delay = delay
-        self.pulled: list[tuple[str, str]] = []
-        self.present = False
-
-    def pull_stream(self, repository: str, tag: str) -> Iterator[dict[str, Any]]:
-        self.pulled.append((repository, tag))
-
-        def gen() -> Iterator[dict[str, Any]]:
-            for event in self.stream:
-                if self.delay:
-                    time.sleep(self.delay)
-                yield event
-            self.present = self.lands
-
-        return gen()
-
-    def image_inspect(self, ref: str) -> dict[str, Any] | None:
-        return {"Id": "sha256:abc", "RepoDigests": []} if self.present else None
+def publishing(
+    ref: str, stream: list[dict[str, Any]], lands: bool = True, delay: float = 0.0
+) -> FakeEngine:
+    """The fake engine whose registry has `ref`, pulled with these events."""
+    engine = FakeEngine(kind="fake")
+    engine.registry[ref] = Published(events=stream, image=LANDED if lands else None, delay=delay)
+    return engine
 
 
 def test_pull_image_splits_host_port_references_and_reports_done() -> None:
-    engine = FakeEngine(events("pull-docker.json"))
+    engine = publishing("127.0.0.1:5000/team/img:v2", events("pull-docker.json"))
     snaps: list[PullSnapshot] = []
-    result = pull_image(engine, "127.0.0.1:5000/team/img:v2", snaps.append)  # type: ignore[arg-type]
-    assert engine.pulled == [("127.0.0.1:5000/team/img", "v2")]
+    result = pull_image(engine, "127.0.0.1:5000/team/img:v2", snaps.append)
+    assert engine.pull_requests == [("127.0.0.1:5000/team/img", "v2")]
     assert snaps[0].phase == RESOLVING
     assert snaps[-1].phase == DONE
     assert result.layers == 4
     assert result.downloaded == 20006297 + 5001733 + 110
     assert result.digest is not None
+    assert result.inspect["Id"] == "sha256:abc"
 
 
 def test_pull_image_by_digest_passes_the_digest_as_tag() -> None:
-    engine = FakeEngine(events("pull-docker.json"))
-    pull_image(engine, "reg.example:5000/img@sha256:" + "a" * 64)  # type: ignore[arg-type]
-    assert engine.pulled == [("reg.example:5000/img", "sha256:" + "a" * 64)]
+    ref = "reg.example:5000/img@sha256:" + "a" * 64
+    engine = publishing(ref, events("pull-docker.json"))
+    pull_image(engine, ref)
+    assert engine.pull_requests == [("reg.example:5000/img", "sha256:" + "a" * 64)]
 
 
 def test_error_inside_the_stream_is_exit_4() -> None:
-    engine = FakeEngine(events("pull-podman-missing-tag.json"), lands=False)
+    ref = "127.0.0.1:5000/roscoe-test/rec:nope"
+    engine = publishing(ref, events("pull-podman-missing-tag.json"), lands=False)
     with pytest.raises(ImageError) as caught:
-        pull_image(engine, "127.0.0.1:5000/roscoe-test/rec:nope")  # type: ignore[arg-type]
+        pull_image(engine, ref)
     assert caught.value.exit_code == 4
     assert "manifest unknown" in caught.value.message
 
 
 def test_a_stream_that_succeeds_without_the_image_is_an_error() -> None:
-    engine = FakeEngine(events("pull-docker.json"), lands=False)
+    engine = publishing("img:v1", events("pull-docker.json"), lands=False)
     with pytest.raises(ImageError, match="not there"):
-        pull_image(engine, "img:v1")  # type: ignore[arg-type]
+        pull_image(engine, "img:v1")
+
+
+def test_a_reference_the_registry_does_not_have_is_exit_4() -> None:
+    with pytest.raises(ImageError, match="manifest unknown") as caught:
+        pull_image(FakeEngine(), "img:nope")
+    assert caught.value.exit_code == 4
 
 
 def test_engine_failure_while_reading_reaches_the_caller() -> None:
-    class Broken(FakeEngine):
-        def pull_stream(self, repository: str, tag: str) -> Iterator[dict[str, Any]]:
-            def gen() -> Iterator[dict[str, Any]]:
-                yield {"status": "Pulling fs layer", "id": "aaa", "progressDetail": {}}
-                raise EngineError("fake stopped answering")
-
-            return gen()
-
+    engine = FakeEngine()
+    engine.registry["img:v1"] = Published(
+        events=[{"status": "Pulling fs layer", "id": "aaa", "progressDetail": {}}],
+        fails_with=EngineError("fake stopped answering"),
+    )
     with pytest.raises(EngineError, match="stopped answering"):
-        pull_image(Broken([]), "img:v1")  # type: ignore[arg-type]
+        pull_image(engine, "img:v1")
 
 
 def test_a_silent_engine_still_gets_progress_from_the_timer() -> None:
@@ -255,20 +244,18 @@ def test_a_silent_engine_still_gets_progress_from_the_timer() -> None:
         {"status": "Pulling fs layer", "id": "aaa", "progressDetail": {}},
         {"status": "Download complete", "id": "aaa", "progressDetail": {}},
     ]
-    engine = FakeEngine(stream, delay=0.3)
+    engine = publishing("img:v1", stream, delay=0.3)
     snaps: list[PullSnapshot] = []
-    pull_image(engine, "img:v1", snaps.append, tick=0.02)  # type: ignore[arg-type]
+    pull_image(engine, "img:v1", snaps.append, tick=0.02)
     # Two events (plus the first and the last report), yet many more snapshots: the timer's.
     assert len(snaps) > 4
     assert snaps[-1].phase == DONE
 
 
 def test_ctrl_c_during_a_pull_is_exit_130_one_line() -> None:
-    class Interrupting(FakeEngine):
-        def pull_stream(self, repository: str, tag: str) -> Iterator[dict[str, Any]]:
-            raise KeyboardInterrupt
-
+    engine = publishing("img:v1", [])
+    engine.fail("pull_stream", KeyboardInterrupt())
     with pytest.raises(RoscoeError) as caught:
-        pull_image(Interrupting([]), "img:v1")  # type: ignore[arg-type]
+        pull_image(engine, "img:v1")
     assert caught.value.exit_code == 130
     assert caught.value.message == "pull of img:v1 interrupted"

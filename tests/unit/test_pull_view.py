@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console
 
@@ -10,8 +11,8 @@ from roscoe.cli.progress import PullView, describe
 from roscoe.images.pull import COMMITTING, DONE, DOWNLOADING, PullSnapshot
 
 
-def snap(phase: str = DOWNLOADING, downloaded: int = 5_000_000, **kw: object) -> PullSnapshot:
-    values: dict[str, object] = {
+def snap(phase: str = DOWNLOADING, downloaded: int = 5_000_000, **kw: Any) -> PullSnapshot:
+    values: dict[str, Any] = {
         "ref": "127.0.0.1:5000/img:v1",
         "phase": phase,
         "downloaded": downloaded,
@@ -26,7 +27,7 @@ def snap(phase: str = DOWNLOADING, downloaded: int = 5_000_000, **kw: object) ->
         "silent_for": 0.1,
     }
     values.update(kw)
-    return PullSnapshot(**values)  # type: ignore[arg-type]
+    return PullSnapshot(**values)
 
 
 def test_describe_names_phase_bytes_speed_eta_and_layers() -> None:

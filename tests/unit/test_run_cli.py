@@ -14,29 +14,8 @@ from roscoe.cli.app import app
 from roscoe.cli.context import CliState
 from roscoe.config import paths
 from roscoe.config.parse import parse_env
-from roscoe.errors import ImageError, RoscoeError, UsageError
-
-
-class NoImageEngine:
-    """An engine without the image; records what it was asked."""
-
-    kind = "docker"
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def podman_rootless(self) -> bool:
-        return False
-
-    def run_create(self, **kwargs: Any) -> str:
-        self.calls.append("create")
-        raise ImageError("image img:v1 is not present")
-
-    def image_inspect(self, ref: str) -> None:
-        self.calls.append("inspect")
-
-    def close(self) -> None:
-        pass
+from roscoe.engine.fake import FakeEngine
+from roscoe.errors import RoscoeError, UsageError
 
 
 @pytest.fixture
@@ -64,14 +43,15 @@ def invoke(*args: str) -> Done:
 
 
 @pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> NoImageEngine:
-    fake = NoImageEngine()
+def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    """An engine without the image; records what it was asked."""
+    fake = FakeEngine()
     monkeypatch.setattr(CliState, "engine", lambda self: fake)
     return fake
 
 
 def test_ctrl_c_during_the_pull_ends_the_run_before_anything_is_created(
-    ws: Path, engine: NoImageEngine, monkeypatch: pytest.MonkeyPatch
+    ws: Path, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def interrupted_pull(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
@@ -81,23 +61,22 @@ def test_ctrl_c_during_the_pull_ends_the_run_before_anything_is_created(
     assert done.exit_code == 130, done.output
     assert "interrupted while pulling img:v1" in done.output
     assert done.output.count("\n") == 1
-    assert engine.calls == ["create", "inspect"]  # the one try before the pull; none after
+    # The one try before the pull; none after.
+    assert engine.methods() == ["podman_rootless", "run_create", "image_inspect"]
     assert not paths.runs_dir().exists() or not any(paths.runs_dir().iterdir())
 
 
-class InterruptedWhileCreating(NoImageEngine):
-    """Ctrl-C lands while the container is being created, and then the image is missing."""
-
-    def run_create(self, **kwargs: Any) -> str:
-        os.kill(os.getpid(), signal.SIGINT)  # roscoe's handler turns it into a cancel
-        return super().run_create(**kwargs)
-
-
 def test_ctrl_c_while_creating_does_not_go_on_to_pull(
-    ws: Path, monkeypatch: pytest.MonkeyPatch
+    ws: Path, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake = InterruptedWhileCreating()
-    monkeypatch.setattr(CliState, "engine", lambda self: fake)
+    """Ctrl-C lands while the container is being created, and then the image is missing."""
+    create = engine.run_create
+
+    def interrupted_create(**kwargs: Any) -> str:
+        os.kill(os.getpid(), signal.SIGINT)  # roscoe's handler turns it into a cancel
+        return create(**kwargs)
+
+    monkeypatch.setattr(engine, "run_create", interrupted_create)
     pulls: list[Any] = []
     monkeypatch.setattr(
         "roscoe.images.ensure.ensure_image", lambda *args, **kwargs: pulls.append(args)
@@ -106,7 +85,7 @@ def test_ctrl_c_while_creating_does_not_go_on_to_pull(
     assert done.exit_code == 130, done.output
     assert "interrupted before pulling img:v1; nothing ran" in done.output
     assert pulls == []
-    assert fake.calls == ["create", "inspect"]
+    assert engine.methods() == ["podman_rootless", "run_create", "image_inspect"]
 
 
 @pytest.mark.parametrize(
@@ -121,7 +100,7 @@ def test_ctrl_c_while_creating_does_not_go_on_to_pull(
     ],
 )
 def test_bad_options_are_exit_2_before_any_engine_call(
-    ws: Path, engine: NoImageEngine, options: list[str], says: str
+    ws: Path, engine: FakeEngine, options: list[str], says: str
 ) -> None:
     done = invoke("run", "--workspace", str(ws), "--image", "img:v1", *options, "case-a", "tool.py")
     assert done.exit_code == 2, done.output
@@ -131,7 +110,7 @@ def test_bad_options_are_exit_2_before_any_engine_call(
 
 @pytest.mark.parametrize("case", ["case-a/sub", "case-a/..", "/etc"])
 def test_a_case_that_is_not_one_folder_name_is_exit_2(
-    ws: Path, engine: NoImageEngine, case: str
+    ws: Path, engine: FakeEngine, case: str
 ) -> None:
     (ws / "projects" / "case-a" / "sub").mkdir(exist_ok=True)
     done = invoke("run", "--workspace", str(ws), "--image", "img:v1", case, "tool.py")
@@ -143,7 +122,7 @@ def test_a_case_that_is_not_one_folder_name_is_exit_2(
     "command", [["runs", "list"], ["runs", "show", "20261121-112715-3f9a1c2e"], ["gc"]]
 )
 def test_an_invalid_config_file_stops_runs_and_gc(
-    isolated_dirs: Path, engine: NoImageEngine, command: list[str]
+    isolated_dirs: Path, engine: FakeEngine, command: list[str]
 ) -> None:
     paths.config_file().parent.mkdir(parents=True, exist_ok=True)
     paths.config_file().write_text("this is [ not toml\n")
@@ -169,7 +148,7 @@ def test_parse_env_one_rule_for_every_command() -> None:
 
 @pytest.mark.parametrize("name", ["PATH", "LD_AUDIT", "PYTHONPATH", "DOCKER_HOST", "ROSCOE_X"])
 def test_run_and_server_start_refuse_what_the_service_refuses(
-    ws: Path, engine: NoImageEngine, name: str
+    ws: Path, engine: FakeEngine, name: str
 ) -> None:
     # One rule in one place (config.parse.env_name_problem): -e PATH=/x broke roscoe's own
     # `timeout` wrapper (exit 125); the service already refused it.

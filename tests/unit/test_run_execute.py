@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from roscoe.config import paths
+from roscoe.engine.fake import FakeEngine, Program
 from roscoe.errors import EngineError, ImageError, UsageError
 from roscoe.labels import LABEL_DEADLINE, LABEL_KIND, LABEL_RUN_ID, LABEL_STARTED
 from roscoe.runs import execute as run_exec
@@ -22,94 +22,28 @@ from roscoe.runs.outcome import classify
 from roscoe.runs.spec import RunSpec
 from roscoe.runs.workspace import Workspace
 
-
-class FakeStream:
-    def __init__(self, chunks: list[tuple[str, bytes]], until: threading.Event | None) -> None:
-        self.chunks = chunks
-        self.until = until  # when set: the stream stays open until the container is killed
-        self.closed = False
-
-    def __iter__(self) -> Iterator[tuple[str, bytes]]:
-        yield from self.chunks
-        if self.until is not None:
-            self.until.wait(10)
-
-    def close(self) -> None:
-        self.closed = True
+IMAGE = "img"
 
 
-class FakeEngine:
-    """The one-shot-run methods of Engine, recording what was asked."""
-
-    kind = "docker"
-
-    def __init__(
-        self,
-        chunks: list[tuple[str, bytes]] | None = None,
-        exit_code: int = 0,
-        oom: bool = False,
-        hang: bool = False,
-        fail: dict[str, Exception] | None = None,
-    ) -> None:
-        self.chunks = chunks or []
-        self.exit_code = exit_code
-        self.oom = oom
-        self.killed = threading.Event()
-        self.hang = hang
-        self.fail = fail or {}
-        self.calls: list[str] = []
-        self.created: dict[str, Any] = {}
-        self.stream: FakeStream | None = None
-
-    def _call(self, name: str) -> None:
-        self.calls.append(name)
-        if name in self.fail:
-            raise self.fail[name]
-
-    def podman_rootless(self) -> bool:
-        return False
-
-    def cpu_count(self) -> int | None:
-        self._call("cpu_count")
-        return 2
-
-    def run_create(self, **kwargs: Any) -> str:
-        self._call("create")
-        self.created = kwargs
-        return "cid-1"
-
-    def run_attach(self, container_id: str) -> FakeStream:
-        self._call("attach")
-        self.stream = FakeStream(self.chunks, self.killed if self.hang else None)
-        return self.stream
-
-    def run_start(self, container_id: str) -> None:
-        self._call("start")
-
-    def run_kill(self, container_id: str) -> None:
-        self._call("kill")
-        self.exit_code = 137
-        self.killed.set()
-
-    def run_wait(self, container_id: str, timeout: float | None = None) -> int:
-        self._call("wait")
-        return self.exit_code
-
-    running_polls = 0  # how many more times run_state says "running" (podman's lag)
-
-    def run_state(self, container_id: str) -> dict[str, Any]:
-        self._call("state")
-        running = self.running_polls > 0 and "wait" not in self.calls
-        self.running_polls -= 1
-        return {
-            "running": running,
-            "exit_code": self.exit_code,
-            "oom_killed": self.oom,
-            "image_id": "sha256:abc",
-        }
-
-    def run_remove(self, container_id: str) -> None:
-        self._call("remove")
+def fake_engine(
+    output: list[tuple[str, bytes]] | None = None,
+    exit_code: int = 0,
+    *,
+    oom: bool = False,
+    hang: bool = False,
+    slow_exit_reports: int = 0,
+) -> FakeEngine:
+    """The fake engine with the image present, whose containers do as told."""
+    engine = FakeEngine()
+    engine.add_image(IMAGE)
+    engine.default_program = Program(
+        output=output or [],
+        exit_code=exit_code,
+        oom_killed=oom,
+        until_stopped=hang,
+        slow_exit_reports=slow_exit_reports,
+    )
+    return engine
 
 
 @pytest.fixture
@@ -124,30 +58,38 @@ def ws(tmp_path: Path) -> Workspace:
 
 def _spec(**extra: Any) -> RunSpec:
     fields: dict[str, Any] = {"case": "case-a", "script": "tool.py", "args": ["a b", "--flag"]}
-    return RunSpec(image="img", **{**fields, **extra})
+    return RunSpec(image=IMAGE, **{**fields, **extra})
 
 
 def test_happy_path_streams_saves_and_removes(ws: Workspace, isolated_dirs: Path) -> None:
     chunks = [("stdout", b"one\n"), ("stderr", b"\xff\x00err"), ("stdout", b"two\n")]
-    engine = FakeEngine(chunks)
+    engine = fake_engine(chunks)
     seen: list[tuple[str, bytes]] = []
-    record = execute(engine, ws, _spec(), on_output=lambda n, d: seen.append((n, d)))  # type: ignore[arg-type]
+    record = execute(engine, ws, _spec(), on_output=lambda n, d: seen.append((n, d)))
     assert seen == chunks
     assert (record.status, record.exit_code, record.timed_out) == ("succeeded", 0, False)
     assert record.output_bytes == sum(len(d) for _, d in chunks)
-    assert record.image_digest == "sha256:abc" and record.engine == "docker"
+    assert record.image_digest == engine.images["img:latest"]["Id"] and record.engine == "docker"
     saved = paths.run_dir(record.id) / "output.log"
     assert saved.read_bytes() == b"one\n\xff\x00errtwo\n"
-    assert engine.calls == ["create", "attach", "start", "state", "remove"]
-    assert engine.stream is not None and engine.stream.closed
+    assert engine.methods() == [
+        "podman_rootless",
+        "run_create",
+        "run_attach",
+        "run_start",
+        "run_state",
+        "run_remove",
+    ]
+    assert len(engine.attached) == 1 and engine.attached[0].closed.is_set()
+    assert engine.containers_by_id == {}
     on_disk = (paths.run_dir(record.id) / "run.json").read_text()
     assert '"status": "succeeded"' in on_disk
 
 
 def test_the_container_is_shaped_and_labelled(ws: Workspace, isolated_dirs: Path) -> None:
-    engine = FakeEngine()
-    record = execute(engine, ws, _spec(timeout=7, env={"A": "1"}))  # type: ignore[arg-type]
-    made = engine.created
+    engine = fake_engine()
+    record = execute(engine, ws, _spec(timeout=7, env={"A": "1"}))
+    made = engine.run_requests[-1]
     assert made["name"] == f"roscoe-run-{record.id}"
     assert made["entrypoint"] == ["timeout"]
     assert made["command"] == ["-s", "KILL", "10", "python3", "/tools/tool.py", "a b", "--flag"]
@@ -165,9 +107,9 @@ def test_the_container_is_shaped_and_labelled(ws: Workspace, isolated_dirs: Path
 
 
 def test_shell_scripts_run_with_sh(ws: Workspace, isolated_dirs: Path) -> None:
-    engine = FakeEngine()
-    execute(engine, ws, _spec(script="tool.sh"))  # type: ignore[arg-type]
-    assert engine.created["command"][3:5] == ["sh", "/tools/tool.sh"]
+    engine = fake_engine()
+    execute(engine, ws, _spec(script="tool.sh"))
+    assert engine.run_requests[-1]["command"][3:5] == ["sh", "/tools/tool.sh"]
 
 
 @pytest.mark.parametrize(
@@ -193,79 +135,82 @@ def test_shell_scripts_run_with_sh(ws: Workspace, isolated_dirs: Path) -> None:
 def test_bad_input_is_refused_before_any_container(
     ws: Workspace, isolated_dirs: Path, change: dict[str, Any]
 ) -> None:
-    engine = FakeEngine()
+    engine = fake_engine()
     spec = _spec()
     for key, value in change.items():
         setattr(spec, key, value)
     with pytest.raises(UsageError):
-        execute(engine, ws, spec)  # type: ignore[arg-type]
+        execute(engine, ws, spec)
     assert engine.calls == []
     assert not paths.runs_dir().exists()
 
 
 def test_a_malformed_run_id_is_refused(ws: Workspace, isolated_dirs: Path) -> None:
-    engine = FakeEngine()
+    engine = fake_engine()
     with pytest.raises(UsageError):
-        execute(engine, ws, _spec(), run_id="../../etc")  # type: ignore[arg-type]
+        execute(engine, ws, _spec(), run_id="../../etc")
     assert engine.calls == []
 
 
 def test_an_absent_image_leaves_nothing(ws: Workspace, isolated_dirs: Path) -> None:
-    engine = FakeEngine(fail={"create": ImageError("image img is not present")})
+    engine = FakeEngine()  # without the image
     with pytest.raises(ImageError):
-        execute(engine, ws, _spec())  # type: ignore[arg-type]
+        execute(engine, ws, _spec())
     assert not paths.runs_dir().exists()
+    assert engine.containers_by_id == {}
 
 
 def test_timeout_kills_removes_and_says_so(
     ws: Workspace, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = FakeEngine([("stdout", b"started\n")], hang=True)
-    record = execute(engine, ws, _spec(timeout=0.2))  # type: ignore[arg-type]
+    engine = fake_engine([("stdout", b"started\n")], hang=True)
+    record = execute(engine, ws, _spec(timeout=0.2))
     assert (record.status, record.exit_code, record.timed_out) == ("timed_out", 124, True)
     assert record.message == "timed out after 0.2 s"
-    assert "kill" in engine.calls and engine.calls[-1] == "remove"
+    assert "run_kill" in engine.methods() and engine.methods()[-1] == "run_remove"
 
 
 def test_cancel_from_another_thread_interrupts(ws: Workspace, isolated_dirs: Path) -> None:
-    engine = FakeEngine(hang=True)
+    engine = fake_engine(hang=True)
     cancel = threading.Event()
     threading.Timer(0.2, cancel.set).start()
     started = time.monotonic()
-    record = execute(engine, ws, _spec(timeout=30), cancel=cancel)  # type: ignore[arg-type]
+    record = execute(engine, ws, _spec(timeout=30), cancel=cancel)
     assert time.monotonic() - started < 10
     assert (record.status, record.exit_code) == ("interrupted", 130)
-    assert engine.calls[-2:] == ["state", "remove"] and "kill" in engine.calls
+    assert engine.methods()[-2:] == ["run_state", "run_remove"]
+    assert "run_kill" in engine.methods()
 
 
 def test_exit_137_is_a_probable_oom_even_when_the_engine_says_no(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    record = execute(FakeEngine(exit_code=137, oom=False), ws, _spec(memory="64m"))  # type: ignore[arg-type]
+    record = execute(fake_engine(exit_code=137, oom=False), ws, _spec(memory="64m"))
     assert (record.status, record.exit_code) == ("oom_killed", 137)
     assert "memory limit (64m)" in str(record.message)
 
 
 def test_script_exit_codes_pass_through(ws: Workspace, isolated_dirs: Path) -> None:
-    record = execute(FakeEngine(exit_code=3), ws, _spec())  # type: ignore[arg-type]
+    record = execute(fake_engine(exit_code=3), ws, _spec())
     assert (record.status, record.exit_code, record.message) == ("failed", 3, None)
 
 
 def test_engine_failure_mid_run_is_an_error_record(ws: Workspace, isolated_dirs: Path) -> None:
     failure = EngineError("could not start the run container: boom", exit_code=125)
-    engine = FakeEngine(fail={"start": failure})
-    record = execute(engine, ws, _spec())  # type: ignore[arg-type]
+    engine = fake_engine()
+    engine.fail("run_start", failure)
+    record = execute(engine, ws, _spec())
     assert (record.status, record.exit_code) == ("error", 125)
     assert "boom" in str(record.message)
-    assert engine.calls[-1] == "remove"
+    assert engine.methods()[-1] == "run_remove"
 
 
 def test_a_failing_output_callback_does_not_lose_output(ws: Workspace, isolated_dirs: Path) -> None:
     def broken(name: str, data: bytes) -> None:
         raise BrokenPipeError
 
-    engine = FakeEngine([("stdout", b"a"), ("stdout", b"b")])
-    record = execute(engine, ws, _spec(), on_output=broken)  # type: ignore[arg-type]
+    engine = fake_engine([("stdout", b"a"), ("stdout", b"b")])
+    record = execute(engine, ws, _spec(), on_output=broken)
     assert record.status == "succeeded"
     assert (paths.run_dir(record.id) / "output.log").read_bytes() == b"ab"
 
@@ -274,7 +219,7 @@ def test_concurrent_executes_get_distinct_records(ws: Workspace, isolated_dirs: 
     results: list[str] = []
 
     def one() -> None:
-        results.append(execute(FakeEngine([("stdout", b"x")]), ws, _spec()).id)  # type: ignore[arg-type]
+        results.append(execute(fake_engine([("stdout", b"x")]), ws, _spec()).id)
 
     threads = [threading.Thread(target=one) for _ in range(16)]
     for t in threads:
@@ -336,40 +281,38 @@ def test_root_never_runs_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_container_slow_to_report_its_exit_is_looked_at_again(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    engine = FakeEngine()
-    engine.running_polls = 2
-    assert execute(engine, ws, _spec()).status == "succeeded"  # type: ignore[arg-type]
-    assert engine.calls.count("state") == 3 and "wait" not in engine.calls
+    engine = fake_engine(slow_exit_reports=2)
+    assert execute(engine, ws, _spec()).status == "succeeded"
+    assert engine.methods().count("run_state") == 3 and "run_wait" not in engine.methods()
 
 
 def test_a_script_that_closed_its_output_is_waited_for(
     ws: Workspace, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(run_exec, "SETTLE_S", 0.1)
-    engine = FakeEngine(exit_code=4)
-    engine.running_polls = 10_000
-    record = execute(engine, ws, _spec())  # type: ignore[arg-type]
+    engine = fake_engine(exit_code=4, slow_exit_reports=10_000)
+    record = execute(engine, ws, _spec())
     assert (record.status, record.exit_code) == ("failed", 4)
-    assert "wait" in engine.calls
+    assert "run_wait" in engine.methods()
 
 
 def test_a_cancel_before_the_start_never_starts_the_container(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    engine = FakeEngine([("stdout", b"never\n")])
+    engine = fake_engine([("stdout", b"never\n")])
     cancel = threading.Event()
     cancel.set()  # e.g. Ctrl-C while the container was being created
-    record = execute(engine, ws, _spec(), cancel=cancel)  # type: ignore[arg-type]
-    assert "start" not in engine.calls
-    assert engine.calls == ["create", "attach", "remove"]
-    assert engine.stream is not None and engine.stream.closed
+    record = execute(engine, ws, _spec(), cancel=cancel)
+    assert "run_start" not in engine.methods()
+    assert engine.methods() == ["podman_rootless", "run_create", "run_attach", "run_remove"]
+    assert len(engine.attached) == 1 and engine.attached[0].closed.is_set()
     assert (record.status, record.exit_code) == ("interrupted", 130)
     on_disk = (paths.run_dir(record.id) / "run.json").read_text()
     assert '"status": "interrupted"' in on_disk
 
 
 def test_saved_output_and_record_are_private(ws: Workspace, isolated_dirs: Path) -> None:
-    record = execute(FakeEngine([("stdout", b"x")]), ws, _spec())  # type: ignore[arg-type]
+    record = execute(fake_engine([("stdout", b"x")]), ws, _spec())
     where = paths.run_dir(record.id)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (where / "output.log", where / "run.json")}
     assert modes == {"output.log": 0o600, "run.json": 0o600}
@@ -383,8 +326,8 @@ def test_saved_output_stops_at_the_cap_but_streaming_goes_on(
     monkeypatch.setattr(run_output, "MAX_SAVED_OUTPUT", 10)
     chunks = [("stdout", b"12345678"), ("stderr", b"abcdef"), ("stdout", b"tail")]
     seen: list[bytes] = []
-    engine = FakeEngine(chunks)
-    record = execute(engine, ws, _spec(), on_output=lambda n, d: seen.append(d))  # type: ignore[arg-type]
+    engine = fake_engine(chunks)
+    record = execute(engine, ws, _spec(), on_output=lambda n, d: seen.append(d))
     assert b"".join(seen) == b"12345678abcdeftail"  # all of it reached the caller
     saved = (paths.run_dir(record.id) / "output.log").read_bytes()
     assert saved.startswith(b"12345678ab\n[roscoe: output truncated")
@@ -394,19 +337,19 @@ def test_saved_output_stops_at_the_cap_but_streaming_goes_on(
 
 
 def test_output_under_the_cap_is_saved_whole(ws: Workspace, isolated_dirs: Path) -> None:
-    record = execute(FakeEngine([("stdout", b"x" * 1000)]), ws, _spec())  # type: ignore[arg-type]
+    record = execute(fake_engine([("stdout", b"x" * 1000)]), ws, _spec())
     assert (paths.run_dir(record.id) / "output.log").read_bytes() == b"x" * 1000
     assert record.saved_output_truncated is False
 
 
 def test_the_mount_is_the_validated_real_folder_whatever_is_swapped_after(
-    ws: Workspace, isolated_dirs: Path, tmp_path: Path
+    ws: Workspace, isolated_dirs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """projects/alias -> projects/case-a is allowed; swapping the alias for a symlink to the
     host's / after the check (what a racing writer would do) cannot change what is mounted."""
     alias = ws.root / "projects" / "alias"
     alias.symlink_to(ws.root / "projects" / "case-a")
-    engine = FakeEngine()
+    engine = fake_engine()
     real_create = engine.run_create
 
     def swap_then_create(**kwargs: Any) -> str:
@@ -414,9 +357,9 @@ def test_the_mount_is_the_validated_real_folder_whatever_is_swapped_after(
         alias.symlink_to("/")
         return real_create(**kwargs)
 
-    engine.run_create = swap_then_create  # type: ignore[method-assign]
-    execute(engine, ws, _spec(case="alias"))  # type: ignore[arg-type]
-    source = engine.created["binds"][0].split(":")[0]
+    monkeypatch.setattr(engine, "run_create", swap_then_create)
+    execute(engine, ws, _spec(case="alias"))
+    source = engine.run_requests[-1]["binds"][0].split(":")[0]
     assert source == str((ws.root / "projects" / "case-a").resolve())
     assert Path(source).resolve() == Path(source)  # no symlink left to follow at mount time
 
@@ -426,13 +369,13 @@ def test_a_multi_part_case_is_refused_so_a_script_cannot_swap_a_component(
 ) -> None:
     """caseA/sub goes through caseA, which a script in caseA can write: refused up front."""
     (ws.root / "projects" / "case-a" / "sub").mkdir()
-    engine = FakeEngine()
+    engine = fake_engine()
     with pytest.raises(UsageError, match="contains '/'"):
-        execute(engine, ws, _spec(case="case-a/sub"))  # type: ignore[arg-type]
+        execute(engine, ws, _spec(case="case-a/sub"))
     (ws.root / "projects" / "case-a" / "sub").rmdir()
     (ws.root / "projects" / "case-a" / "sub").symlink_to("/")
     with pytest.raises(UsageError):
-        execute(engine, ws, _spec(case="case-a/sub"))  # type: ignore[arg-type]
+        execute(engine, ws, _spec(case="case-a/sub"))
     assert engine.calls == []
 
 
@@ -443,7 +386,7 @@ def test_output_is_on_disk_before_it_is_shown(ws: Workspace, isolated_dirs: Path
     saved = paths.run_dir("run-flush") / "output.log"
     on_disk: list[bytes] = []
     execute(
-        FakeEngine(chunks),  # type: ignore[arg-type]
+        fake_engine(chunks),
         ws,
         _spec(),
         on_output=lambda _name, _data: on_disk.append(saved.read_bytes()),
@@ -455,14 +398,14 @@ def test_output_is_on_disk_before_it_is_shown(ws: Workspace, isolated_dirs: Path
 def test_a_cpu_limit_above_the_engines_cpus_is_exit_2_before_any_container(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
-    engine = FakeEngine()
+    engine = fake_engine()
     with pytest.raises(UsageError, match="a CPU limit of 3 is more than the 2 CPUs docker has"):
-        execute(engine, ws, _spec(cpus=3.0))  # type: ignore[arg-type]
-    assert engine.calls == ["cpu_count"]
-    assert execute(engine, ws, _spec(cpus=2.0)).status == "succeeded"  # type: ignore[arg-type]
+        execute(engine, ws, _spec(cpus=3.0))
+    assert engine.methods() == ["cpu_count"]
+    assert execute(engine, ws, _spec(cpus=2.0)).status == "succeeded"
 
 
 def test_no_cpu_limit_costs_no_info_call(ws: Workspace, isolated_dirs: Path) -> None:
-    engine = FakeEngine()
-    execute(engine, ws, _spec())  # type: ignore[arg-type]
-    assert "cpu_count" not in engine.calls
+    engine = fake_engine()
+    execute(engine, ws, _spec())
+    assert "cpu_count" not in engine.methods()

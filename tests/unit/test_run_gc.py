@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from roscoe.labels import LABEL_DEADLINE, LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_RUN_ID
+from roscoe.engine.fake import Call, FakeEngine
+from roscoe.errors import OperationFailed
+from roscoe.labels import (
+    LABEL_DEADLINE,
+    LABEL_KIND,
+    LABEL_MANAGED_BY,
+    LABEL_OWNER_HOST,
+    LABEL_OWNER_PID,
+    LABEL_RUN_ID,
+)
 from roscoe.runs import gc
 from roscoe.runs.records import RunRecord, load_run, now_iso, write_record
 
@@ -54,88 +63,87 @@ def test_another_hosts_pid_means_nothing_here() -> None:
     assert _reason(_container("exited", NOW - 1, host="elsewhere"), alive=True) is not None
 
 
-class FakeEngine:
-    def __init__(self, found: list[dict[str, Any]], fail: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        self.found = found
-        self.fail = fail
-        self.removed: list[str] = []
-        self.asked: dict[str, str] = {}
-
-    def containers(self, labels: dict[str, str], all: bool = True) -> list[dict[str, Any]]:
-        self.asked = dict(labels)
-        return self.found
-
-    def remove_container(self, ref: str, force: bool = True) -> bool:
-        if ref in self.fail:
-            raise RuntimeError("device busy")
-        self.removed.append(ref)
-        return True
+def _fake_with(
+    state: str, deadline: float, *, exit_code: int = 0, pid: int = 42
+) -> tuple[FakeEngine, str]:
+    """The fake engine holding one run container labelled as `_container` labels them."""
+    engine = FakeEngine()
+    labels = {
+        LABEL_MANAGED_BY: "roscoe",
+        LABEL_KIND: "run",
+        **_container(state, deadline, pid)["Labels"],
+    }
+    container_id = engine.add_container(
+        f"roscoe-run-{pid}", image="img", labels=labels, status=state, exit_code=exit_code
+    )
+    return engine, container_id
 
 
-def test_collect_dry_run_removes_nothing_and_real_run_removes(monkeypatch: object) -> None:
+def test_collect_dry_run_removes_nothing_and_real_run_removes() -> None:
     import time
 
-    overdue = _container("running", time.time() - 5)
-    live = _container("running", time.time() + 500)
-    engine = FakeEngine([overdue, live])
-    result = gc.collect(engine, dry_run=True)  # type: ignore[arg-type]
-    assert engine.asked == {"io.roscoe.managed-by": "roscoe", "io.roscoe.kind": "run"}
-    assert [i.run_id for i in result.removed] == ["run-42"] and engine.removed == []
+    engine, overdue = _fake_with("running", time.time() - 5)
+    live = engine.add_container(
+        "roscoe-run-43",
+        labels={
+            LABEL_MANAGED_BY: "roscoe",
+            LABEL_KIND: "run",
+            **_container("running", time.time() + 500, 43)["Labels"],
+        },
+    )
+    server = engine.add_container(
+        "not-a-run", labels={LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"}
+    )
+    result = gc.collect(engine, dry_run=True)
+    assert engine.label_queries == [{"io.roscoe.managed-by": "roscoe", "io.roscoe.kind": "run"}]
+    assert [i.run_id for i in result.removed] == ["run-42"] and engine.changes() == []
     assert result.kept == 1
 
-    result = gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
-    assert engine.removed == [overdue["Id"]]
+    result = gc.collect(engine, dry_run=False)
+    assert engine.changes() == [Call("remove_container", overdue)]
+    assert set(engine.containers_by_id) == {live, server}
     assert result.to_json()["removed"][0]["name"] == "roscoe-run-42"
 
 
 def test_collect_reports_a_container_it_could_not_remove() -> None:
     import time
 
-    overdue = _container("running", time.time() - 5)
-    engine = FakeEngine([overdue], fail={overdue["Id"]})
-    result = gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
+    engine, overdue = _fake_with("running", time.time() - 5)
+    engine.fail("remove_container", OperationFailed("could not remove: device busy"), overdue)
+    result = gc.collect(engine, dry_run=False)
     assert result.removed == [] and "device busy" in result.failed[0][1]
-
-
-class InspectingEngine(FakeEngine):
-    def __init__(self, found: list[dict[str, Any]], states: dict[str, dict[str, Any]]) -> None:
-        super().__init__(found)
-        self.states = states
-
-    def inspect_container(self, ref: str) -> dict[str, Any] | None:
-        return {"State": self.states[ref]}
+    assert overdue in engine.containers_by_id
 
 
 @pytest.mark.parametrize(
-    ("state", "status", "exit_code", "said"),
+    ("state", "code", "status", "exit_code", "said"),
     [
         # created, never started: engines report exit 0, which must not read as success
-        ({"Status": "created", "Running": False, "ExitCode": 0}, "interrupted", None, "never"),
-        ({"Status": "exited", "Running": False, "ExitCode": 0}, "succeeded", 0, "exited with 0"),
-        ({"Status": "exited", "Running": False, "ExitCode": 137}, "failed", 137, "with 137"),
-        ({"Status": "running", "Running": True, "ExitCode": 0}, "error", None, "still running"),
+        ("created", 0, "interrupted", None, "never"),
+        ("exited", 0, "succeeded", 0, "exited with 0"),
+        ("exited", 137, "failed", 137, "with 137"),
+        ("running", 0, "error", None, "still running"),
     ],
 )
 def test_gc_finishes_the_record_its_roscoe_never_wrote(
-    state: dict[str, Any], status: str, exit_code: int | None, said: str
+    state: str, code: int, status: str, exit_code: int | None, said: str
 ) -> None:
     import time
 
     write_record(RunRecord(id="run-42", case="c", script="s.py", started_at=now_iso()))
-    abandoned = _container("exited", time.time() - 5)
-    engine = InspectingEngine([abandoned], {abandoned["Id"]: state})
-    gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
+    # Past its deadline, so gc sweeps it whatever its state.
+    engine, abandoned = _fake_with(state, time.time() - 5, exit_code=code)
+    gc.collect(engine, dry_run=False)
     record = load_run("run-42")
     assert (record.status, record.exit_code) == (status, exit_code)
     assert said in str(record.message) and "roscoe gc" in str(record.message)
-    assert engine.removed == [abandoned["Id"]]
+    assert engine.changes() == [Call("remove_container", abandoned)]
 
 
 def test_gc_leaves_a_finished_record_alone() -> None:
     import time
 
     write_record(RunRecord(id="run-42", case="c", script="s.py", status="failed", exit_code=3))
-    abandoned = _container("exited", time.time() - 5)
-    engine = InspectingEngine([abandoned], {abandoned["Id"]: {"Status": "exited", "ExitCode": 0}})
-    gc.collect(engine, dry_run=False)  # type: ignore[arg-type]
+    engine, _ = _fake_with("exited", time.time() - 5)
+    gc.collect(engine, dry_run=False)
     assert (load_run("run-42").status, load_run("run-42").exit_code) == ("failed", 3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ CONTRACT_KEYS = {
 }
 
 
-def _record(run_id: str, started: str, **extra: object) -> RunRecord:
+def _record(run_id: str, started: str, **extra: Any) -> RunRecord:
     return RunRecord(
         id=run_id,
         case="c",
@@ -45,7 +46,7 @@ def _record(run_id: str, started: str, **extra: object) -> RunRecord:
         args=["a b", "--x"],
         image="img",
         started_at=started,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 

@@ -6,29 +6,33 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from roscoe.engine.fake import FakeEngine
 from roscoe.errors import EngineError, ImageError, Interrupted
 from roscoe.images.choice import ImageChoice
 from roscoe.runs import start
 from roscoe.runs.records import RunRecord
 from roscoe.runs.spec import RunSpec
+from roscoe.runs.workspace import Workspace
 
 SPEC = RunSpec(case="c", script="s.py", args=[], image="reg:5000/img:v1")
+WORKSPACE = Workspace(Path("/nonexistent/ws"))  # `execute` is replaced: nothing looks at it
 
 
-class Engine:
-    """Only what the policy itself asks of the engine: is the image there?"""
+def fake(present: bool) -> FakeEngine:
+    """The engine, with or without the image; the policy itself asks only whether it is there."""
+    engine = FakeEngine()
+    if present:
+        engine.add_image(SPEC.image)
+    return engine
 
-    def __init__(self, present: bool) -> None:
-        self.present = present
-        self.inspected: list[str] = []
 
-    def image_inspect(self, ref: str) -> dict[str, Any] | None:
-        self.inspected.append(ref)
-        return {"Id": "sha256:x"} if self.present else None
+def inspected(engine: FakeEngine) -> list[str | None]:
+    return [call.target for call in engine.calls if call.method == "image_inspect"]
 
 
 class Calls:
@@ -55,18 +59,18 @@ class Calls:
 
 def test_a_present_image_costs_no_extra_engine_call(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls(monkeypatch, fail_first=None)
-    engine = Engine(present=True)
-    record = start.start_run(engine, None, SPEC)  # type: ignore[arg-type]
+    engine = fake(present=True)
+    record = start.start_run(engine, WORKSPACE, SPEC)
     assert record.status == "succeeded"
     assert calls.log == ["execute"]
-    assert engine.inspected == []
+    assert inspected(engine) == []
 
 
 def test_an_absent_image_is_pulled_with_the_missing_policy_then_the_run_goes_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = Calls(monkeypatch, fail_first=ImageError("absent"))
-    engine = Engine(present=False)
+    engine = fake(present=False)
     shown: list[str] = []
 
     @contextlib.contextmanager
@@ -75,17 +79,17 @@ def test_an_absent_image_is_pulled_with_the_missing_policy_then_the_run_goes_aga
         yield print
 
     choice = ImageChoice(SPEC.image, "--image")
-    record = start.start_run(engine, None, SPEC, choice=choice, pulling=pulling)  # type: ignore[arg-type]
+    record = start.start_run(engine, WORKSPACE, SPEC, choice=choice, pulling=pulling)
     assert record.status == "succeeded"
     assert calls.log == ["execute", "pull", "execute"]
-    assert engine.inspected == [SPEC.image]
+    assert inspected(engine) == [SPEC.image]
     assert shown == [SPEC.image]
     assert calls.pull_args == (engine, choice, "missing", print)
 
 
 def test_the_service_pulls_too_without_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls(monkeypatch, fail_first=ImageError("absent"))
-    start.start_run(Engine(present=False), None, SPEC)  # type: ignore[arg-type]
+    start.start_run(fake(present=False), WORKSPACE, SPEC)
     _, choice, policy, progress = calls.pull_args
     assert (choice.ref, policy, progress) == (SPEC.image, "missing", None)
     assert not choice.local_only
@@ -96,17 +100,17 @@ def test_an_image_error_with_the_image_present_is_not_a_reason_to_pull(
 ) -> None:
     calls = Calls(monkeypatch, fail_first=ImageError("something else"))
     with pytest.raises(ImageError, match="something else"):
-        start.start_run(Engine(present=True), None, SPEC)  # type: ignore[arg-type]
+        start.start_run(fake(present=True), WORKSPACE, SPEC)
     assert calls.log == ["execute"]
 
 
 def test_other_failures_are_not_looked_into(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls(monkeypatch, fail_first=EngineError("down"))
-    engine = Engine(present=False)
+    engine = fake(present=False)
     with pytest.raises(EngineError):
-        start.start_run(engine, None, SPEC)  # type: ignore[arg-type]
+        start.start_run(engine, WORKSPACE, SPEC)
     assert calls.log == ["execute"]
-    assert engine.inspected == []
+    assert inspected(engine) == []
 
 
 def test_a_stop_asked_for_before_the_pull_means_nothing_runs(
@@ -116,7 +120,7 @@ def test_a_stop_asked_for_before_the_pull_means_nothing_runs(
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Interrupted, match="before pulling reg:5000/img:v1; nothing ran") as caught:
-        start.start_run(Engine(present=False), None, SPEC, cancel=cancel)  # type: ignore[arg-type]
+        start.start_run(fake(present=False), WORKSPACE, SPEC, cancel=cancel)
     assert caught.value.exit_code == 130
     assert calls.log == ["execute"]
 
@@ -130,5 +134,5 @@ def test_ctrl_c_during_the_pull_means_nothing_runs(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr("roscoe.images.ensure.ensure_image", interrupted)
     with pytest.raises(Interrupted, match="while pulling reg:5000/img:v1; nothing ran"):
-        start.start_run(Engine(present=False), None, SPEC)  # type: ignore[arg-type]
+        start.start_run(fake(present=False), WORKSPACE, SPEC)
     assert calls.log == ["execute", "pull"]

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from roscoe.runner.layout import CONTAINER_TOKEN_FILE, RunnerConfig, ServiceEnv
 
 
-def config(tmp_path: Path, **overrides: object) -> RunnerConfig:
+def config(tmp_path: Path, **overrides: Any) -> RunnerConfig:
     socket = tmp_path / "engine.sock"
     socket.touch()
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "image": "roscoe-runner:dev",
         "name": "roscoe-runner",
         "port": 8765,
@@ -24,7 +25,7 @@ def config(tmp_path: Path, **overrides: object) -> RunnerConfig:
         "env": {"API_KEY": "k"},
     }
     values.update(overrides)
-    return RunnerConfig(**values)  # type: ignore[arg-type]
+    return RunnerConfig(**values)
 
 
 def test_least_privilege_and_loopback(tmp_path: Path) -> None:

@@ -5,14 +5,11 @@ Real engines are exercised in tests/integration/test_server.py.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,141 +17,13 @@ import pytest
 from roscoe import __version__
 from roscoe.config import paths
 from roscoe.config.settings import Settings
-from roscoe.engine.detect import Endpoint
+from roscoe.engine.fake import Call, FakeEngine, Program
 from roscoe.errors import ImageError, OperationFailed, UsageError
 from roscoe.images.version import DEV_IMAGE
 from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY
 from roscoe.runner import health, lifecycle, status
 from roscoe.runner import store as state
 from roscoe.runner.store import StartSettings
-
-_ids = itertools.count(1)
-
-
-class FakeEngine:
-    def __init__(self, kind: str = "docker") -> None:
-        self.endpoint = Endpoint("unix:///nonexistent/engine.sock", "test")
-        self.info = SimpleNamespace(kind=kind, version="1.0", api_version="1.41")
-        self.containers_by_id: dict[str, dict[str, Any]] = {}
-        self.images: dict[str, dict[str, Any]] = {}
-        self.logs_of: dict[str, bytes] = {}
-        self.default_logs = b""
-        self.calls: list[tuple[str, str]] = []
-        # What a started container does: "running" or "exited" (crashes at start).
-        self.on_start = "running"
-
-    @property
-    def kind(self) -> str:
-        return self.info.kind
-
-    cpus = 2
-
-    def cpu_count(self) -> int | None:
-        return self.cpus
-
-    # -- test set-up -----------------------------------------------------------------------
-    def add_image(self, ref: str, version: str = "0.1.0") -> str:
-        image_id = f"sha256:{len(self.images) + 1:064x}"
-        self.images[ref] = {
-            "Id": image_id,
-            "RepoDigests": [f"{ref.split(':', maxsplit=1)[0]}@sha256:{'d' * 64}"],
-            "Config": {"Labels": {"org.opencontainers.image.version": version}},
-        }
-        return image_id
-
-    def add_container(
-        self,
-        name: str,
-        *,
-        labels: Mapping[str, str] | None = None,
-        status: str = "running",
-        image: str = "roscoe-runner:dev",
-        env: Mapping[str, str] | None = None,
-    ) -> str:
-        container_id = f"{next(_ids):064x}"
-        self.containers_by_id[container_id] = {
-            "Id": container_id,
-            "Name": f"/{name}",
-            "Image": (self.images.get(image) or {}).get("Id", "sha256:other"),
-            "RestartCount": 0,
-            "Config": {
-                "Image": image,
-                "Labels": dict(labels or {}),
-                "Env": [f"{k}={v}" for k, v in (env or {}).items()],
-                "Tty": False,
-            },
-            "State": {
-                "Status": status,
-                "ExitCode": 0 if status == "running" else 1,
-                "StartedAt": "2024-05-01T12:00:00.123456789Z",
-            },
-        }
-        return container_id
-
-    # -- the Engine methods core modules call ----------------------------------------------
-    def rootless(self) -> bool | None:
-        return None
-
-    def image_inspect(self, ref: str) -> dict[str, Any] | None:
-        if ref in self.images:
-            return self.images[ref]
-        for image in self.images.values():
-            if image["Id"] == ref:
-                return image
-        return None
-
-    def inspect_container(self, ref: str) -> dict[str, Any] | None:
-        if ref in self.containers_by_id:
-            return self.containers_by_id[ref]
-        for container in self.containers_by_id.values():
-            if container["Name"] == f"/{ref}":
-                return container
-        return None
-
-    def create_container(self, container: Mapping[str, Any], host: Mapping[str, Any]) -> str:
-        name = str(container["name"])
-        if self.inspect_container(name) is not None:
-            raise AssertionError(f"name conflict: {name}")
-        env = dict(container["environment"])
-        container_id = self.add_container(
-            name,
-            labels=container["labels"],
-            status="created",
-            image=str(container["image"]),
-            env=env,
-        )
-        self.containers_by_id[container_id]["HostConfig"] = dict(host)
-        self.calls.append(("create", container_id))
-        return container_id
-
-    def start_container(self, ref: str) -> None:
-        self.calls.append(("start", ref))
-        state = self.containers_by_id[ref]["State"]
-        state["Status"] = self.on_start
-        state["ExitCode"] = 0 if self.on_start == "running" else 3
-
-    def stop_container(self, ref: str, timeout: float) -> bool:
-        self.calls.append(("stop", ref))
-        if ref not in self.containers_by_id:
-            return False
-        self.containers_by_id[ref]["State"]["Status"] = "exited"
-        return True
-
-    def remove_container(self, ref: str, force: bool = True) -> bool:
-        self.calls.append(("remove", ref))
-        return self.containers_by_id.pop(ref, None) is not None
-
-    def log_tail(self, ref: str, lines: int) -> bytes:
-        text = self.logs_of.get(ref, self.default_logs)
-        return b"\n".join(text.splitlines()[-lines:])
-
-    def stream_logs(
-        self, ref: str, *, still_running: Callable[[], bool] | None = None, **kwargs: Any
-    ) -> Iterator[tuple[int, bytes]]:
-        self.calls.append(("logs", ref))
-        self.last_logs_kwargs = kwargs
-        yield 1, self.logs_of.get(ref, b"")
-
 
 OURS = {LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"}
 NAME = "roscoe-unit-runner"
@@ -183,8 +52,10 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 @pytest.fixture
 def fake() -> FakeEngine:
+    """The fake engine with the runner image, whose containers run until stopped."""
     engine = FakeEngine()
     engine.add_image(DEV_IMAGE)
+    engine.default_program = Program(until_stopped=True)
     return engine
 
 
@@ -192,8 +63,10 @@ def local() -> StartSettings:
     return StartSettings(use_local_image=True, port=18765)
 
 
-def start(fake: FakeEngine, settings: Settings, **kwargs: object) -> lifecycle.StartResult:
-    return lifecycle.start(fake, settings, kwargs.pop("wanted", local()), **kwargs)  # type: ignore[arg-type]
+def start(
+    fake: FakeEngine, settings: Settings, wanted: StartSettings | None = None, **kwargs: Any
+) -> lifecycle.StartResult:
+    return lifecycle.start(fake, settings, wanted or local(), **kwargs)
 
 
 def test_start_creates_labelled_runner_and_stores_id(fake, settings, answering) -> None:
@@ -215,11 +88,11 @@ def test_start_creates_labelled_runner_and_stores_id(fake, settings, answering) 
 
 def test_already_running_changes_nothing(fake, settings, answering) -> None:
     first = start(fake, settings)
-    calls = len(fake.calls)
+    changes = len(fake.changes())
     second = start(fake, settings)
     assert second.outcome == "already running"
     assert second.container_id == first.container_id
-    assert fake.calls[calls:] == []
+    assert fake.changes()[changes:] == []
 
 
 def test_stale_stored_id_is_forgotten(fake, settings, answering) -> None:
@@ -269,13 +142,13 @@ def test_port_in_use_is_refused_before_creating(fake, settings, answering) -> No
     with pytest.raises(OperationFailed) as caught:
         start(fake, settings)
     assert "--port" in (caught.value.hint or "")
-    assert not [c for c in fake.calls if c[0] == "create"]
+    assert "create_container" not in fake.methods()
 
 
 def test_crash_at_start_shows_last_lines_and_leaves_nothing(fake, settings, answering) -> None:
     answering["answering"] = False
-    fake.on_start = "exited"
-    fake.default_logs = b"\n".join(b"line %d" % i for i in range(30)) + b"\nNo module named x"
+    last_words = b"\n".join(b"line %d" % i for i in range(30)) + b"\nNo module named x"
+    fake.programs[DEV_IMAGE] = Program(output=[("stderr", last_words)], exit_code=3)
     with pytest.raises(lifecycle.StartFailed) as caught:
         start(fake, settings)
     assert len(caught.value.log_lines) == 20
@@ -336,7 +209,7 @@ def test_stop_removes_and_clears_id(fake, settings, answering) -> None:
     first = start(fake, settings)
     result = lifecycle.stop(fake, settings, timeout=1)
     assert result.outcome == "stopped"
-    assert ("stop", first.container_id) in fake.calls
+    assert Call("stop_container", first.container_id) in fake.calls
     assert fake.containers_by_id == {}
     assert state.read_container_id() is None
     assert lifecycle.stop(fake, settings).outcome == "not running"
@@ -411,7 +284,7 @@ def test_status_starting_when_health_does_not_answer(fake, settings, answering) 
 
 
 def test_status_exited_with_code(fake, settings, answering) -> None:
-    fake.add_container(NAME, labels=OURS, status="exited")
+    fake.add_container(NAME, labels=OURS, status="exited", exit_code=1)
     data = status.server_status(fake, settings).to_json()
     assert data["state"] == "exited"
     assert data["exit_code"] == 1
@@ -517,7 +390,8 @@ def test_changed_concurrency_replaces_the_runner(fake, answering, monkeypatch) -
 
 def test_a_runner_without_the_hash_label_is_replaced(fake, settings, answering) -> None:
     start(fake, settings)
-    del fake.inspect_container(NAME)["Config"]["Labels"]["io.roscoe.config-hash"]
+    runner_id = fake.inspect_container(NAME)["Id"]
+    del fake.containers_by_id[runner_id]["Config"]["Labels"]["io.roscoe.config-hash"]
     assert start(fake, settings).outcome == "replaced"
 
 
@@ -606,7 +480,7 @@ def test_doctor_computes_the_runner_status_once(fake, settings, answering, monke
     calls: list[int] = []
     real = status.server_status
     monkeypatch.setattr(status, "server_status", lambda e, s: (calls.append(1), real(e, s))[1])
-    report = about.doctor_report(lambda: fake, DEV_IMAGE, "--use-local-image", settings)  # type: ignore[arg-type,return-value]
+    report = about.doctor_report(lambda: fake, DEV_IMAGE, "--use-local-image", settings)
     names = [c.name for c in report.checks]
     assert names[-3:] == ["runner", "runner version", "runner port"]
     assert calls == [1]

@@ -16,8 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from service_fakes import AUTH, TOKEN, FakeBackend, backend, log_stream, make_service, until
 
+from roscoe.engine.fake import FakeEngine
+from roscoe.runs.workspace import Workspace
 from roscoe.service.api import DEFAULT_OUTPUT_TAIL, MAX_OUTPUT_TAIL, ExecutionService
-from roscoe.service.app import Utf8Chunks, create_app
+from roscoe.service.app import create_app
+from roscoe.service.streams import Utf8Chunks
 from roscoe.service.validate import MAX_BODY_BYTES
 
 __all__ = ["backend", "log_stream"]  # fixtures, imported so pytest finds them here
@@ -140,7 +143,7 @@ def test_core_backend_reads_only_the_tail_from_the_end(
         return handle
 
     monkeypatch.setattr(Path, "open", counting_open)
-    backend = CoreBackend(lambda: None, None, RunDefaults(image="x"))  # type: ignore[arg-type, return-value]
+    backend = CoreBackend(FakeEngine, Workspace(tmp_path), RunDefaults(image="x"))
     output, truncated = backend.read_output("20260101-000000-abcdef12", 5)
     assert (output, truncated) == (b"tail!", True)
     assert reads == [5]
@@ -397,7 +400,7 @@ def test_openapi_lists_every_endpoint_the_docs_describe(client: TestClient) -> N
 def test_mounted_apps_pass_through_the_frame_and_the_token_guard(
     service: ExecutionService,
 ) -> None:
-    from roscoe.service.app import TokenGuard
+    from roscoe.service.frame import TokenGuard
 
     async def hello(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})

@@ -11,7 +11,7 @@ import typer
 from roscoe.config.settings import Settings
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import ContainerEngine
 
 
 @dataclass
@@ -22,9 +22,9 @@ class CliState:
     json: bool = False  # the command was given --json: errors are printed as JSON too
     settings: Settings = field(default_factory=Settings)
     settings_checked: bool = False
-    _engine: Engine | None = None
+    _engine: ContainerEngine | None = None
 
-    def engine(self) -> Engine:
+    def engine(self) -> ContainerEngine:
         """Connect once per invocation (the factory behind the engine seam)."""
         if self._engine is None:
             from roscoe.engine import connect

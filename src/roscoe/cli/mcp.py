@@ -12,7 +12,7 @@ from roscoe.config.settings import env_name
 from roscoe.errors import UsageError
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import ContainerEngine
 
 MCP_EXTRA_HINT = (
     "install roscoe with its MCP extra: pipx install --force 'roscoe[mcp]' "
@@ -94,7 +94,7 @@ def mcp_command(
     serve(backend)
 
 
-def _connect(runtime: str) -> Engine:
+def _connect(runtime: str) -> ContainerEngine:
     from roscoe.engine import connect
 
     return connect(runtime)

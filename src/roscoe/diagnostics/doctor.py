@@ -18,7 +18,7 @@ from roscoe.errors import EngineError
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
     from roscoe.diagnostics.workspace import WorkspaceFacts
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import DiagnosticsEngine
 
 
 @dataclass
@@ -54,10 +54,13 @@ class DoctorReport:
 
 
 def doctor_report(
-    get_engine: Callable[[], Engine], image_ref: str, image_source: str, settings: Settings
+    get_engine: Callable[[], DiagnosticsEngine],
+    image_ref: str,
+    image_source: str,
+    settings: Settings,
 ) -> DoctorReport:
     report = DoctorReport()
-    engine: Engine | None = None
+    engine: DiagnosticsEngine | None = None
     rootless: bool | None = None
     try:
         engine = get_engine()
@@ -100,7 +103,7 @@ def doctor_report(
     return report
 
 
-def _image_check(engine: Engine, ref: str, source: str) -> Check:
+def _image_check(engine: DiagnosticsEngine, ref: str, source: str) -> Check:
     found = engine.image_inspect(ref)
     if found is None:
         return Check(

@@ -13,10 +13,10 @@ from roscoe.runner import health
 from roscoe.runner.status import RunnerState, Status
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunnerEngine
 
 
-def _status(engine: Engine) -> Status:
+def _status(engine: RunnerEngine) -> Status:
     from roscoe.config.settings import Settings
     from roscoe.runner.status import server_status
 
@@ -82,7 +82,7 @@ def runner_port_check(status: Status) -> Check:
     return Check("runner port", CheckStatus.OK, f"port {status.port} on 127.0.0.1 is free")
 
 
-def runner_checks(engine: Engine) -> list[Check]:
+def runner_checks(engine: RunnerEngine) -> list[Check]:
     """State, version and port of the runner, from one look at it."""
     status = _status(engine)
     return [

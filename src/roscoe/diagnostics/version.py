@@ -11,7 +11,7 @@ from roscoe.errors import EngineError
 from roscoe.images.version import pinned_image
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import DiagnosticsEngine
 
 
 @dataclass
@@ -26,7 +26,7 @@ class EngineReport:
     hint: str | None = None
 
     @classmethod
-    def of(cls, engine: Engine) -> EngineReport:
+    def of(cls, engine: DiagnosticsEngine) -> EngineReport:
         return cls(
             available=True,
             kind=engine.info.kind,
@@ -54,7 +54,7 @@ class VersionReport:
         }
 
 
-def version_report(get_engine: Callable[[], Engine]) -> VersionReport:
+def version_report(get_engine: Callable[[], DiagnosticsEngine]) -> VersionReport:
     import platform
 
     try:

@@ -1,9 +1,35 @@
-"""Container engines: detection (detect.py) and the one seam every call goes through (client.py).
+"""Container engines behind one seam: the protocols each part of roscoe needs (protocols.py),
+finding and connecting (detect.py, connect.py), the real `Engine` (engine.py) and the one
+test double (fake/, imported only by tests).
 
-Import from here; the docker SDK itself is imported only when an engine is connected.
+Import from here; the docker SDK itself is imported only when a call needs it.
 """
 
-from roscoe.engine.client import Engine, EngineInfo, connect
+from roscoe.engine.connect import connect
 from roscoe.engine.detect import Endpoint, Probe
+from roscoe.engine.engine import Engine
+from roscoe.engine.protocols import (
+    ContainerEngine,
+    DiagnosticsEngine,
+    EngineInfo,
+    GcEngine,
+    ImageEngine,
+    RunEngine,
+    RunnerEngine,
+    RunState,
+)
 
-__all__ = ["Endpoint", "Engine", "EngineInfo", "Probe", "connect"]
+__all__ = [
+    "ContainerEngine",
+    "DiagnosticsEngine",
+    "Endpoint",
+    "Engine",
+    "EngineInfo",
+    "GcEngine",
+    "ImageEngine",
+    "Probe",
+    "RunEngine",
+    "RunState",
+    "RunnerEngine",
+    "connect",
+]

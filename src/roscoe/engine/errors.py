@@ -1,15 +1,99 @@
-"""Engine failures in the user's words: one line with the cause, and a hint that fits it."""
+"""Engine failures in the user's words: the one place an engine's error becomes a RoscoeError.
+
+Every engine call maps what went wrong through these functions, whichever transport made
+it (`wire.Wire`, `wire.SdkWire` or the docker SDK):
+
+- `status_of()` tells an engine that answered with an error (a status: 404, 409 ...) from
+  one that did not answer at all (None: the socket failed);
+- `reason()` is the engine's own words, on one line;
+- the rest build the error a command raises, with the exit code that fits:
+  `call_failed` (3 when the engine stopped answering, 1 when it refused),
+  `run_failed` (125: the engine failed during a run), `image_missing` and
+  `pull_failed`/`pull_failure` (4), `connect_failure` (3: the first contact failed).
+"""
 
 from __future__ import annotations
 
-from roscoe.errors import ImageError
+from roscoe.engine.detect import Endpoint, socket_error
+from roscoe.engine.wire import WireError
+from roscoe.errors import EngineError, ExitCode, ImageError, OperationFailed, RoscoeError
+
+_REASON_MAX = 300
 
 
-def pull_failure(ref: str, reason: str) -> ImageError:
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status the engine answered with, or None when it did not answer."""
+    if isinstance(exc, WireError):
+        return exc.status
+    code = getattr(exc, "status_code", None)  # the docker SDK's APIError
+    return code if isinstance(code, int) else None
+
+
+def reason(exc: BaseException) -> str:
+    """The engine's own words for a failure: the first line, at most 300 characters."""
+    text = getattr(exc, "explanation", None) or getattr(exc, "message", None) or str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = str(text).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    return line if len(line) <= _REASON_MAX else line[: _REASON_MAX - 3] + "..."
+
+
+def missing(exc: BaseException) -> bool:
+    """The engine says there is no such container or image."""
+    return status_of(exc) == 404
+
+
+def going_anyway(exc: BaseException) -> bool:
+    """A removal that found the container gone, or its removal already under way (AutoRemove,
+    a concurrent gc): either way it will be gone."""
+    status = status_of(exc)
+    return status == 404 or (status == 409 and "in progress" in reason(exc))
+
+
+def not_running(exc: BaseException) -> bool:
+    """A kill that found the container already stopped, or gone. Docker answers 409 "is not
+    running"; Podman 500 "can only kill running containers ... container state improper"."""
+    why = reason(exc)
+    return status_of(exc) in (404, 409) or "not running" in why or "can only kill running" in why
+
+
+def call_failed(kind: str, what: str, exc: BaseException) -> RoscoeError:
+    """A failed call: no answer is no reachable engine (exit 3); a refusal, a failure (1)."""
+    if status_of(exc) is None:
+        return EngineError(f"{what}: the {kind} engine stopped answering: {reason(exc)}")
+    return OperationFailed(f"{what}: {kind} said: {reason(exc)}")
+
+
+def run_failed(what: str, exc: BaseException) -> EngineError:
+    """A call on a run's container failed: the engine failed during the run (exit 125)."""
+    return EngineError(f"{what}: {reason(exc)}", exit_code=ExitCode.ENGINE_DURING_RUN)
+
+
+def image_missing(image: str, kind: str) -> ImageError:
+    """A container could not be created because its image is not there (exit 4)."""
+    return ImageError(
+        f"image {image} is not present on {kind}",
+        hint="pull or build it first (`roscoe image pull`, `make build-image`), "
+        "or name another with --image",
+    )
+
+
+def pull_failed(kind: str, ref: str, exc: BaseException) -> RoscoeError:
+    """A pull the engine refused (the registry's reason, exit 4), or one it stopped answering
+    (exit 3)."""
+    if status_of(exc) is None:
+        return EngineError(f"{kind} stopped answering while pulling {ref}: {reason(exc)}")
+    return pull_failure(ref, reason(exc))
+
+
+def pull_failure(ref: str, why: str) -> ImageError:
     """One line with the registry's reason, and a hint that fits it."""
-    text = reason.strip().splitlines()[0] if reason.strip() else "unknown error"
-    if len(text) > 300:
-        text = text[:297] + "..."
+    text = why.strip().splitlines()[0] if why.strip() else "unknown error"
+    if len(text) > _REASON_MAX:
+        text = text[: _REASON_MAX - 3] + "..."
     lowered = text.lower()
     if any(
         word in lowered
@@ -35,3 +119,25 @@ def pull_failure(ref: str, reason: str) -> ImageError:
     else:
         hint = "`roscoe --debug image pull` shows every event the engine sent"
     return ImageError(f"could not pull {ref}: {text}", hint=hint)
+
+
+def connect_failure(endpoint: Endpoint, exc: BaseException) -> EngineError:
+    """A failed first contact as a precise error, looking for the OS-level cause."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno is not None and endpoint.socket_path:
+            return socket_error(
+                endpoint.socket_path, cause, endpoint.source if endpoint.explicit else None
+            )
+        cause = cause.__cause__ or cause.__context__
+    why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    if endpoint.explicit:
+        return EngineError(
+            f"{endpoint.source} ({endpoint.url}) is set but the engine there is unreachable: {why}",
+            hint=f"check that the engine is running and the address is right, or unset "
+            f"{endpoint.source}",
+        )
+    return EngineError(
+        f"the engine at {endpoint.url} does not answer: {why}",
+        hint="restart the engine, or name another with DOCKER_HOST or --runtime",
+    )

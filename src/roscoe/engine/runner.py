@@ -1,75 +1,58 @@
-"""The engine calls for the long-lived runner container, as a part of `Engine`.
+"""The engine calls for the long-lived runner container (`protocols.RunnerEngine`), as a part
+of `Engine`.
 
-Create, start, stop, and read its logs. These go through the docker SDK (`self.api`).
+Create, start, stop, and read its logs. These go through the docker SDK (`self._sdk`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from roscoe.engine.streams import LogFrames, Unchunk, shutdown
+from roscoe.engine.base import EngineBase
+from roscoe.engine.errors import call_failed, image_missing, missing
+from roscoe.engine.streams import LogFrames, pump, shutdown
+from roscoe.engine.wire import WireError, quoted
 
-if TYPE_CHECKING:
-    import docker
 
-
-class RunnerCalls:
+class RunnerCalls(EngineBase):
     """Mixed into Engine."""
-
-    # Provided by Engine.
-    api: docker.APIClient
-    kind: str
 
     def create_container(self, container: Mapping[str, Any], host: Mapping[str, Any]) -> str:
         """Create a container from (create_container kwargs, create_host_config kwargs)."""
-        import docker.errors
-
-        from roscoe.errors import ImageError, OperationFailed
-
         try:
-            host_config = self.api.create_host_config(**host)
-            created = self.api.create_container(host_config=host_config, **container)
-        except docker.errors.ImageNotFound as exc:
-            raise ImageError(
-                f"image {container.get('image')} is not present on {self.kind}",
-                hint="pull or build it first",
-            ) from exc
-        except docker.errors.APIError as exc:
-            raise OperationFailed(
-                f"{self.kind} refused to create container {container.get('name')}: {explain(exc)}"
+            host_config = self._sdk.create_host_config(**host)
+            created = self._sdk.create_container(host_config=host_config, **container)
+        except OSError as exc:  # the SDK's errors, refusals included, are OSErrors
+            if missing(exc):
+                raise image_missing(str(container.get("image")), self.kind) from exc
+            raise call_failed(
+                self.kind, f"could not create container {container.get('name')}", exc
             ) from exc
         return str(created["Id"])
 
     def start_container(self, ref: str) -> None:
-        import docker.errors
-
-        from roscoe.errors import OperationFailed
-
         try:
-            self.api.start(ref)
-        except docker.errors.APIError as exc:
-            raise OperationFailed(
-                f"{self.kind} could not start the container: {explain(exc)}"
-            ) from exc
+            self._sdk.start(ref)
+        except OSError as exc:
+            raise call_failed(self.kind, f"could not start container {ref}", exc) from exc
 
     def stop_container(self, ref: str, timeout: float) -> bool:
         """SIGTERM, then SIGKILL after `timeout` seconds; False if the container was gone."""
-        import docker.errors
-
         try:
-            self.api.stop(ref, timeout=max(0, round(timeout)))
-        except docker.errors.NotFound:
-            return False
+            self._sdk.stop(ref, timeout=max(0, round(timeout)))
+        except OSError as exc:
+            if missing(exc):
+                return False
+            raise call_failed(self.kind, f"could not stop container {ref}", exc) from exc
         return True
 
     def log_tail(self, ref: str, lines: int) -> bytes:
-        """The last `lines` lines of a container's output, asked of the engine."""
-        import docker.errors
-
+        """The last `lines` lines of a container's output, asked of the engine; b"" when the
+        engine has none to give (the container is gone)."""
         try:
-            return bytes(self.api.logs(ref, stdout=True, stderr=True, tail=lines, stream=False))
-        except docker.errors.APIError:
+            return bytes(self._sdk.logs(ref, stdout=True, stderr=True, tail=lines, stream=False))
+        except OSError:
             return b""
 
     def stream_logs(
@@ -89,8 +72,9 @@ class RunnerCalls:
         The tail is asked of the engine. Silence never ends a followed stream: the SDK's read
         timeout would (docker-py #931), and Podman sends its response headers only with the
         first output (podman #23712), so the request waits without a read timeout, in a
-        reader thread; every `read_timeout` seconds of silence `still_running()` is asked
-        whether to keep waiting (a stream that outlives its container must not hang).
+        reader thread; every `read_timeout` seconds of silence `still_running()` (by default,
+        the engine's own word on the container) is asked whether to keep waiting: Podman keeps
+        the followed stream of a stopped container open, and a stream must not hang.
         """
         import queue
         import threading
@@ -104,29 +88,14 @@ class RunnerCalls:
         }
         if since is not None:
             params["since"] = since
-        url = self.api._url("/containers/{0}/logs", ref)
-        response = self.api._get(url, params=params, stream=True, timeout=(30, None))
-        self.api._raise_for_status(response)
+        response = self._logs_response(ref, params)
         fp = response.raw._fp  # http.client's response
-        # Engines send each log line as its own HTTP chunk: http.client would hand them over
-        # one by one (a million calls for a million lines), so the body is read from the
-        # socket's buffer in large blocks and de-chunked here.
-        body = fp.fp
-        unchunk = Unchunk() if fp.chunked else None
         decoder = None if tty else LogFrames()
         pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=64)
 
         def read() -> None:
             try:
-                while True:
-                    block = body.read1(256 * 1024)
-                    if not block:
-                        break
-                    data = unchunk.feed(block) if unchunk is not None else block
-                    if data:
-                        pieces.put(data)
-                    if unchunk is not None and unchunk.done:
-                        break
+                pump(fp.fp, fp.chunked, fp.length, pieces.put)
             except BaseException as exc:  # handed to the consumer, which decides
                 pieces.put(exc)
             pieces.put(None)
@@ -138,11 +107,13 @@ class RunnerCalls:
                 try:
                     item = pieces.get(timeout=read_timeout if follow else None)
                 except queue.Empty:
-                    if still_running is None or still_running():
+                    if (still_running or (lambda: self._running(ref)))():
                         continue
                     return
                 if item is None:
                     return
+                if isinstance(item, OSError):  # the engine's socket failed mid-stream
+                    raise call_failed(self.kind, f"lost the logs of {ref}", item) from item
                 if isinstance(item, BaseException):
                     raise item
                 if decoder is None:
@@ -152,7 +123,29 @@ class RunnerCalls:
         finally:
             shutdown(response)
 
+    def _logs_response(self, ref: str, params: Mapping[str, Any]) -> Any:
+        """The streaming response of GET /containers/REF/logs, with no read timeout.
 
-def explain(exc: Any) -> str:
-    text = str(getattr(exc, "explanation", None) or exc)
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+        Made with the SDK's own request helpers: its public logs() would apply the timeout.
+        """
+        sdk: Any = self._sdk
+        try:
+            response = sdk._get(
+                sdk._url("/containers/{0}/logs", ref),
+                params=params,
+                stream=True,
+                timeout=(30, None),
+            )
+            sdk._raise_for_status(response)
+        except OSError as exc:
+            raise call_failed(self.kind, f"could not read the logs of {ref}", exc) from exc
+        return response
+
+    def _running(self, ref: str) -> bool:
+        """The engine says the container runs (or restarts); gone or unknown is no."""
+        try:
+            found = self._wire.call("GET", f"/containers/{quoted(ref)}/json")
+        except (WireError, OSError):
+            return False
+        state = found.get("State") or {}
+        return bool(state.get("Running")) or state.get("Status") in ("running", "restarting")

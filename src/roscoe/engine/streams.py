@@ -7,7 +7,7 @@ tested on their own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from roscoe.engine.wire import Raw
@@ -16,6 +16,7 @@ log = logging.getLogger("roscoe.engine")
 
 _STREAMS = {1: "stdout", 2: "stderr"}
 _CHUNK = 64 * 1024
+_BLOCK = 256 * 1024
 
 
 class OutputStream:
@@ -95,6 +96,30 @@ class Unchunk:
                 break
             self._left = length
         return b"".join(out)
+
+
+def pump(body: Any, chunked: bool, length: int | None, put: Callable[[bytes], None]) -> None:
+    """Hand on an HTTP response body as it arrives, read from the socket's buffer in blocks.
+
+    Engines send each log line as its own HTTP chunk: http.client would hand them over one by
+    one (a million calls for a million lines), so the body is read in large blocks and
+    de-chunked here. A body that is not chunked ends after its Content-Length (Podman answers
+    an empty log with `Content-Length: 0` and keeps the connection open: reading on would
+    wait forever), or else when the engine closes the connection.
+    """
+    unchunk = Unchunk() if chunked else None
+    left = None if chunked else length
+    while left is None or left > 0:
+        block = body.read1(_BLOCK if left is None else min(_BLOCK, left))
+        if not block:
+            return
+        if left is not None:
+            left -= len(block)
+        data = unchunk.feed(block) if unchunk is not None else block
+        if data:
+            put(data)
+        if unchunk is not None and unchunk.done:
+            return
 
 
 class LogFrames:

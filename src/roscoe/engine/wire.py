@@ -145,9 +145,14 @@ class Wire:
             reason = _reason(response.read())
             conn.close()
             raise WireError(response.status, reason)
+
         # 101 Switching Protocols: http.client reads no body for it, so the stream is read
         # from the buffered socket file under the response (which may already hold bytes).
-        return Raw(response.fp.read1, lambda: (response.close(), conn.close()))
+        def close() -> None:
+            response.close()
+            conn.close()
+
+        return Raw(response.fp.read1, close)
 
 
 class Raw:

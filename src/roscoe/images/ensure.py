@@ -20,7 +20,7 @@ from roscoe.images.version import (
 )
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import ImageEngine
     from roscoe.images.pull import PullSnapshot
 
 
@@ -60,7 +60,7 @@ class ImageStatus:
 
 
 def image_status(
-    engine: Engine, choice: ImageChoice, inspect: dict[str, Any] | None = None
+    engine: ImageEngine, choice: ImageChoice, inspect: dict[str, Any] | None = None
 ) -> ImageStatus:
     """What the engine has for the chosen reference, without pulling."""
     found = inspect if inspect is not None else engine.image_inspect(choice.ref)
@@ -86,7 +86,7 @@ def image_status(
 
 
 def ensure_image(
-    engine: Engine,
+    engine: ImageEngine,
     choice: ImageChoice,
     pull_policy: str = "missing",
     progress: Callable[[PullSnapshot], None] | None = None,

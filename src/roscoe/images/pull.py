@@ -21,7 +21,7 @@ from roscoe.engine.errors import pull_failure
 from roscoe.errors import ExitCode, ImageError, RoscoeError
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import ImageEngine
 
 # Phases, in the user's words.
 RESOLVING = "resolving"
@@ -210,7 +210,7 @@ _END = object()
 
 
 def pull_image(
-    engine: Engine,
+    engine: ImageEngine,
     ref: str,
     progress: Callable[[PullSnapshot], None] | None = None,
     tick: float = 0.5,

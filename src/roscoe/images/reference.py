@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from roscoe.errors import UsageError
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)
 class ImageRef:
-    """A reference split by the SDK's parser (a `host:port/` prefix is not a tag)."""
+    """A reference split as engines split it (a `host:port/` prefix is not a tag)."""
 
     repository: str
     tag: str | None = None
@@ -33,19 +29,29 @@ class ImageRef:
 
 def parse_reference(ref: str) -> ImageRef:
     """'127.0.0.1:5000/team/img:v1' -> (127.0.0.1:5000/team/img, v1); digests kept apart."""
-    from docker.utils import parse_repository_tag
-
     text = ref.strip()
     if not text or any(c.isspace() for c in text):
         raise UsageError(f"'{ref}' is not an image reference", hint="e.g. registry/name:tag")
     repository, tag = parse_repository_tag(text)
     digest = None
-    if tag is not None and ":" in tag:  # parse_repository_tag returns a digest as the tag
+    if tag is not None and ":" in tag:  # a digest comes back as the tag
         digest = tag
         repository, tag = parse_repository_tag(repository)
     if not repository or repository.endswith("/"):
         raise UsageError(f"'{ref}' is not an image reference", hint="e.g. registry/name:tag")
     return ImageRef(repository, tag, digest)
+
+
+def parse_repository_tag(text: str) -> tuple[str, str | None]:
+    """(repository, tag or digest), split the way the docker SDK and CLI split it: at the
+    last '@', else at the last ':' when no '/' follows it (so `host:port/name` has no tag)."""
+    repository, at, digest = text.rpartition("@")
+    if at:
+        return repository, digest
+    repository, colon, tag = text.rpartition(":")
+    if colon and "/" not in tag:
+        return repository, tag
+    return text, None
 
 
 _PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from roscoe import __version__
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    pass
 
 # The runner image. The tag is derived from the package version so there is one number to bump.
 IMAGE_REPOSITORY = "ghcr.io/roscoe-cli/roscoe-runner"
@@ -73,11 +73,3 @@ def labels_of(inspect: Mapping[str, Any] | None) -> dict[str, str]:
 
 def image_version_label(inspect: Mapping[str, Any] | None) -> str | None:
     return labels_of(inspect).get(OCI_VERSION_LABEL) or None
-
-
-def container_version_match(engine: Engine, container: str) -> VersionMatch | None:
-    """The version verdict for a container (e.g. the running runner); None when it is gone."""
-    found = engine.inspect_container(container)
-    if found is None:
-        return None
-    return version_match(image_version_label(found))

@@ -65,7 +65,7 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             from roscoe.service.api import ApiError
-            from roscoe.service.app import error_answer
+            from roscoe.service.frame import error_answer
 
             authorization = None
             for name, value in scope.get("headers") or []:

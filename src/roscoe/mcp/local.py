@@ -25,7 +25,7 @@ from roscoe.runs.records import RunRecord, load_run, new_run_id, now_iso, read_o
 from roscoe.runs.spec import RunSpec
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunEngine
     from roscoe.images.choice import ImageChoice
     from roscoe.runs.workspace import Workspace
 
@@ -83,7 +83,7 @@ class _Live:
 class LocalBackend:
     def __init__(
         self,
-        connect: Callable[[], Engine],
+        connect: Callable[[], RunEngine],
         workspace: Workspace,
         image: ImageChoice,
         limits: LocalLimits,

@@ -16,7 +16,7 @@ from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY_VALUE
 from roscoe.runner import store as state
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunnerEngine
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def is_ours(inspected: dict[str, Any]) -> bool:
     return labels.get(LABEL_MANAGED_BY) == MANAGED_BY_VALUE and labels.get(LABEL_KIND) == "server"
 
 
-def find(engine: Engine, name: str, *, forget_stale: bool = False) -> Found:
+def find(engine: RunnerEngine, name: str, *, forget_stale: bool = False) -> Found:
     """Our runner (by stored ID, then by name + labels) and any stranger holding the name.
 
     A stored ID whose container is gone (the engine was reset, or someone removed it by hand)
@@ -110,7 +110,7 @@ def image_version(image: dict[str, Any] | None) -> str:
     return str(labels.get(OCI_VERSION_LABEL) or "unknown")
 
 
-def remove(engine: Engine, container_id: str, stop_timeout: float | None = None) -> None:
+def remove(engine: RunnerEngine, container_id: str, stop_timeout: float | None = None) -> None:
     """Stop (gracefully when a timeout is given) and remove a container; gone is fine."""
     if stop_timeout is not None:
         with contextlib.suppress(Exception):  # already stopped or gone: removal decides

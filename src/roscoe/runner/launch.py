@@ -16,7 +16,7 @@ from roscoe.runner.layout import (
 from roscoe.runner.plan import StartPlan
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunnerEngine
     from roscoe.images.ensure import ImageStatus
     from roscoe.images.pull import OnPull
 
@@ -32,7 +32,9 @@ class StartFailed(OperationFailed):
         self.log_lines = log_lines
 
 
-def ensure_runner_image(engine: Engine, plan: StartPlan, on_pull: OnPull | None) -> ImageStatus:
+def ensure_runner_image(
+    engine: RunnerEngine, plan: StartPlan, on_pull: OnPull | None
+) -> ImageStatus:
     """The image's status with its inspect data, pulled first as the --pull policy says
     (progress to on_pull); its warnings (version, unpinned reference) go to the result."""
     from roscoe.images.ensure import ensure_image, image_status
@@ -46,7 +48,7 @@ def ensure_runner_image(engine: Engine, plan: StartPlan, on_pull: OnPull | None)
     return status
 
 
-def create_runner(engine: Engine, config: RunnerConfig) -> str:
+def create_runner(engine: RunnerEngine, config: RunnerConfig) -> str:
     container, host = config.create_arguments()
     container_id = engine.create_container(container, host)
     state.write_container_id(container_id)
@@ -57,7 +59,7 @@ def create_runner(engine: Engine, config: RunnerConfig) -> str:
     return container_id
 
 
-def wait_ready(engine: Engine, container_id: str, port: int, wait_timeout: float) -> None:
+def wait_ready(engine: RunnerEngine, container_id: str, port: int, wait_timeout: float) -> None:
     deadline = time.monotonic() + wait_timeout
     next_inspect = 0.0
     while True:
@@ -94,7 +96,7 @@ def wait_ready(engine: Engine, container_id: str, port: int, wait_timeout: float
 
 
 def fail_start(
-    engine: Engine,
+    engine: RunnerEngine,
     container_id: str,
     message: str,
     exit_code: int | None,

@@ -32,7 +32,7 @@ from roscoe.runner.launch import (
     likely_cause,
     wait_ready,
 )
-from roscoe.runner.layout import CANCEL_MARGIN_S, ENV_PORT, RunnerConfig
+from roscoe.runner.layout import CANCEL_MARGIN_S, ENV_PORT, ENV_RUNNER_IMAGE, RunnerConfig
 from roscoe.runner.plan import (
     DEFAULT_STOP_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
@@ -62,7 +62,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunnerEngine
     from roscoe.images.pull import OnPull
     from roscoe.images.version import VersionMatch
 
@@ -109,7 +109,7 @@ class StopResult:
 
 
 def start(
-    engine: Engine,
+    engine: RunnerEngine,
     settings: Settings,
     wanted: StartSettings,
     *,
@@ -133,7 +133,7 @@ def start(
         )
 
 
-def stop(engine: Engine, settings: Settings, timeout: float | None = None) -> StopResult:
+def stop(engine: RunnerEngine, settings: Settings, timeout: float | None = None) -> StopResult:
     """Stop our runner gracefully (SIGTERM, SIGKILL after `timeout`) and remove it.
 
     Without a timeout: the runner's own shutdown grace plus the cancel margin; 0 kills at once.
@@ -145,7 +145,7 @@ def stop(engine: Engine, settings: Settings, timeout: float | None = None) -> St
 
 
 def restart(
-    engine: Engine,
+    engine: RunnerEngine,
     settings: Settings,
     *,
     stop_timeout: float | None = None,
@@ -177,7 +177,7 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _check_run_cpus(engine: Engine, settings: Settings) -> None:
+def _check_run_cpus(engine: RunnerEngine, settings: Settings) -> None:
     """The service's CPU limit (run.cpus) must fit the engine, or every run would be refused."""
     from roscoe.runs.plan import check_cpus
 
@@ -186,7 +186,7 @@ def _check_run_cpus(engine: Engine, settings: Settings) -> None:
         check_cpus(cpus, engine.cpu_count(), engine.kind)
 
 
-def _stop_locked(engine: Engine, name: str, timeout: float | None) -> StopResult:
+def _stop_locked(engine: RunnerEngine, name: str, timeout: float | None) -> StopResult:
     began = time.monotonic()
     found = runner.find(engine, name, forget_stale=True)
     if found.ours is None:
@@ -209,7 +209,7 @@ def stop_timeout_of(inspected: dict[str, Any]) -> float:
 
 
 def _start_locked(
-    engine: Engine,
+    engine: RunnerEngine,
     plan: StartPlan,
     *,
     replace: bool,
@@ -237,7 +237,7 @@ def _start_locked(
             # An upgrade is the operator's call: a routine start must not cut runs short.
             state.write_container_id(str(found.ours["Id"]))
             state.save_settings(plan.settings)  # what `restart` moves it to
-            result = _result("already running", found.ours["Id"], plan, None, began)
+            result = _result(StartOutcome.ALREADY_RUNNING, found.ours["Id"], plan, None, began)
             result.warnings = [*image_status.warnings, held]
             result.port = _port_of(found.ours, plan.port)
             return result
@@ -306,13 +306,11 @@ def _result(
 
 
 def _port_of(ours: dict[str, Any], default: int) -> int:
-    from roscoe.runner.layout import ENV_PORT
-
     value = runner.env_value(ours, ENV_PORT) or ""
     return int(value) if value.isdigit() else default
 
 
-def _running_version(engine: Engine, ours: dict[str, Any]) -> VersionMatch:
+def _running_version(engine: RunnerEngine, ours: dict[str, Any]) -> VersionMatch:
     """How the version of the image our runner runs compares with this CLI's."""
     from roscoe.images.version import version_match
 
@@ -321,7 +319,7 @@ def _running_version(engine: Engine, ours: dict[str, Any]) -> VersionMatch:
 
 
 def _other_version(
-    engine: Engine,
+    engine: RunnerEngine,
     ours: dict[str, Any],
     image: dict[str, Any],
     plan: StartPlan,
@@ -329,8 +327,6 @@ def _other_version(
 ) -> tuple[str, str] | None:
     """(warning, hint) when our running runner is on another roscoe version and nothing but
     its image sets it apart from what was asked: it stays until --replace or restart."""
-    from roscoe.runner.layout import ENV_HOST_WORKSPACE, ENV_PORT, ENV_RUNNER_IMAGE
-
     if runner.status_of(ours) != "running" or ours.get("Image") == image.get("Id"):
         return None
     verdict = _running_version(engine, ours)
@@ -355,7 +351,7 @@ def _other_version(
 
 
 def _why_replace(
-    engine: Engine,
+    engine: RunnerEngine,
     ours: dict[str, Any],
     image: dict[str, Any],
     plan: StartPlan,

@@ -1,7 +1,7 @@
 """`roscoe logs`: the runner's output, streamed from the engine, never read whole.
 
 The tail is asked of the engine (`tail=N`); a followed stream survives long silences (see
-Engine.stream_logs) and ends when the container stops. ROSCOE_LOGS_READ_TIMEOUT sets how
+engine.Engine.stream_logs) and ends when the container stops. ROSCOE_LOGS_READ_TIMEOUT sets how
 often a silent stream checks the container is still there (tests shorten it).
 """
 
@@ -19,7 +19,7 @@ from roscoe.runner import container as runner
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunnerEngine
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -60,7 +60,7 @@ def read_timeout(environ: dict[str, str] | None = None) -> float:
 
 
 def runner_logs(
-    engine: Engine,
+    engine: RunnerEngine,
     settings: Settings,
     *,
     follow: bool = False,

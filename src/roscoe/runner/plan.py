@@ -22,7 +22,7 @@ from roscoe.runner.store import StartSettings
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunnerEngine
     from roscoe.images.choice import ImageChoice
 
 
@@ -161,7 +161,7 @@ def config_hash(environment: Mapping[str, str]) -> str:
     return "hmac-sha256:" + hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def build_config(engine: Engine, plan: StartPlan, image: dict[str, Any]) -> RunnerConfig:
+def build_config(engine: RunnerEngine, plan: StartPlan, image: dict[str, Any]) -> RunnerConfig:
     """The runner container as it would be created; prepares the token and the runs dir."""
     from roscoe.runner.token import ensure_token
     from roscoe.runs.host import container_user, selinux_enforcing

@@ -18,7 +18,7 @@ from roscoe.strenum import StrEnum
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunnerEngine
 
 
 class RunnerState(StrEnum):
@@ -86,7 +86,7 @@ class Status:
         }
 
 
-def server_status(engine: Engine, settings: Settings) -> Status:
+def server_status(engine: RunnerEngine, settings: Settings) -> Status:
     from roscoe.config.settings import ENV_HOST_WORKSPACE
     from roscoe.runner.layout import ENV_PORT, ENV_RUNNER_IMAGE
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from roscoe.errors import ExitCode, RoscoeError
 from roscoe.runs.records import (
@@ -30,7 +30,7 @@ from roscoe.runs.tracking import Tracker, file_digest
 from roscoe.runs.workspace import Workspace
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunEngine, RunOutput, RunState
 
 from roscoe.runs.outcome import RunStatus, classify
 from roscoe.runs.output import OnOutput, OutputSink
@@ -57,11 +57,13 @@ class _Follow:
     """What the follower thread learned: the container's final state, or the error."""
 
     done: threading.Event = field(default_factory=threading.Event)
-    state: dict[str, Any] = field(default_factory=dict)
+    state: RunState | None = None  # None: the container was gone
     error: BaseException | None = None
 
 
-def _follow(engine: Engine, container_id: str, stream: Any, sink: OutputSink, out: _Follow) -> None:
+def _follow(
+    engine: RunEngine, container_id: str, stream: RunOutput, sink: OutputSink, out: _Follow
+) -> None:
     try:
         for name, data in stream:
             sink.write(name, data)
@@ -69,10 +71,11 @@ def _follow(engine: Engine, container_id: str, stream: Any, sink: OutputSink, ou
         # The stream can end a moment before the engine marks the container exited (podman);
         # a few quick looks cost less than podman's wait call (~250 ms).
         settle = time.monotonic() + SETTLE_S
-        while state.get("running") and time.monotonic() < settle:
+        while state is not None and state.running and time.monotonic() < settle:
             time.sleep(0.02)
             state = engine.run_state(container_id)
-        if state.get("running"):  # the script closed its output but goes on running
+        if state is not None and state.running:
+            # The script closed its output but goes on running.
             engine.run_wait(container_id)
             state = engine.run_state(container_id)
         out.state = state
@@ -96,7 +99,7 @@ def _watch(done: threading.Event, deadline: float, cancel: threading.Event | Non
 
 
 def execute(
-    engine: Engine,
+    engine: RunEngine,
     workspace: Workspace,
     spec: RunSpec,
     *,
@@ -208,7 +211,7 @@ class _Later:
 
 
 def _supervise(
-    engine: Engine,
+    engine: RunEngine,
     spec: RunSpec,
     plan: RunPlan,
     container_id: str,
@@ -221,7 +224,7 @@ def _supervise(
     sink = OutputSink(where / OUTPUT_FILE, on_output)
     clock = time.monotonic()
     stopped_for: str | None = None
-    state: dict[str, Any] = {}
+    state: RunState | None = None
     try:
         stream = engine.run_attach(container_id)
         try:
@@ -251,10 +254,10 @@ def _supervise(
         finally:
             stream.close()
         status, code, message = classify(
-            state.get("exit_code"),
+            state.exit_code if state is not None else None,
             timed_out=stopped_for == "timeout",
             interrupted=stopped_for == "cancel",
-            oom_killed=bool(state.get("oom_killed")),
+            oom_killed=state is not None and state.oom_killed,
             timeout=spec.timeout,
             memory=spec.memory,
         )
@@ -280,7 +283,7 @@ def _supervise(
     record.exit_code = int(code)
     record.message = message
     record.timed_out = stopped_for == "timeout"
-    record.image_digest = state.get("image_id")
+    record.image_digest = state.image_id if state is not None else None
     record.finished_at = now_iso()
     record.duration_s = round(time.monotonic() - clock, 3)
     record.output_bytes = sink.bytes

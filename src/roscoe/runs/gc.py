@@ -31,7 +31,7 @@ from roscoe.labels import (
 )
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import GcEngine
 
 _LIVE_STATES = ("running", "paused", "restarting", "removing")
 
@@ -112,7 +112,7 @@ def sweep_reason(
     return None
 
 
-def collect(engine: Engine, dry_run: bool) -> GcResult:
+def collect(engine: GcEngine, dry_run: bool) -> GcResult:
     """Remove (or, with dry_run, list) every run container that is finished or overdue."""
     result = GcResult(dry_run=dry_run)
     found = engine.containers({LABEL_MANAGED_BY: MANAGED_BY_VALUE, LABEL_KIND: "run"}, all=True)
@@ -144,7 +144,7 @@ def collect(engine: Engine, dry_run: bool) -> GcResult:
     return result
 
 
-def close_abandoned_record(engine: Engine, container_id: str, run_id: str, reason: str) -> None:
+def close_abandoned_record(engine: GcEngine, container_id: str, run_id: str, reason: str) -> None:
     """Finish the record of a run whose roscoe died, from its container's final state.
 
     Its roscoe never wrote the outcome, so the record still says "running". Records of runs

@@ -18,7 +18,7 @@ from roscoe.errors import ImageError, Interrupted
 from roscoe.runs.execute import execute
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunEngine
     from roscoe.images.choice import ImageChoice
     from roscoe.images.pull import OnPull
     from roscoe.runs.output import OnOutput
@@ -37,7 +37,7 @@ def _unseen(ref: str) -> Iterator[OnPull | None]:
 
 
 def start_run(
-    engine: Engine,
+    engine: RunEngine,
     workspace: Workspace,
     spec: RunSpec,
     *,

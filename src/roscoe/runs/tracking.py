@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from roscoe.config import paths
-from roscoe.runs import changes
-from roscoe.runs.records import hand_over
+from roscoe.config.atomic import write_atomic
+from roscoe.runs import changes, hashcache
+from roscoe.runs.records import hand_over, runs_owner
 from roscoe.runs.watch import CaseWatch, Touched, Unavailable
 
 log = logging.getLogger("roscoe.runs")
@@ -95,10 +94,10 @@ class Tracker:
         except Unavailable:
             self._watch = None
         try:
-            cache = changes.load_cache(self._cache_path)
+            cache = hashcache.load_cache(self._cache_path)
             self._cache_found = bool(cache)
             snapshot = changes.walk(self.case_dir, watch=self._watch)
-            changes.fill_hashes(snapshot, cache)
+            hashcache.fill_hashes(snapshot, cache)
             self._before = snapshot
         except changes.TooLarge as exc:
             self._reason = f"{exc}: too large to track"
@@ -176,14 +175,7 @@ class Tracker:
         try:
             folder = paths.ensure_dir(self._cache_path.parent)
             hand_over(folder)  # under a root roscoe, the service must write it too
-            fd, temp = tempfile.mkstemp(prefix=".hashes-", dir=folder)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(changes.cache_text(snapshot))
-                hand_over(Path(temp))
-                os.replace(temp, self._cache_path)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
+            text = hashcache.cache_text(snapshot)
+            write_atomic(self._cache_path, text, mode=0o600, owner=runs_owner())
         except OSError as exc:
             log.debug("could not save the hash cache %s: %s", self._cache_path, exc)

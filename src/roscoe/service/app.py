@@ -1,23 +1,22 @@
 """The HTTP face of the execution service: a FastAPI app over ExecutionService.
 
 `create_app(service)` builds it; `mounts` adds other ASGI apps under a path (they pass
-through the same request log and answer headers; wrap them in `TokenGuard` for the token),
+through the same request log and answer headers; wrap them in `frame.TokenGuard` for the
+token),
 and `lifespans` adds what those apps must start and stop with the server. Routes only move
 bytes: what is allowed and what a run does is decided in `roscoe.service.api`.
 
 Blocking work (the file system, the engine) runs in worker threads, never on the event loop,
-so `/health` answers at once however busy the runs are.
+so `/health` answers at once however busy the runs are. The streams (follow, events) are in
+`streams.py`; what every request goes through (limits, log, answer headers) in `frame.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from fastapi import FastAPI, Request
@@ -26,25 +25,19 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive
 
 from roscoe import __version__
-from roscoe.service import schema
+from roscoe.service import schema, streams
 from roscoe.service.api import TRUNCATED_HEADER, ApiError, ExecutionService
-from roscoe.service.live import LiveRun, Watcher
+from roscoe.service.frame import RequestFrame, error_answer, json_answer
+from roscoe.service.live import LiveRun
 from roscoe.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from roscoe.service.protocol import DEADLINE_KEY
-from roscoe.service.validate import MAX_HEADER_BYTES, MAX_HEADERS, REQUEST_DEADLINE_S
+from roscoe.service.validate import REQUEST_DEADLINE_S
 
 # How long DELETE /runs/{id} waits for the run to be stopped before answering 202.
 CANCEL_ANSWER_WAIT_S = 30.0
-# An events stream with nothing to say sends a comment this often, so idle proxies and
-# clients keep it open (and a client gone is noticed).
-SSE_KEEPALIVE_S = 15.0
-FOLLOW_DROPPED_NOTE = (
-    b"\n[roscoe: this client fell too far behind; the rest is in GET /runs/%s/output]\n"
-)
-_ANSWER_HEADERS = [(b"cache-control", b"no-store"), (b"connection", b"close")]
 
 # The run's id in paths is `{id}`, as the docs spell it.
 RunId = Annotated[str, PathParam(alias="id")]
@@ -53,15 +46,6 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 class ClientGone(Exception):
     """The client closed the connection before its request was read."""
-
-
-def json_answer(status: int, data: Any, headers: Mapping[str, str] | None = None) -> Response:
-    body = json.dumps(data, default=str) + "\n"
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def error_answer(status: int, reason: str, headers: Mapping[str, str] | None = None) -> Response:
-    return json_answer(status, {"error": " ".join(reason.split())}, headers)
 
 
 def create_app(
@@ -199,7 +183,7 @@ def _add_routes(app: FastAPI, service: ExecutionService) -> None:  # noqa: PLR09
         live = service.scheduler.get(run_id)
         if follow in ("true", "1", "yes") and live is not None:
             return StreamingResponse(
-                _follow(service, live, tail),
+                streams.follow(service, live, tail),
                 media_type="application/octet-stream",
                 headers={"X-Roscoe-Follow": "true"},
             )
@@ -229,7 +213,7 @@ def _add_routes(app: FastAPI, service: ExecutionService) -> None:  # noqa: PLR09
         if live is None:
             record = await run_in_threadpool(service.get_run, run_id)  # 404 when none
         return StreamingResponse(
-            _events(service, run_id, live, record),
+            streams.events(service, run_id, live, record),
             media_type="text/event-stream",
             headers={"X-Accel-Buffering": "no"},
         )
@@ -275,113 +259,6 @@ async def _client_left_first(request: Request, live: LiveRun) -> bool:
     return not live.finished
 
 
-# -- streams ---------------------------------------------------------------------------------
-async def _follow(service: ExecutionService, live: LiveRun, tail: int) -> AsyncIterator[bytes]:
-    snapshot, watcher = live.watch()
-    service.stream_clients += 1
-    try:
-        if snapshot.tail:
-            yield snapshot.tail[-tail:]
-        if watcher is None:  # over between the lookup and now: the rest is on disk
-            rest, _cut = await run_in_threadpool(service.saved_output, live.id, tail)
-            if len(rest) > len(snapshot.tail[-tail:]):
-                yield rest[len(snapshot.tail[-tail:]) :]
-            return
-        while True:
-            event = await watcher.next()
-            if event.kind == "output":
-                yield event.data
-            elif event.kind == "dropped":
-                yield FOLLOW_DROPPED_NOTE % live.id.encode()
-                return
-            elif live.finished:
-                return
-    finally:
-        live.unwatch(watcher)
-        service.stream_clients -= 1
-
-
-def sse(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
-
-
-class Utf8Chunks:
-    """Output chunks as SSE payloads: text when UTF-8 (a character split between chunks is
-    held back for the next one), base64 otherwise."""
-
-    def __init__(self) -> None:
-        self._carry = b""
-
-    def feed(self, data: bytes) -> dict[str, str] | None:
-        data, self._carry = self._carry + data, b""
-        try:
-            return {"encoding": "utf-8", "data": data.decode("utf-8")}
-        except UnicodeDecodeError as exc:
-            if exc.reason == "unexpected end of data" and len(data) - exc.start < 4:
-                self._carry = data[exc.start :]
-                if not exc.start:
-                    return None
-                return {"encoding": "utf-8", "data": data[: exc.start].decode("utf-8")}
-        return {"encoding": "base64", "data": base64.b64encode(data).decode("ascii")}
-
-    def flush(self) -> dict[str, str] | None:
-        data, self._carry = self._carry, b""
-        return {"encoding": "base64", "data": base64.b64encode(data).decode()} if data else None
-
-
-async def _events(  # noqa: PLR0912 - one branch per kind of event
-    service: ExecutionService, run_id: str, live: LiveRun | None, record: dict[str, Any] | None
-) -> AsyncIterator[bytes]:
-    if live is None:  # over already: its saved output's end, then the record
-        output, _cut = await run_in_threadpool(service.saved_output, run_id, 1024 * 1024)
-        chunk = Utf8Chunks().feed(output) if output else None
-        if chunk:
-            yield sse("output", chunk)
-        yield sse("status", record)
-        return
-    snapshot, watcher = live.watch()
-    service.stream_clients += 1
-    text = Utf8Chunks()
-    try:
-        yield sse("status", service.current_record(live))
-        if snapshot.tail:
-            chunk = text.feed(snapshot.tail)
-            if chunk:
-                yield sse("output", chunk)
-        if watcher is None:
-            yield sse("status", live.record)
-            return
-        async for event in _with_keepalive(watcher):
-            if event is None:
-                yield b": keep-alive\n\n"
-            elif event.kind == "output":
-                chunk = text.feed(event.data)
-                if chunk:
-                    yield sse("output", chunk)
-            elif event.kind == "dropped":
-                yield sse("dropped", {"reason": "this client fell too far behind"})
-                return
-            else:
-                if live.finished:
-                    rest = text.flush()
-                    if rest:
-                        yield sse("output", rest)
-                yield sse("status", event.data or service.current_record(live))
-                if live.finished:
-                    return
-    finally:
-        live.unwatch(watcher)
-        service.stream_clients -= 1
-
-
-async def _with_keepalive(watcher: Watcher) -> AsyncIterator[Any]:
-    while True:
-        try:
-            yield await asyncio.wait_for(watcher.next(), SSE_KEEPALIVE_S)
-        except asyncio.TimeoutError:
-            yield None
-
-
 # -- errors ----------------------------------------------------------------------------------
 def _add_error_handlers(app: FastAPI) -> None:
     async def api_error(_request: Request, exc: Exception) -> Response:
@@ -408,90 +285,3 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(ClientGone, client_gone)
-
-
-# -- what every request goes through ---------------------------------------------------------
-class RequestFrame:
-    """Pure ASGI middleware: header limits (431), the answer headers every response carries,
-    one log line per request, and a 500 in JSON for anything unexpected."""
-
-    def __init__(self, app: ASGIApp, log: Callable[..., None]):
-        self.app = app
-        self.log = log
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.monotonic()
-        status = {"code": 0}
-        headers = scope.get("headers") or []
-        if (
-            len(headers) > MAX_HEADERS
-            or sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES
-        ):
-            await error_answer(431, "the request's headers are too large")(scope, receive, send)
-            self._log(scope, 431, started)
-            return
-
-        async def framed_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-                message["headers"] = [
-                    *(h for h in message.get("headers", []) if h[0].lower() != b"connection"),
-                    *_ANSWER_HEADERS,
-                ]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, framed_send)
-        except Exception as exc:  # a bug must cost one request, not the service
-            self.log(
-                "error", level="error", error=f"{type(exc).__name__}: {exc}", path=scope["path"]
-            )
-            if not status["code"]:
-                status["code"] = 500
-                answer = error_answer(500, "internal error; see the service log (roscoe logs)")
-                await answer(scope, receive, framed_send)
-        self._log(scope, status["code"], started)
-
-    def _log(self, scope: Scope, status: int, started: float) -> None:
-        path = scope.get("path", "")
-        query = scope.get("query_string", b"").decode("latin-1")
-        state = scope.get("state") or {}
-        fields: dict[str, Any] = {}
-        if state.get("run_id"):
-            fields["run_id"] = state["run_id"]
-        if state.get("client_gone"):
-            fields["client_gone"] = True
-        self.log(
-            "request",
-            # Probes poll /health all the time: keep them out of the way of real requests.
-            level="debug" if path == "/health" and status == 200 else "info",
-            method=scope.get("method"),
-            path=f"{path}?{query}" if query else path,
-            status=status,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            **fields,
-        )
-
-
-class TokenGuard:
-    """Wraps a mounted ASGI app (e.g. /mcp) so it answers only to the service's token."""
-
-    def __init__(self, app: ASGIApp, service: ExecutionService):
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            authorization = None
-            for name, value in scope.get("headers") or []:
-                if name.lower() == b"authorization":
-                    authorization = value.decode("latin-1")
-            try:
-                self.service.require_token(authorization)
-            except ApiError as exc:
-                await error_answer(exc.status, exc.reason, exc.headers)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

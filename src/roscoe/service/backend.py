@@ -17,7 +17,7 @@ from roscoe.service.live import LiveRun
 from roscoe.service.validate import RunRequest
 
 if TYPE_CHECKING:
-    from roscoe.engine import Engine
+    from roscoe.engine.protocols import RunEngine
 
 ADMIN_NAME = "admin"  # the name runs made with the service's own token are recorded under
 
@@ -34,7 +34,7 @@ class RunDefaults:
 class CoreBackend:
     def __init__(
         self,
-        connect: Callable[[], Engine],
+        connect: Callable[[], RunEngine],
         workspace: Workspace,
         defaults: RunDefaults,
         engine_kind: str | None = None,

@@ -1,0 +1,145 @@
+"""Connecting: find the engine (detect.py), make first contact, learn what it is, negotiate
+the API version, and hand back an `Engine`. Raises EngineError (exit 3) when it cannot.
+
+The first contact on a unix socket is GET /_ping over the standard library (wire.py), whose
+headers name the engine and its API version; tcp:// and ssh:// endpoints go through the
+docker SDK, which negotiates for itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from packaging.version import InvalidVersion, Version
+
+from roscoe.engine.base import sdk_client
+from roscoe.engine.detect import Endpoint, Probe, locate, runtime_choice
+from roscoe.engine.engine import Engine
+from roscoe.engine.errors import connect_failure
+from roscoe.engine.protocols import EngineInfo
+from roscoe.engine.wire import SdkWire, Wire, WireError
+from roscoe.errors import EngineError
+
+if TYPE_CHECKING:
+    import docker
+
+log = logging.getLogger("roscoe.engine")
+
+# Docker 19.03 / Podman 3; older engines lack what runs need (memory-swap, cap-drop rules).
+MIN_API_VERSION = "1.40"
+# The newest API version roscoe's requests are written against. Negotiation, as the docker
+# CLI does it: the engine's version from /_ping, capped here (Docker 29 refuses below 1.44).
+MAX_API_VERSION = "1.47"
+
+
+def connect(runtime: str | None = None, probe: Probe | None = None, timeout: int = 60) -> Engine:
+    """Find the engine, connect, and learn what it is. Raises EngineError (exit 3)."""
+    probe = probe or Probe()
+    family = runtime_choice(runtime, probe.env)
+    endpoint = locate(family, probe)
+    sdk: docker.APIClient | None = None
+    if endpoint.socket_path:
+        info = _ping(Wire(endpoint.socket_path, timeout=timeout), endpoint)
+    else:
+        sdk = sdk_client(endpoint, timeout, "auto", _tls(endpoint, probe))
+        info = _info_from_version(SdkWire(sdk), endpoint)
+    log.debug("engine: %s %s, API %s", info.kind, info.version, info.api_version)
+    problem = None
+    if family not in ("auto", info.kind):
+        problem = EngineError(
+            f"{endpoint.source} ({endpoint.url}) is a {info.kind} engine, but --runtime "
+            f"{family} was asked for",
+            hint=f"point {endpoint.source} at a {family} socket, or use --runtime {info.kind}",
+        )
+    elif _older(info.api_version, MIN_API_VERSION):
+        problem = EngineError(
+            f"{info.kind} {info.version} is too old (API {info.api_version}; roscoe needs "
+            f"{MIN_API_VERSION} or newer)",
+            hint=f"upgrade {info.kind} to a version from the last few years",
+        )
+    if problem is not None:
+        if sdk is not None:
+            sdk.close()
+        raise problem
+    return Engine(endpoint, info, sdk=sdk, timeout=timeout)
+
+
+def kind_from_version(payload: Mapping[str, Any]) -> str:
+    """Docker or Podman, from the /version answer (podman-mac-helper serves docker.sock)."""
+    names = [str(c.get("Name", "")) for c in payload.get("Components") or []]
+    platform = str((payload.get("Platform") or {}).get("Name", ""))
+    if any("podman" in n.lower() for n in names) or "podman" in platform.lower():
+        return "podman"
+    return "docker"
+
+
+def engine_version(payload: Mapping[str, Any], kind: str) -> str:
+    for component in payload.get("Components") or []:
+        name = str(component.get("Name", "")).lower()
+        if (kind == "podman" and "podman" in name) or (kind == "docker" and name == "engine"):
+            return str(component.get("Version", payload.get("Version", "")))
+    return str(payload.get("Version", ""))
+
+
+def _ping(wire: Wire, endpoint: Endpoint) -> EngineInfo:
+    """Who the engine is, from the headers of /_ping: what the engine says about itself."""
+    try:
+        headers = wire.ping()
+    except (OSError, WireError, ValueError) as exc:
+        raise connect_failure(endpoint, exc) from exc
+    # "Docker/20.10.24 (linux)" or "Libpod/4.3.1 (linux)"; Podman also sends its own header.
+    product, _, rest = headers.get("server", "").partition("/")
+    version, _, os_part = rest.partition(" ")
+    if "libpod-api-version" in headers or product.lower() == "libpod":
+        kind = "podman"
+        version = version if product.lower() == "libpod" else headers["libpod-api-version"]
+    elif product.lower() == "docker" and version:
+        kind = "docker"
+    else:  # an engine (or proxy) that does not say: ask /version, which always does
+        wire.api_version = None
+        return _info_from_version(wire, endpoint)
+    return EngineInfo(
+        kind=kind,
+        version=version,
+        api_version=_negotiate(headers.get("api-version", "")),
+        os=headers.get("ostype", os_part.strip("()")),
+    )
+
+
+def _info_from_version(wire: Wire | SdkWire, endpoint: Endpoint) -> EngineInfo:
+    try:
+        payload = wire.call("GET", "/version", versioned=False)
+    except Exception as exc:  # socket errors, requests' own errors, refusals
+        raise connect_failure(endpoint, exc) from exc
+    kind = kind_from_version(payload)
+    return EngineInfo(
+        kind=kind,
+        version=engine_version(payload, kind),
+        api_version=_negotiate(str(payload.get("ApiVersion", ""))),
+        os=str(payload.get("Os", "")),
+    )
+
+
+def _negotiate(server: str) -> str:
+    """The API version to speak: the engine's own, capped at what roscoe is written for."""
+    try:
+        return server if Version(server) <= Version(MAX_API_VERSION) else MAX_API_VERSION
+    except InvalidVersion:
+        return server
+
+
+def _older(version: str, minimum: str) -> bool:
+    try:
+        return Version(version) < Version(minimum)
+    except InvalidVersion:
+        return False
+
+
+def _tls(endpoint: Endpoint, probe: Probe) -> Any:
+    if endpoint.source == "DOCKER_HOST" and probe.env.get("DOCKER_TLS_VERIFY"):
+        from docker.utils import kwargs_from_env
+
+        return kwargs_from_env(environment=dict(probe.env)).get("tls", False)
+    return False
