@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from helpers import roscoe
+from helpers_engine_api import EngineAPI
 from roscoe.config import paths
 from roscoe.runs.host import UNPRIVILEGED_UID
 from roscoe.runs.records import RunRecord, write_record
@@ -55,7 +56,9 @@ def logged_paths(env: dict[str, str]) -> list[str]:
     return found
 
 
-def test_the_engine_caps_the_runners_log(engine, engine_name, env, unique_name) -> None:
+def test_the_engine_caps_the_runners_log(
+    engine, engine_name, engine_host, env, unique_name
+) -> None:
     start(env)
     container = engine.inspect_container(unique_name)
     if engine_name == "docker":
@@ -66,10 +69,7 @@ def test_the_engine_caps_the_runners_log(engine, engine_name, env, unique_name) 
         assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     else:
         # Podman's compatible inspect shows no log options; its own API shows the cap.
-        native = engine.api._result(
-            engine.api._get(engine.api._url("/libpod/containers/{0}/json", container["Id"])),
-            json=True,
-        )
+        native = EngineAPI(engine_host).call("GET", f"/v4.0.0/libpod/containers/{unique_name}/json")
         assert native["HostConfig"]["LogConfig"]["Type"] == "k8s-file"
         assert native["HostConfig"]["LogConfig"]["Size"] == "10MB"
         assert native["HostConfig"]["RestartPolicy"]["Name"] == "always"

@@ -7,8 +7,9 @@ org.opencontainers.image.version label, built for this test and removed after it
 
 from __future__ import annotations
 
-import io
 import json
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,18 +25,26 @@ OLD_VERSION = "0.0.1"
 
 
 @pytest.fixture
-def old_image(engine: Any, runner_image: str) -> Iterator[str]:
-    """The runner image labelled as roscoe OLD_VERSION, under a tag of this test's own."""
+def old_image(engine: Any, engine_host: str, runner_image: str) -> Iterator[str]:
+    """The runner image labelled as roscoe OLD_VERSION, under a tag of this test's own: built
+    with `docker build` (the legacy builder, which both engines' APIs take)."""
     tag = f"roscoe-runner:old-{uuid.uuid4().hex[:8]}"
-    dockerfile = (
-        f"FROM {runner_image}\nLABEL org.opencontainers.image.version={OLD_VERSION}\n"
-    ).encode()
-    events = list(engine.api.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True, decode=True))
-    errors = [e for e in events if "error" in e or "errorDetail" in e]
-    assert not errors, errors
-    assert engine.image_inspect(tag) is not None, events
+    dockerfile = f"FROM {runner_image}\nLABEL org.opencontainers.image.version={OLD_VERSION}\n"
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+    built = subprocess.run(
+        ["docker", "-H", engine_host, "build", "-q", "-t", tag, "-"],
+        input=dockerfile.encode(),
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr.decode()
+    assert engine.image_inspect(tag) is not None
     yield tag
-    engine.api.remove_image(tag, force=True)
+    subprocess.run(
+        ["docker", "-H", engine_host, "rmi", "-f", tag], capture_output=True, check=False
+    )
 
 
 def status_of(env: dict[str, str]) -> dict[str, Any]:
