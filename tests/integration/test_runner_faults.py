@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 from fault_support import (
     UnixProxy,
-    engines_alone,
-    restarts_allowed,
     start_engines,
     stop_podman_service,
 )
@@ -28,7 +26,7 @@ from service_fixtures import make_workspace
 from test_run_support import CASE, spawn_cli, wait_for_output, wait_until
 from test_run_support import make_workspace as make_run_workspace
 
-from helpers import RUNNER_IMAGE, roscoe, roscoe_containers
+from helpers import RUNNER_IMAGE, engines_lock, roscoe, roscoe_containers
 from roscoe.config import paths
 from roscoe.labels import LABEL_OWNER_CONTAINER, LABEL_OWNER_PID, LABEL_RUN_ID
 
@@ -184,7 +182,6 @@ def test_a_runner_cut_off_from_its_engine_is_degraded_and_replaced(  # noqa: PLR
 def podman_only(engine_name: str) -> None:
     if engine_name != "podman":
         pytest.skip("Docker's containers die with dockerd: this is Podman's case")
-    restarts_allowed()
 
 
 @pytest.mark.engine_restart
@@ -197,7 +194,7 @@ def test_the_runner_survives_a_restart_of_podmans_service(
     runner_id = str(engine.inspect_container(unique_name)["Id"])
     port = int(runner_env["ROSCOE_PORT"])
     try:
-        with engines_alone():  # from the run's start: it must still be under way at the stop
+        with engines_lock():  # from the run's start: it must still be under way at the stop
             thread, answers = in_background(
                 port, {"case": "demo-case", "script": "sleep.py", "args": ["25"]}
             )
@@ -247,7 +244,7 @@ def test_roscoe_run_claims_no_result_when_podmans_service_goes_away(
     proc: subprocess.Popen[bytes] | None = None
     mine: dict[str, str] = {}
     try:
-        with engines_alone():  # from the run's start: it must still be under way at the stop
+        with engines_lock():  # from the run's start: it must still be under way at the stop
             proc = spawn_cli(ws, base_image, "--timeout", "120", CASE, "slow.py")
             mine = {LABEL_OWNER_PID: str(proc.pid)}
             try:

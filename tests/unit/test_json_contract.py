@@ -55,13 +55,23 @@ ENGINE_KEYS = {"available", "kind", "version", "api_version", "endpoint", "sourc
 CONTRACT: dict[str, set[str]] = {
     "config show": {"config_file", "config_file_exists", "settings"},
     "version": {"cli_version", "runner_image", "python", "engine"},
-    "doctor": {"ok", "engine", "checks"},
+    "doctor": {"ok", "engine", "workspace", "runs", "checks"},
     "run": RECORD_KEYS,
     "runs list": RECORD_KEYS,
     "runs show": RECORD_KEYS,
     "runs apply": RECORD_KEYS,
     "runs discard": RECORD_KEYS,
     "gc": {"dry_run", "removed", "kept", "failed"},
+    "runs prune": {
+        "dry_run",
+        "policy",
+        "removed",
+        "freed_bytes",
+        "kept",
+        "kept_running",
+        "remaining_bytes",
+        "failed",
+    },
     "image show": {
         "ref",
         "source",
@@ -167,6 +177,28 @@ def test_version_and_doctor_without_an_engine(
     assert code == 1
     assert set(data) == CONTRACT["doctor"]
     assert set(data["engine"]) == ENGINE_KEYS
+    assert set(data["runs"]) == {"path", "runs", "bytes", "warn_bytes"}
+    assert set(data["workspace"]) == {
+        "path",
+        "source",
+        "exists",
+        "readable",
+        "error",
+        "projects_dir",
+        "tools_dir",
+        "has_projects",
+        "has_tools",
+        "cases",
+        "file_system",
+        "engine_uid",
+        "engine_can_read",
+        "run_user",
+        "case_tried",
+        "run_user_can_write",
+        "write_error",
+        "run_user_can_read_tools",
+        "tools_error",
+    }
     for check in data["checks"]:
         assert set(check) == {"name", "status", "detail", "hint"}
         assert check["status"] in {"ok", "warn", "fail"}
@@ -199,6 +231,7 @@ def broken_config() -> None:
         (["runs", "list", "--bogus", "--json"], {}, 2, "No such option: --bogus"),
         (["run", "--json", "--workspace", "{ws}", "case", "s.py"], {}, 2, "case"),
         (["gc", "--json"], NO_ENGINE, 3, "/nonexistent/roscoe-test.sock"),
+        (["runs", "prune", "--json"], {}, 2, "no retention to apply"),
         (["server", "status", "--json"], NO_ENGINE, 3, "/nonexistent/roscoe-test.sock"),
         (["image", "show", "--json", "--image", "Bad Ref"], {}, 2, "not an image reference"),
         (["config", "show", "--json"], {"broken": "1"}, 2, "not valid TOML"),

@@ -89,3 +89,33 @@ def test_the_engine_socket_is_mounted_by_its_folder_when_it_has_one(
     assert host["binds"][bound] == {"bind": target, "mode": "rw"}
     assert socket not in host["binds"] or socket == bound
     assert container["environment"]["DOCKER_HOST"] == docker_host
+
+
+@pytest.mark.parametrize(
+    ("kind", "policy", "log_config"),
+    [
+        (
+            "docker",
+            "unless-stopped",
+            {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
+        ),
+        # podman-restart.service starts `always` containers only; Podman 4.3's compatible API
+        # takes max-size for k8s-file and ignores max-file.
+        ("podman", "always", {"Type": "k8s-file", "Config": {"max-size": "10m"}}),
+    ],
+)
+def test_back_after_an_engine_restart_with_a_capped_log(
+    tmp_path: Path, kind: str, policy: str, log_config: dict[str, object]
+) -> None:
+    _, host = config(tmp_path, engine_kind=kind).create_arguments()
+    assert host["restart_policy"] == {"Name": policy}
+    assert host["log_config"] == log_config
+
+
+def test_service_settings_reach_the_environment(tmp_path: Path) -> None:
+    wanted = config(
+        tmp_path,
+        service_settings={"ROSCOE_LOG_LEVEL": "debug", "ROSCOE_SERVICE_PRUNE": "true"},
+    )
+    env = wanted.environment()
+    assert (env["ROSCOE_LOG_LEVEL"], env["ROSCOE_SERVICE_PRUNE"]) == ("debug", "true")

@@ -502,7 +502,7 @@ def test_doctor_computes_the_runner_status_once(fake, settings, answering, monke
     calls: list[int] = []
     real = status.server_status
     monkeypatch.setattr(status, "server_status", lambda e, s: (calls.append(1), real(e, s))[1])
-    report = about.doctor_report(lambda: fake, DEV_IMAGE, "--use-local-image")
+    report = about.doctor_report(lambda: fake, DEV_IMAGE, "--use-local-image", settings)
     names = [c.name for c in report.checks]
     assert names[-3:] == ["runner", "runner version", "runner port"]
     assert calls == [1]
@@ -575,3 +575,63 @@ def test_the_runner_knows_its_name_and_ties_runs_to_its_container(
 
 def _env_list(fake: FakeEngine, result: lifecycle.StartResult) -> list[str]:
     return list(fake.containers_by_id[result.container_id]["Config"]["Env"])
+
+
+# -- upgrades: a runner on another roscoe version ----------------------------------------------
+OLD_IMAGE = "roscoe-runner:old"
+
+
+def test_a_runner_on_another_version_stays_until_replace(fake, settings, answering) -> None:
+    fake.add_image(OLD_IMAGE, version="0.0.1")
+    fake.images[DEV_IMAGE]["Config"]["Labels"]["org.opencontainers.image.version"] = __version__
+    old = start(fake, settings, wanted=StartSettings(image=OLD_IMAGE, port=18765))
+    assert status.server_status(fake, settings).image_version == "0.0.1"
+
+    kept = start(fake, settings)  # the new CLI's image: same settings otherwise
+    assert kept.outcome == "already running"
+    assert kept.container_id == old.container_id
+    message, hint = kept.warnings[-1]
+    assert f"the runner is on roscoe 0.0.1 ({OLD_IMAGE}); this CLI is {__version__}" in message
+    assert "--replace" in (hint or "") and "restart" in (hint or "")
+    assert state.load_settings().use_local_image is True  # `restart` moves it to the new one
+
+    moved = start(fake, settings, replace=True)
+    assert moved.outcome == "replaced"
+    assert moved.replaced_because == f"it is on roscoe 0.0.1, this CLI is {__version__}"
+    assert status.server_status(fake, settings).version_matches
+
+
+def test_restart_moves_an_old_runner_to_this_version(fake, settings, answering) -> None:
+    fake.add_image(OLD_IMAGE, version="0.0.1")
+    fake.images[DEV_IMAGE]["Config"]["Labels"]["org.opencontainers.image.version"] = __version__
+    start(fake, settings, wanted=StartSettings(image=OLD_IMAGE, port=18765))
+    start(fake, settings)  # held, but remembered as what was asked for
+    lifecycle.restart(fake, settings)
+    now = status.server_status(fake, settings)
+    assert (now.image_version, now.version_matches) == (__version__, True)
+
+
+def test_an_old_runner_asked_for_other_settings_is_replaced_all_the_same(
+    fake, settings, answering
+) -> None:
+    fake.add_image(OLD_IMAGE, version="0.0.1")
+    start(fake, settings, wanted=StartSettings(image=OLD_IMAGE, port=18765))
+    moved = start(fake, settings, wanted=StartSettings(use_local_image=True, port=18766))
+    assert moved.outcome == "replaced"
+
+
+def test_log_level_and_retention_are_handed_to_the_service(fake, answering, monkeypatch) -> None:
+    monkeypatch.setenv("ROSCOE_CONTAINER_NAME", NAME)
+    monkeypatch.setenv("ROSCOE_SERVICE_PRUNE", "yes")
+    monkeypatch.setenv("ROSCOE_RUNS_KEEP", "50")
+    start(fake, Settings(), wanted=StartSettings(use_local_image=True, port=18765))
+    env = _env_of(fake)
+    assert (env["ROSCOE_LOG_LEVEL"], env["ROSCOE_SERVICE_PRUNE"]) == ("info", "true")
+    assert env["ROSCOE_RUNS_KEEP"] == "50"
+    assert "ROSCOE_RUNS_OLDER_THAN" not in env
+    again = start(
+        fake, Settings(), wanted=StartSettings(use_local_image=True, port=18765, log_level="debug")
+    )
+    assert again.outcome == "replaced"
+    assert _env_of(fake)["ROSCOE_LOG_LEVEL"] == "debug"
+    assert state.load_settings().log_level == "debug"

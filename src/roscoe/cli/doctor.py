@@ -20,7 +20,12 @@ def doctor_command(
     ctx: typer.Context,
     json_output: Json = False,
 ) -> None:
-    """Check the engine, gVisor, the runner image, the data dir and the runner.
+    """Check the engine, gVisor, the runner image, the data dir, the workspace, the runs folder
+    and the runner.
+
+    The workspace: there, with projects/ and Tools/, on which file system (a FUSE mount is
+    named, and one without allow_other is caught), readable by the engine, and writable by
+    the user runs run as.
 
     Exits 0 when every check passes (warnings included), 1 otherwise.
 
@@ -34,14 +39,7 @@ def doctor_command(
 
     st = state(ctx)
     image = choose_image(st.settings)
-    report = doctor_report(
-        st.engine,
-        image.ref,
-        image.source,
-        isolation=st.settings.get("run.isolation"),
-        gvisor_host=st.settings.get("run.gvisor_host"),
-        connect=connect_url,
-    )
+    report = doctor_report(st.engine, image.ref, image.source, st.settings, connect=connect_url)
     if json_output:
         render.print_json(report.to_json())
     else:

@@ -10,7 +10,7 @@ import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
-from roscoe.cli.options import Json
+from roscoe.cli.options import Json, about
 from roscoe.runs.outcome import RunStatus
 
 if TYPE_CHECKING:
@@ -22,7 +22,8 @@ app = typer.Typer(
         "changes applied or discarded.\n\n"
         "Examples:\n\n"
         "  roscoe runs list --limit 5\n\n"
-        "  roscoe runs show 20261121-115557-c0ada393 --output"
+        "  roscoe runs show 20261121-115557-c0ada393 --output\n\n"
+        "  roscoe runs prune --older-than 30d --dry-run"
     ),
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -288,6 +289,78 @@ def _cpu(user: float | None, system: float | None) -> str:
     if user is None or system is None:
         return "unknown"
     return f"{user:.3f} s user, {system:.3f} s system"
+
+
+@app.command("prune")
+def prune_command(
+    ctx: typer.Context,
+    *,
+    older_than: str | None = typer.Option(
+        None,
+        "--older-than",
+        help=about(
+            "Remove runs that ended longer ago than this (30d, 12h, 90m).", "runs.older_than"
+        ),
+        show_default=False,
+    ),
+    keep: int | None = typer.Option(
+        None,
+        "--keep",
+        min=0,
+        help=about("Keep only the newest N finished runs.", "runs.keep"),
+        show_default=False,
+    ),
+    max_size: str | None = typer.Option(
+        None,
+        "--max-size",
+        help=about(
+            "Remove the oldest runs until the runs folder is at most this (500m, 5g).",
+            "runs.max_size",
+        ),
+        show_default=False,
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Only list what would be removed; remove nothing."
+    ),
+    json_output: Json = False,
+) -> None:
+    """Remove old run folders (record and saved output); never a running run.
+
+    A run goes when any option says so. Without options, the configured retention
+    applies (runs.older_than, runs.keep, runs.max_size); with none set, exit 2.
+    Exits 1 when a folder could not be removed.
+
+    Examples:
+      roscoe runs prune --older-than 30d --dry-run
+      roscoe runs prune --keep 500 --max-size 5g
+      roscoe runs prune --json
+    """
+    from roscoe.config.parse import format_bytes
+    from roscoe.runs.retention import policy_from_settings, prune
+
+    st = state(ctx)  # an invalid setting stops every command (exit 2)
+    policy = policy_from_settings(st.settings, older_than, keep, max_size)
+    result = prune(policy, dry_run=dry_run)
+    if json_output:
+        render.print_json(result.to_json())
+    else:
+        out = render.console()
+        verb = "would remove" if dry_run else "removed"
+        for item in result.removed:
+            out.print(
+                f"{verb} {item.id} ({item.status or 'no record'}, "
+                f"{format_bytes(item.bytes)}): {render.escape(item.reason)}"
+            )
+        for item, error in result.failed:
+            render.warn(f"could not remove {item.id}: {error}")
+        running = f", {result.kept_running} of them running" if result.kept_running else ""
+        freed = "would free" if dry_run else "freed"
+        out.print(
+            f"{verb} {len(result.removed)} runs, {freed} {format_bytes(result.freed_bytes)}; "
+            f"kept {result.kept}{running} ({format_bytes(result.remaining_bytes)})"
+        )
+    if result.failed:
+        raise typer.Exit(1)
 
 
 _COLOURS = {

@@ -154,8 +154,21 @@ def start_command(
         help=f"Workspace root (env {env_name('workspace')}).",
         show_default=False,
     ),
+    log_level: str = typer.Option(
+        None,
+        "--log-level",
+        help=about(
+            "The service's log level: debug, info, warning or error (debug also logs every "
+            "/health probe).",
+            "service.log_level",
+        ),
+        show_default=False,
+    ),
     replace: bool = typer.Option(
-        False, "--replace", help="Remove a container that holds the name but is not roscoe's."
+        False,
+        "--replace",
+        help="Replace a runner of another roscoe version, or remove a container that holds "
+        "the name but is not roscoe's.",
     ),
     wait_timeout: float = typer.Option(
         60.0, "--wait-timeout", help="Seconds to wait for the service to answer."
@@ -189,6 +202,7 @@ def start_command(
         pull=pull.strip().lower(),
         port=port,
         workspace=workspace,
+        log_level=log_level,
         env=parse_env(env or [], os.environ),
     )
     engine = st.engine()
@@ -331,6 +345,14 @@ def _print_status(status: Status) -> None:
             ("digest", render.escape(str(status.image_digest or "unknown"))),
             ("version", f"image {render.escape(version)}, CLI {_cli_version()}{match}"),
         ]
+        if not status.version_matches and version != "unknown":
+            rows.append(
+                (
+                    "upgrade",
+                    f"`roscoe server restart` (or `server start --replace`) moves it to "
+                    f"{_cli_version()}",
+                )
+            )
     engine = status.engine
     where = f"{engine['kind']} {engine['version']} at {engine['endpoint']}"
     rows.append(("engine", render.escape(where)))

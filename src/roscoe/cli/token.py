@@ -74,14 +74,14 @@ def create_command(
       ROSCOE_TOKEN=$(roscoe token create agent --case demo-case)
     """
     from roscoe.access import tokens
-    from roscoe.config.parse import parse_duration
+    from roscoe.config.parse import parse_expiry
 
     state(ctx)
     made = tokens.create(
         name,
         cases=cases or [],
         tools=tools or [],
-        expires_in=parse_duration(expires, "--expires") if expires else None,
+        expires_in=parse_expiry(expires, "--expires") if expires else None,
         can_apply=can_apply,
     )
     if json_output:

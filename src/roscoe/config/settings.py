@@ -26,6 +26,7 @@ from roscoe.errors import UsageError
 ENGINES = ("auto", "docker", "podman")
 NETWORKS = ("none", "host")  # what a run's network may be
 ISOLATIONS = ("runc", "gvisor")  # how a run is isolated (runs.isolation)
+LOG_LEVELS = ("debug", "info", "warning", "error")  # the service's (service.log_level)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,48 @@ SETTINGS: dict[str, Setting] = {
             16,
             parse.positive_int,
             "runs that may wait for a slot before the service answers 429",
+        ),
+        Setting(
+            "service.log_level",
+            "ROSCOE_LOG_LEVEL",
+            "info",
+            parse.choice(*LOG_LEVELS),
+            "the service's log level: debug also logs every /health probe",
+        ),
+        Setting(
+            "service.prune",
+            "ROSCOE_SERVICE_PRUNE",
+            False,
+            parse.boolean,
+            "the service prunes run folders by runs.older_than/keep/max_size, hourly",
+        ),
+        Setting(
+            "runs.older_than",
+            "ROSCOE_RUNS_OLDER_THAN",
+            None,
+            parse.duration_text,
+            "retention: prune runs that ended longer ago than this (e.g. 30d)",
+        ),
+        Setting(
+            "runs.keep",
+            "ROSCOE_RUNS_KEEP",
+            None,
+            parse.count,
+            "retention: prune all but this many of the newest finished runs",
+        ),
+        Setting(
+            "runs.max_size",
+            "ROSCOE_RUNS_MAX_SIZE",
+            None,
+            parse.bytes_text,
+            "retention: prune the oldest runs until the runs folder is at most this (e.g. 5g)",
+        ),
+        Setting(
+            "runs.warn_size",
+            "ROSCOE_RUNS_WARN_SIZE",
+            "10g",
+            parse.bytes_text,
+            "roscoe doctor warns when the runs folder is larger than this",
         ),
     ]
 }

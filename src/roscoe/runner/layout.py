@@ -88,6 +88,10 @@ ENV_GVISOR_HOST = env_name("run.gvisor_host")
 # stopped and removed; `server stop` must wait at least this much longer before SIGKILL.
 CANCEL_MARGIN_S = 20.0
 
+# The runner's container log, capped by the engine (see RunnerConfig.log_config).
+LOG_MAX_SIZE = "10m"
+LOG_MAX_FILES = 3
+
 
 @dataclass
 class RunnerConfig:
@@ -111,6 +115,8 @@ class RunnerConfig:
     run_limits: dict[str, str] = field(default_factory=dict)
     # host path of run.gvisor_host's socket: the engine whose runs are under gVisor (Podman)
     gvisor_socket: str | None = None
+    # ROSCOE_LOG_LEVEL and the retention settings, as resolved on the host
+    service_settings: dict[str, str] = field(default_factory=dict)
     config_hash: str = ""  # digest of environment(), for the label
     selinux: bool = False
     shutdown_grace: float = SHUTDOWN_GRACE_S
@@ -134,6 +140,7 @@ class RunnerConfig:
     def environment(self) -> dict[str, str]:
         env = dict(self.env)
         env.update(self.run_limits)
+        env.update(self.service_settings)
         env.update(
             {
                 ENV_PORT: str(self.port),
@@ -192,6 +199,29 @@ class RunnerConfig:
                 groups.append(group)
         return groups
 
+    def restart_policy(self) -> str:
+        """Back after the engine restarts (and so after a reboot), with no roscoe command.
+
+        Docker brings back `unless-stopped` containers when dockerd starts. Podman has no
+        daemon: podman-restart.service runs `podman start --all --filter
+        restart-policy=always` at boot, which starts `always` containers only.
+        """
+        return "always" if self.engine_kind == "podman" else "unless-stopped"
+
+    def log_config(self) -> dict[str, Any]:
+        """The engine caps the runner's log (the service may run for months).
+
+        Docker rotates json-file logs (LOG_MAX_FILES files of LOG_MAX_SIZE); Podman 4.3's
+        compatible API takes max-size for its k8s-file log (when the cap is reached, the file
+        starts over) and ignores max-file.
+        """
+        if self.engine_kind == "podman":
+            return {"Type": "k8s-file", "Config": {"max-size": LOG_MAX_SIZE}}
+        return {
+            "Type": "json-file",
+            "Config": {"max-size": LOG_MAX_SIZE, "max-file": str(LOG_MAX_FILES)},
+        }
+
     def create_arguments(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(create_container kwargs, create_host_config kwargs) for the low-level API."""
         uid, gid = container_user()
@@ -206,7 +236,8 @@ class RunnerConfig:
         host = {
             "binds": self.binds(),
             "network_mode": "host",
-            "restart_policy": {"Name": "unless-stopped"},
+            "restart_policy": {"Name": self.restart_policy()},
+            "log_config": self.log_config(),
             "group_add": self.group_add(),
             "cap_drop": ["ALL"],
             # On SELinux hosts the container policy forbids connecting to the engine socket

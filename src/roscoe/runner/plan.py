@@ -8,7 +8,7 @@ import hmac
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,8 @@ class StartPlan:
     run_limits: dict[str, str]  # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK/ISOLATION for its runs
     isolation: str = "runc"
     gvisor_host: str | None = None  # run.gvisor_host, mounted into the runner (unix:// only)
+    # ROSCOE_LOG_LEVEL, the retention (ROSCOE_SERVICE_PRUNE, ROSCOE_RUNS_*) for the service
+    service_settings: dict[str, str] = field(default_factory=dict)
 
 
 def plan_start(settings: Settings, wanted: StartSettings) -> StartPlan:
@@ -84,6 +86,7 @@ def plan_start(settings: Settings, wanted: StartSettings) -> StartPlan:
         run_limits=run_limits(settings),
         isolation=settings.get("run.isolation"),
         gvisor_host=gvisor_host(settings),
+        service_settings=service_settings(settings, wanted.log_level),
     )
 
 
@@ -98,20 +101,40 @@ RUN_LIMIT_KEYS = (
 UNPRIVILEGED_PORTS = 1024
 
 
+SERVICE_KEYS = (
+    "service.log_level",
+    "service.prune",
+    "runs.older_than",
+    "runs.keep",
+    "runs.max_size",
+)
+
+
 def run_limits(settings: Settings) -> dict[str, str]:
     """The run defaults resolved here (env > config > default), as the service's environment.
 
     The service reads them with its own Settings; neither the host's environment nor its
     config file reaches the container, so they are handed over explicitly.
     """
+    return _as_environment(settings, RUN_LIMIT_KEYS)
+
+
+def service_settings(settings: Settings, log_level: str | None = None) -> dict[str, str]:
+    """The service's log level (--log-level first) and its retention, handed over likewise."""
+    return _as_environment(settings, SERVICE_KEYS, {"service.log_level": log_level})
+
+
+def _as_environment(
+    settings: Settings, keys: tuple[str, ...], flags: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     from roscoe.config.settings import SETTINGS
 
     found: dict[str, str] = {}
-    for key in RUN_LIMIT_KEYS:
-        value = settings.get(key)
+    for key in keys:
+        value = settings.get(key, (flags or {}).get(key))
         name = SETTINGS[key].env
         if value is None or name is None:
-            continue  # no CPU limit: the service's default is none as well
+            continue  # no CPU limit, no retention: the service's default is none as well
         if isinstance(value, bool):
             found[name] = "true" if value else "false"
         else:
@@ -216,6 +239,7 @@ def build_config(engine: RunnerEngine, plan: StartPlan, image: dict[str, Any]) -
         env=dict(plan.settings.env),
         run_limits=dict(plan.run_limits),
         gvisor_socket=plan.gvisor_host.removeprefix("unix://") if plan.gvisor_host else None,
+        service_settings=dict(plan.service_settings),
         selinux=selinux_enforcing(),
         access_dir=access,
     )

@@ -34,6 +34,11 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + os.urandom(4).hex()
 
 
+def is_run_id(name: str) -> bool:
+    """True when `name` has the shape of a run id (and so names a run folder)."""
+    return bool(_RUN_ID.fullmatch(name))
+
+
 def check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise UsageError(

@@ -17,6 +17,7 @@ from roscoe.service.api import ExecutionService
 from roscoe.service.log import JsonLog
 from roscoe.service.owner import runner_owner, sweep_left_behind
 from roscoe.service.readiness import EngineProbe
+from roscoe.service.retention import RetentionJob
 
 if TYPE_CHECKING:
     from roscoe.mcp.http import McpEndpoint
@@ -26,6 +27,7 @@ def main() -> int:
     log = JsonLog()
     try:
         service, port, grace = _build(log)
+        retention = _retention(log)
     except RoscoeError as exc:
         log("startup_failed", level="error", error=exc.message, hint=exc.hint)
         return int(exc.exit_code)
@@ -55,9 +57,16 @@ def main() -> int:
         concurrency=service.scheduler.concurrency,
         queue=service.scheduler.queue,
         shutdown_grace_s=grace,
+        log_level=log.level,
         **service.health_info,
     )
-    server.serve_until_stopped()
+    if retention is not None:
+        retention.start()
+    try:
+        server.serve_until_stopped()
+    finally:
+        if retention is not None:
+            retention.stop()
     log("shutdown", phase="done")
     return 0
 
@@ -98,6 +107,27 @@ def route_library_logs(log: JsonLog) -> None:
         logger.setLevel(logging.WARNING)
 
 
+def _retention(log: JsonLog) -> RetentionJob | None:
+    """The pruning job when service.prune is on and a retention is set, else None."""
+    from roscoe.config.settings import Settings
+    from roscoe.runs.retention import policy_from_settings
+
+    settings = Settings()
+    if not settings.get("service.prune"):
+        return None
+    policy = policy_from_settings(settings)
+    if policy.empty:
+        log(
+            "retention",
+            level="warning",
+            phase="off",
+            reason="service.prune is on, but none of runs.older_than, runs.keep, "
+            "runs.max_size is set",
+        )
+        return None
+    return RetentionJob(policy, log)
+
+
 def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     from roscoe.config.settings import RunLimits, Settings, env_name
     from roscoe.engine import connect, connect_url
@@ -114,6 +144,7 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     if not env.runner_image:
         raise UsageError(f"{env_name('image')} is not set: the service needs an image for runs")
     settings = Settings()
+    log.level = settings.get("service.log_level")
     runtime = settings.get("engine")
     engine = connect(runtime)
     try:
