@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,18 @@ ENGINE_HOSTS = {
     "docker": os.environ.get("ROSCOE_TEST_DOCKER_HOST", "unix:///var/run/docker.sock"),
     "podman": os.environ.get("ROSCOE_TEST_PODMAN_HOST", "unix:///run/podman/podman.sock"),
 }
+# The third engine of the run and runner suites: the rootless Podman service of the test user
+# (scripts/engines.sh), driven by roscoe running AS that user (`cli_command`).
+ROOTLESS = "podman-rootless"
+# Set (by the `engine_env` fixture) to "user:uid:gid:home": the CLI runs as that user.
+CLI_USER_VAR = "ROSCOE_TEST_CLI_USER"
+
+
+def engine_kind(engine_name: str) -> str:
+    """What roscoe calls the engine of a test parameter: podman-rootless is a Podman."""
+    return "podman" if engine_name == ROOTLESS else engine_name
+
+
 REGISTRY = os.environ.get("ROSCOE_TEST_REGISTRY", "127.0.0.1:5000")
 BASE_IMAGE = os.environ.get("ROSCOE_TEST_BASE_IMAGE", "roscoe-base:bookworm")
 RUNNER_IMAGE = os.environ.get("ROSCOE_TEST_RUNNER_IMAGE", "roscoe-runner:dev")
@@ -32,11 +46,11 @@ def roscoe(
     timeout: float = 180,
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run the real CLI in a subprocess, with the test's environment plus `env`."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
+    """Run the real CLI in a subprocess, with the test's environment plus `env` (as the
+    rootless test user, in its own login environment, under `engine_name` podman-rootless)."""
+    argv, full_env = cli_command(list(args), env)
     return subprocess.run(
-        [sys.executable, "-m", "roscoe", *args],
+        argv,
         env=full_env,
         input=input,
         capture_output=True,
@@ -44,6 +58,68 @@ def roscoe(
         cwd=cwd,
         check=False,
     )
+
+
+def cli_command(
+    args: list[str], env: dict[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of `python -m roscoe ARGS`: the test's environment plus `env`.
+
+    Under ROSCOE_TEST_CLI_USER the process runs as that user (setpriv: the pid stays the CLI's)
+    with the user's HOME, USER and XDG_RUNTIME_DIR, and without DOCKER_HOST or CONTAINER_HOST
+    unless `env` names them: roscoe finds the user's rootless socket as a user's login would.
+    """
+    full_env = dict(os.environ)
+    as_user = full_env.pop(CLI_USER_VAR, "")
+    if not as_user:
+        full_env.update(env or {})
+        return [sys.executable, "-m", "roscoe", *args], full_env
+    user, uid, gid, home = as_user.split(":")
+    for name in ("DOCKER_HOST", "CONTAINER_HOST"):
+        full_env.pop(name, None)
+    python, python_path = python_for(int(uid), int(gid))
+    full_env.update(
+        HOME=home, USER=user, LOGNAME=user, XDG_RUNTIME_DIR=f"/run/user/{uid}", **python_path
+    )
+    full_env.update(env or {})
+    argv = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", python]
+    return [*argv, "-m", "roscoe", *args], full_env
+
+
+@functools.cache
+def python_for(uid: int, gid: int) -> tuple[str, dict[str, str]]:
+    """A Python that user can run roscoe with, and the PYTHONPATH it needs ({} for none).
+
+    This interpreter if the user may run it; else (a venv made from a Python under a private
+    home, such as pyenv's in /root) the system's Python of the same version, given roscoe's
+    source and this venv's packages on PYTHONPATH. AssertionError saying why when neither works.
+    """
+    import roscoe
+
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    source = str(Path(roscoe.__file__).resolve().parents[1])
+    packages = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    python_path = {"PYTHONPATH": os.pathsep.join([source, *sorted(packages)])}
+    candidates = [(sys.executable, {})] + [
+        (f"{folder}/python{version}", python_path)
+        for folder in ("/usr/bin", "/usr/local/bin")
+        if Path(f"{folder}/python{version}").exists()
+    ]
+    tried = []
+    for python, extra in candidates:
+        done = subprocess.run(
+            ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", python, "-c",
+             "import roscoe.cli.app"],
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **extra},
+            cwd="/",
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+        if done.returncode == 0:
+            return python, extra
+        tried.append(f"{python}: {done.stderr.decode().strip().splitlines()[-1:]}")
+    raise AssertionError(f"uid {uid} cannot run roscoe with any Python here ({'; '.join(tried)})")
 
 
 def roscoe_containers(engine: GcEngine, **labels: str) -> list[dict[str, Any]]:

@@ -138,6 +138,14 @@ SETTINGS: dict[str, Setting] = {
             "record what each run created, modified and deleted in its case",
         ),
         Setting(
+            "run.require_limits",
+            "ROSCOE_REQUIRE_LIMITS",
+            True,
+            parse.boolean,
+            "refuse a run whose memory and process limits the engine cannot enforce (rootless "
+            "Podman without the cgroup controllers delegated); false runs it without them",
+        ),
+        Setting(
             "service.concurrency",
             "ROSCOE_SERVICE_CONCURRENCY",
             4,
@@ -238,6 +246,7 @@ class RunLimits:
     track_changes: bool = default("run.track_changes")
     isolation: str = default("run.isolation")
     gvisor_host: str | None = default("run.gvisor_host")
+    require_limits: bool = default("run.require_limits")
 
     @classmethod
     def resolve(
@@ -260,6 +269,7 @@ class RunLimits:
             track_changes=settings.get("run.track_changes", track_changes),
             isolation=settings.get("run.isolation", isolation),
             gvisor_host=settings.get("run.gvisor_host"),
+            require_limits=settings.get("run.require_limits"),
         )
 
 

@@ -182,6 +182,10 @@ class RunnerEngine(ImageEngine, Protocol):
 
     def cpu_count(self) -> int | None: ...
 
+    def podman_rootless(self) -> bool:
+        """A rootless Podman: the runner gets the keep-id user namespace, as runs do."""
+        ...
+
     def containers(self, labels: Mapping[str, str], all: bool = True) -> list[dict[str, Any]]:
         """As GcEngine's: `server start` sweeps the runs of a runner that is no more."""
         ...

@@ -19,9 +19,16 @@ class RunnerCalls(EngineBase):
     """Mixed into Engine."""
 
     def create_container(self, container: Mapping[str, Any], host: Mapping[str, Any]) -> str:
-        """Create a container from (create_container kwargs, create_host_config kwargs)."""
+        """Create a container from (create_container kwargs, create_host_config kwargs).
+
+        `userns_mode` is passed to the engine as it is (Podman's "keep-id"; the SDK itself
+        accepts only "host")."""
+        host = dict(host)
+        userns = host.pop("userns_mode", None)
         try:
             host_config = self._sdk.create_host_config(**host)
+            if userns:
+                host_config["UsernsMode"] = userns
             created = self._sdk.create_container(host_config=host_config, **container)
         except OSError as exc:  # the SDK's errors, refusals included, are OSErrors
             if missing(exc):

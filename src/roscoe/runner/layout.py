@@ -121,6 +121,10 @@ class RunnerConfig:
     selinux: bool = False
     shutdown_grace: float = SHUTDOWN_GRACE_S
     access_dir: Path | None = None  # on the host: the scoped tokens' folder, mounted read-only
+    # A rootless Podman: the runner gets the keep-id user namespace, so the service runs as
+    # the user who started it (its uid inside is the user's on the host) and reads the token
+    # and workspace and writes the run records as that user, as one-shot runs do.
+    keep_id: bool = False
 
     def stop_timeout(self) -> float:
         """How long `server stop` should wait after SIGTERM: the grace plus the cancel margin."""
@@ -248,6 +252,10 @@ class RunnerConfig:
             "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m"},  # noqa: S108 - the container's own /tmp
             "init": False,
         }
+        if self.keep_id:
+            # not a docker SDK argument (it refuses any userns mode but "host"): the engine
+            # seam sets HostConfig.UsernsMode itself (engine.runner.create_container)
+            host["userns_mode"] = "keep-id"
         return container, host
 
 

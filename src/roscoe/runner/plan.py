@@ -97,6 +97,7 @@ RUN_LIMIT_KEYS = (
     "run.network",
     "run.track_changes",
     "run.isolation",
+    "run.require_limits",
 )
 UNPRIVILEGED_PORTS = 1024
 
@@ -155,16 +156,23 @@ def gvisor_host(settings: Settings) -> str | None:
 
 
 def check_isolation(engine: RunEngine, settings: Settings, connect: Connect | None) -> None:
-    """The service's runs can be had under run.isolation; else IsolationError (5). Checked
-    before `server start` (or `restart`) changes anything.
+    """The service's runs can be had under run.isolation, with their limits
+    (run.require_limits); else IsolationError (5). Checked before `server start` (or
+    `restart`) changes anything.
 
     The runner itself always runs under the engine's usual runtime: under gVisor its host
     networking would be the sandbox's own loopback, out of the host's reach.
     """
-    from roscoe.runs.isolation import place
+    from roscoe.runs.isolation import check_limits, place
 
     isolation = settings.get("run.isolation")
     place(engine, isolation, gvisor_host(settings), connect, thorough=True).close()
+    # Every run of the service would be refused: say so before the runner starts.
+    check_limits(
+        engine,
+        cpus=settings.get("run.cpus") is not None,
+        required=settings.get("run.require_limits"),
+    )
 
 
 def check_wait_timeout(wait_timeout: float) -> None:
@@ -242,6 +250,7 @@ def build_config(engine: RunnerEngine, plan: StartPlan, image: dict[str, Any]) -
         service_settings=dict(plan.service_settings),
         selinux=selinux_enforcing(),
         access_dir=access,
+        keep_id=engine.podman_rootless(),
     )
     config.config_hash = config_hash(config.environment())
     return config

@@ -36,7 +36,7 @@ from roscoe.runs.workspace import Workspace
 if TYPE_CHECKING:
     from roscoe.engine.protocols import RunEngine, RunOutput, RunState
 
-from roscoe.runs.isolation import Connect, Placement, place
+from roscoe.runs.isolation import Connect, Placement, check_limits, place
 from roscoe.runs.outcome import Ending, RunStatus, classify, engine_failure
 from roscoe.runs.output import OnOutput, OutputSink
 from roscoe.runs.plan import (
@@ -147,8 +147,16 @@ def execute(
         )
     placement = place(engine, spec.isolation, spec.gvisor_host, connect)
     try:
+        target = placement.engine
+        unlimited = check_limits(target, cpus=spec.cpus is not None, required=spec.require_limits)
+        if unlimited:
+            log.warning(
+                "this run has no %s limits: the rootless Podman at %s cannot enforce them "
+                "(run.require_limits is false)",
+                "/".join(unlimited),
+                target.endpoint.url,
+            )
         if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
-            target = placement.engine
             check_cpus(spec.cpus, target.cpu_count(), target.kind)
         return _execute(
             placement, workspace, spec, plan, on_output=on_output, cancel=cancel, owner=owner

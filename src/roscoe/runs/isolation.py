@@ -100,6 +100,33 @@ def place(
         raise
 
 
+LIMITS_HINT = (
+    "use a host with cgroup v2 and the controllers delegated to the user (systemd: "
+    "Delegate=memory pids cpu in user@.service), or a rootful engine; or run without the "
+    "limits: ROSCOE_REQUIRE_LIMITS=false (run.require_limits)"
+)
+
+
+def check_limits(engine: RunEngine, *, cpus: bool, required: bool) -> list[str]:
+    """The cgroup controllers a run's limits need that `engine`'s containers do not get.
+
+    A rootless Podman without them delegated to the user (any cgroup v1 host) creates the
+    container and silently drops its memory, process and CPU limits. Unless the limits are
+    not `required` (run.require_limits false), that is IsolationError (5), before any
+    container exists. Rootful engines, and engines that do not say, get [] without a look.
+    """
+    if not engine.podman_rootless():
+        return []
+    missing = engine.facts().missing_controllers(cpus=cpus)
+    if missing and required:
+        raise IsolationError(
+            f"the rootless Podman at {engine.endpoint.url} cannot enforce this run's limits: "
+            f"the cgroup controllers {', '.join(missing)} are not delegated to the user",
+            hint=LIMITS_HINT,
+        )
+    return missing
+
+
 def _connect_gvisor_host(url: str, connect: Connect | None) -> RunEngine:
     if connect is None:  # a caller that cannot reach other engines (a bug, not the user's)
         raise IsolationError(f"gVisor's engine at {url} cannot be reached from here")

@@ -19,6 +19,8 @@ class RunSpec:
     service. `track_changes` false leaves the case unwalked (the record says so).
     `isolation` is "runc" or "gvisor" (runs.isolation); `gvisor_host` an engine endpoint whose
     default runtime is gVisor (the engine's own endpoint is used when None).
+    `require_limits` false lets a run go on where the engine cannot enforce its limits
+    (run.require_limits; `runs.isolation.check_limits`).
     """
 
     case: str
@@ -36,6 +38,7 @@ class RunSpec:
     preview: bool = False  # work on a copy of the case; its changes wait for `apply`
     isolation: str = _DEFAULTS.isolation
     gvisor_host: str | None = _DEFAULTS.gvisor_host
+    require_limits: bool = _DEFAULTS.require_limits
 
     @classmethod
     def of(
@@ -66,4 +69,5 @@ class RunSpec:
             preview=preview,
             isolation=limits.isolation,
             gvisor_host=limits.gvisor_host,
+            require_limits=limits.require_limits,
         )
