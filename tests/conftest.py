@@ -4,6 +4,9 @@
 - Integration tests take `engine_name` (parametrized docker / podman) and the fixtures built on
   it. On a laptop without an engine they skip with the reason; under CI=true or
   ROSCOE_REQUIRE_ENGINES=docker,podman a missing engine is a failure, never a skip.
+- A module parametrized with WITH_ROOTLESS adds `podman-rootless`: the CLI (`helpers.roscoe`,
+  `cli_command`) then runs as the rootless test user, against its own Podman service, found
+  the way a user's login finds it; `tmp_path` is a folder that user owns.
 - `gvisor_runtime`, `rootless_podman` / `rootless_podman_host`, `bucket_workspace` and
   `bucket_mount_without_allow_other` reach what scripts/engines.sh sets up beyond the engines;
   ROSCOE_REQUIRE_ENGINES=...,gvisor,rootless,bucket makes their absence a failure.
@@ -20,7 +23,16 @@ from typing import Any
 
 import pytest
 
-from helpers import BASE_IMAGE, ENGINE_HOSTS, RUNNER_IMAGE, free_port, skip_or_fail
+from helpers import (
+    BASE_IMAGE,
+    CLI_USER_VAR,
+    ENGINE_HOSTS,
+    ROOTLESS,
+    RUNNER_IMAGE,
+    engine_kind,
+    free_port,
+    skip_or_fail,
+)
 from helpers_engine_api import EngineAPI, EngineAPIError
 from helpers_infra import (
     BUCKET_DIR,
@@ -33,7 +45,9 @@ from helpers_infra import (
     GVisorRuntime,
     RootlessPodman,
     bucket_mounted,
+    folder_owned_by,
     mount_options,
+    rootless_missing_controllers,
     rootless_podman_settings,
 )
 from roscoe.engine import Engine
@@ -69,7 +83,23 @@ def engine_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def engine_host(engine_name: str) -> str:
+def tmp_path(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """pytest's own, except under podman-rootless: a folder the test user owns (pytest's is
+    under root's 0700 folders), so its workspaces and roscoe's data dir are the user's."""
+    if "engine_name" not in request.fixturenames or (
+        request.getfixturevalue("engine_name") != ROOTLESS
+    ):
+        yield tmp_path
+        return
+    user: RootlessPodman = request.getfixturevalue("rootless_podman")
+    with folder_owned_by(user.uid, user.gid) as folder:
+        yield folder
+
+
+@pytest.fixture
+def engine_host(engine_name: str, request: pytest.FixtureRequest) -> str:
+    if engine_name == ROOTLESS:
+        return str(request.getfixturevalue("rootless_podman_host"))
     host = ENGINE_HOSTS[engine_name]
     path = host.removeprefix("unix://")
     if host.startswith("unix://") and not Path(path).exists():
@@ -79,22 +109,41 @@ def engine_host(engine_name: str) -> str:
 
 @pytest.fixture
 def engine_env(
-    engine_name: str, engine_host: str, monkeypatch: pytest.MonkeyPatch
+    engine_name: str,
+    engine_host: str,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> dict[str, str]:
-    """The environment a real roscoe process needs to use this engine (also set in-process)."""
+    """The environment a real roscoe process needs to use this engine (also set in-process).
+
+    podman-rootless: none. The CLI runs as the test user without DOCKER_HOST and finds the
+    user's socket ($XDG_RUNTIME_DIR/podman/podman.sock) itself; this process (root) reaches
+    the same service through DOCKER_HOST. Where the service cannot enforce a run's limits
+    (cgroup v1: no controllers delegated), run.require_limits is turned off for the user's
+    runs, as docs/usage.md says a user must; tests of the refusal turn it back on.
+    """
     monkeypatch.setenv("DOCKER_HOST", engine_host)
-    monkeypatch.setenv("ROSCOE_RUNTIME", engine_name)
-    return {"DOCKER_HOST": engine_host, "ROSCOE_RUNTIME": engine_name}
+    if engine_name != ROOTLESS:
+        monkeypatch.setenv("ROSCOE_RUNTIME", engine_name)
+        return {"DOCKER_HOST": engine_host, "ROSCOE_RUNTIME": engine_name}
+    user: RootlessPodman = request.getfixturevalue("rootless_podman")
+    monkeypatch.setenv(CLI_USER_VAR, f"{user.user}:{user.uid}:{user.gid}:{user.home}")
+    if rootless_missing_controllers(user):
+        monkeypatch.setenv("ROSCOE_REQUIRE_LIMITS", "false")
+    return {}
 
 
 @pytest.fixture
-def engine(engine_env: dict[str, str], engine_name: str) -> Iterator[Engine]:
-    """A connected roscoe Engine on the real engine."""
-    from roscoe.engine import connect
+def engine(engine_env: dict[str, str], engine_name: str, engine_host: str) -> Iterator[Engine]:
+    """A connected roscoe Engine on the real engine (this process's: root's)."""
+    from roscoe.engine import connect, connect_url
     from roscoe.errors import EngineError
 
     try:
-        connected = connect(engine_name)
+        if engine_name == ROOTLESS:
+            connected = connect_url(engine_host, "the rootless test user's service")
+        else:
+            connected = connect(engine_kind(engine_name))
     except EngineError as exc:
         skip_or_fail(f"{engine_name}: {exc.message}", engine_name)
         raise
@@ -182,6 +231,16 @@ def isolation(
     Podman, ROSCOE_GVISOR_HOST (its gVisor service), as a user following docs/usage.md
     would; skips (or fails where required) when gVisor is not set up."""
     value = str(getattr(request, "param", "runc"))
+    if value == "gvisor" and engine_name == ROOTLESS:
+        missing = rootless_missing_controllers(request.getfixturevalue("rootless_podman"))
+        if missing:
+            pytest.skip(
+                f"gVisor cannot run under this rootless Podman: runsc needs the cgroup "
+                f"controllers {', '.join(missing)}, not delegated to the user here (cgroup v1); "
+                "test_rootless.py checks that roscoe refuses it up front"
+            )
+        monkeypatch.setenv("ROSCOE_ISOLATION", "gvisor")
+        return value
     if value == "gvisor":
         found = request.getfixturevalue("gvisor_runtime")
         monkeypatch.setenv("ROSCOE_ISOLATION", "gvisor")

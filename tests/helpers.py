@@ -25,6 +25,11 @@ ENGINE_HOSTS = {
 # The third engine of the run and runner suites: the rootless Podman service of the test user
 # (scripts/engines.sh), driven by roscoe running AS that user (`cli_command`).
 ROOTLESS = "podman-rootless"
+# The engines of the run and runner suites: a module marked with this runs under the rootless
+# test user too.
+WITH_ROOTLESS = pytest.mark.parametrize(
+    "engine_name", ["docker", "podman", ROOTLESS], indirect=True
+)
 # Set (by the `engine_env` fixture) to "user:uid:gid:home": the CLI runs as that user.
 CLI_USER_VAR = "ROSCOE_TEST_CLI_USER"
 

@@ -70,20 +70,39 @@ class RootlessPodman:
     user: str
     uid: int
     gid: int
+    home: str
 
 
 def rootless_podman_settings() -> RootlessPodman | None:
     """The test user's service, from ROSCOE_TEST_ROOTLESS_* or else from the user's entry."""
     import pwd
 
-    if ROOTLESS_HOST and ROOTLESS_UID and ROOTLESS_GID:
-        return RootlessPodman(ROOTLESS_HOST, ROOTLESS_USER, int(ROOTLESS_UID), int(ROOTLESS_GID))
     try:
         entry = pwd.getpwnam(ROOTLESS_USER)
     except KeyError:
         return None
+    if ROOTLESS_HOST and ROOTLESS_UID and ROOTLESS_GID:
+        return RootlessPodman(
+            ROOTLESS_HOST, ROOTLESS_USER, int(ROOTLESS_UID), int(ROOTLESS_GID), entry.pw_dir
+        )
     host = f"unix:///run/user/{entry.pw_uid}/podman/podman.sock"
-    return RootlessPodman(host, ROOTLESS_USER, entry.pw_uid, entry.pw_gid)
+    return RootlessPodman(host, ROOTLESS_USER, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+
+
+_MISSING: dict[str, tuple[str, ...]] = {}
+
+
+def rootless_missing_controllers(user: RootlessPodman) -> tuple[str, ...]:
+    """The cgroup controllers a run's limits need (memory, pids) that the user's containers
+    do not get, from Podman's own /libpod/info: none is delegated on a cgroup v1 host, where
+    Podman drops a rootless container's limits without a word. Asked once per service."""
+    from helpers_engine_api import EngineAPI
+
+    if user.host not in _MISSING:
+        info = EngineAPI(user.host).libpod_info()
+        delegated = set(info["host"].get("cgroupControllers") or [])
+        _MISSING[user.host] = tuple(n for n in ("memory", "pids") if n not in delegated)
+    return _MISSING[user.host]
 
 
 @contextlib.contextmanager

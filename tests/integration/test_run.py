@@ -1,7 +1,9 @@
 """`roscoe run` against real Docker and Podman: every rule of a one-shot run.
 
 Each test runs the real CLI in a subprocess with --workspace <tmp> and the small base image,
-and checks afterwards that no container of its runs is left on the engine.
+and checks afterwards that no container of its runs is left on the engine. Every test runs on
+Docker, rootful Podman and rootless Podman (the CLI as the rootless test user, against its
+own service: tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -20,17 +22,19 @@ import pytest
 from test_run_support import (
     CASE,
     leftovers,
+    limits_unenforced,
     make_workspace,
     record_of,
     run_cli,
     run_ids,
+    run_uid,
     spawn_cli,
     wait_for_output,
 )
 
-from helpers import roscoe
+from helpers import WITH_ROOTLESS, engine_kind, roscoe
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, WITH_ROOTLESS]
 
 # The isolation suite: these run under runc and under gVisor, on both engines (the
 # `isolation` fixture sets ROSCOE_ISOLATION, and ROSCOE_GVISOR_HOST on Podman).
@@ -161,7 +165,7 @@ def test_happy_path_with_arguments_containing_spaces(  # noqa: PLR0917 - fixture
     (run_id,) = run_ids(isolated_dirs)
     record = record_of(isolated_dirs, run_id)
     assert (record["status"], record["exit_code"], record["args"]) == ("succeeded", 0, args)
-    assert (record["engine"], record["isolation"]) == (engine_name, isolation)
+    assert (record["engine"], record["isolation"]) == (engine_kind(engine_name), isolation)
 
 
 @ISOLATIONS
@@ -230,11 +234,38 @@ def test_timeout_kills_and_leaves_nothing(
     assert (record["status"], record["timed_out"]) == ("timed_out", True)
 
 
+def refused_for_want_of_limits(
+    ws: Path, base_image: str, isolated_dirs: Path, engine_name: str, *args: str
+) -> bool:
+    """Where the engine cannot enforce a run's limits (rootless Podman on cgroup v1), the run
+    (with run.require_limits on, the default) is refused before any container exists: True
+    once that is checked. False where the limits hold: the test goes on."""
+    missing = limits_unenforced(engine_name)
+    if not missing:
+        return False
+    done = run_cli(ws, base_image, *args, env={"ROSCOE_REQUIRE_LIMITS": "true"})
+    assert done.returncode == 5, done.stderr
+    err = done.stderr.decode()
+    assert f"cannot enforce this run's limits: the cgroup controllers {', '.join(missing)}" in err
+    assert "ROSCOE_REQUIRE_LIMITS=false" in err  # the hint
+    assert err.count("error:") == 1 and "Traceback" not in err and done.stdout == b""
+    assert run_ids(isolated_dirs) == []
+    return True
+
+
 @ISOLATIONS
-def test_memory_limit_kill_says_so(
-    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, isolation: str
+def test_memory_limit_kill_says_so(  # noqa: PLR0917 - fixtures, by name
+    ws: Path,
+    base_image: str,
+    clean: list[int],
+    isolated_dirs: Path,
+    isolation: str,
+    engine_name: str,
 ) -> None:
-    done = run_cli(ws, base_image, "--memory", "64m", "--timeout", "60", CASE, "hog.py")
+    args = ("--memory", "64m", "--timeout", "60", CASE, "hog.py")
+    if refused_for_want_of_limits(ws, base_image, isolated_dirs, engine_name, *args):
+        return
+    done = run_cli(ws, base_image, *args)
     assert done.returncode == 137, done.stderr
     assert b"survived" not in done.stdout
     assert b"killed at the memory limit (64m)" in done.stderr
@@ -269,7 +300,9 @@ def test_sigterm_is_handled_like_ctrl_c(
 
 
 @ISOLATIONS
-def test_the_sandbox(ws: Path, base_image: str, clean: list[int], isolation: str) -> None:
+def test_the_sandbox(
+    ws: Path, base_image: str, clean: list[int], isolation: str, engine_name: str
+) -> None:
     # Something listening on the host's loopback that the script must NOT reach.
     listener = subprocess.Popen(
         [sys.executable, "-c", LISTENER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
@@ -283,7 +316,7 @@ def test_the_sandbox(ws: Path, base_image: str, clean: list[int], isolation: str
         listener.wait()
     assert done.returncode == 0, done.stderr
     facts = json.loads(done.stdout)
-    expected_uid = 1000 if os.getuid() == 0 else os.getuid()
+    expected_uid = run_uid(engine_name)  # rootless: the user's own uid (keep-id)
     assert facts["uid"] == expected_uid and facts["uid"] != 0
     assert facts["home"] == "/tmp"
     assert facts["tools"] == "Read-only file system"
@@ -296,7 +329,8 @@ def test_the_sandbox(ws: Path, base_image: str, clean: list[int], isolation: str
     assert facts["no_new_privs"] == "1"
     assert facts["mounts"] == ["/data", "/tools"]
     written = ws / "projects" / CASE / "written-by-script.txt"
-    assert written.stat().st_uid == expected_uid  # the user's file, not root's
+    # the user's file: not root's, nor (rootless) a subordinate uid's
+    assert written.stat().st_uid == expected_uid
 
 
 LISTENER = """
@@ -311,10 +345,18 @@ while True:
 
 
 @ISOLATIONS
-def test_the_process_limit_holds(
-    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, isolation: str
+def test_the_process_limit_holds(  # noqa: PLR0917 - fixtures, by name
+    ws: Path,
+    base_image: str,
+    clean: list[int],
+    isolated_dirs: Path,
+    isolation: str,
+    engine_name: str,
 ) -> None:
-    done = run_cli(ws, base_image, "--timeout", "60", CASE, "forks.py", "700")
+    args = ("--timeout", "60", CASE, "forks.py", "700")
+    if refused_for_want_of_limits(ws, base_image, isolated_dirs, engine_name, *args):
+        return
+    done = run_cli(ws, base_image, *args)
     (run_id,) = run_ids(isolated_dirs)
     record = record_of(isolated_dirs, run_id)
     if isolation == "runc":
@@ -332,15 +374,24 @@ def test_the_process_limit_holds(
 
 
 @ISOLATIONS
-def test_binary_and_20mb_output_pass_through_byte_exact(
-    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, isolation: str
+def test_binary_and_20mb_output_pass_through_byte_exact(  # noqa: PLR0917 - fixtures, by name
+    ws: Path,
+    base_image: str,
+    clean: list[int],
+    isolated_dirs: Path,
+    isolation: str,
+    engine_name: str,
 ) -> None:
     done = run_cli(ws, base_image, CASE, "flood.py")
     assert done.returncode == 0, done.stderr[-500:]
     expected = bytes(range(256)) * 4096 * 20 + b"\xff\xfe not utf-8 \xc3\x28 end"
     assert len(done.stdout) == len(expected)
     assert hashlib.sha256(done.stdout).digest() == hashlib.sha256(expected).digest()
-    assert done.stderr == b"err \xff\n"
+    stderr = done.stderr
+    if limits_unenforced(engine_name):  # roscoe's note after the run, saying so
+        stderr, note = stderr.split(b"roscoe: ")
+        assert note.startswith(b"the run had no memory/process limit"), note
+    assert stderr == b"err \xff\n"
     (run_id,) = run_ids(isolated_dirs)
     saved = (isolated_dirs / "runs" / run_id / "output.log").read_bytes()
     assert len(saved) == len(expected) + len(b"err \xff\n")
@@ -360,12 +411,13 @@ def test_run_record_and_runs_commands(
         "id", "case", "script", "args", "image", "image_digest", "engine", "isolation", "status",
         "exit_code", "started_at", "finished_at", "duration_s", "timed_out", "output_file",
         "output_bytes", "saved_output_truncated", "message", "requested_by", "script_sha256",
-        "env_names", "changes", "peak_memory_bytes", "cpu_user_s", "cpu_system_s",
+        "env_names", "changes", "peak_memory_bytes", "cpu_user_s", "cpu_system_s", "preview",
+        "preview_state", "applied_at", "applied_by", "discarded_at", "discarded_by",
     }  # fmt: skip
     assert printed == record_of(isolated_dirs, run_id)
     assert (printed["status"], printed["exit_code"], printed["args"]) == ("failed", 7, ["x y"])
     assert str(printed["image_digest"]).startswith("sha256:")
-    assert printed["engine"] == engine_name and printed["output_file"] == "output.log"
+    assert printed["engine"] == engine_kind(engine_name) and printed["output_file"] == "output.log"
     assert (isolated_dirs / "runs" / run_id / "output.log").read_bytes() == b"bye\n"
     assert not any(p.name in ("run.json", "output.log") for p in (ws / "projects").rglob("*"))
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from helpers import roscoe, roscoe_containers
+from helpers import ROOTLESS, cli_command, roscoe, roscoe_containers
+from helpers_infra import rootless_missing_controllers, rootless_podman_settings
 from roscoe.labels import LABEL_OWNER_PID, LABEL_RUN_ID
 
 CASE = "case-1"
@@ -31,21 +31,37 @@ def make_workspace(root: Path, scripts: dict[str, str]) -> Path:
     return root
 
 
+def run_uid(engine_name: str) -> int:
+    """The uid a run's script has, inside and on the host: the invoking user's (the rootless
+    test user's under podman-rootless: keep-id), 1000 under a root roscoe."""
+    if engine_name == ROOTLESS:
+        user = rootless_podman_settings()
+        assert user is not None
+        return user.uid
+    return 1000 if os.getuid() == 0 else os.getuid()
+
+
+def limits_unenforced(engine_name: str) -> tuple[str, ...]:
+    """The limits' cgroup controllers the engine cannot use: under podman-rootless on a host
+    that delegates none to the user (cgroup v1), memory and pids; else none."""
+    if engine_name != ROOTLESS:
+        return ()
+    user = rootless_podman_settings()
+    assert user is not None
+    return rootless_missing_controllers(user)
+
+
 def run_cli(
-    ws: Path, image: str, *args: str, timeout: float = 120
+    ws: Path, image: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     """`roscoe run --workspace WS --image IMAGE ARGS...` in a subprocess."""
-    return roscoe("run", "--workspace", str(ws), "--image", image, *args, timeout=timeout)
+    return roscoe("run", "--workspace", str(ws), "--image", image, *args, timeout=timeout, env=env)
 
 
 def spawn_cli(ws: Path, image: str, *args: str) -> subprocess.Popen[bytes]:
     """The same, started in the background (for signals)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "roscoe", "run", "--workspace", str(ws), "--image", image, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ),
-    )
+    argv, env = cli_command(["run", "--workspace", str(ws), "--image", image, *args])
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
 def wait_for_output(proc: subprocess.Popen[bytes], marker: bytes, within: float = 60) -> bytes:

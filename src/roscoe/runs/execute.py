@@ -149,20 +149,32 @@ def execute(
     try:
         target = placement.engine
         unlimited = check_limits(target, cpus=spec.cpus is not None, required=spec.require_limits)
-        if unlimited:
-            log.warning(
-                "this run has no %s limits: the rootless Podman at %s cannot enforce them "
-                "(run.require_limits is false)",
-                "/".join(unlimited),
-                target.endpoint.url,
-            )
         if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
             check_cpus(spec.cpus, target.cpu_count(), target.kind)
         return _execute(
-            placement, workspace, spec, plan, on_output=on_output, cancel=cancel, owner=owner
+            placement,
+            workspace,
+            spec,
+            plan,
+            on_output=on_output,
+            cancel=cancel,
+            owner=owner,
+            note=_unlimited_note(unlimited),
         )
     finally:
         placement.close()
+
+
+# What each cgroup controller limits, in a run's words.
+_LIMIT_NAMES = {"memory": "memory", "pids": "process", "cpu": "CPU"}
+
+
+def _unlimited_note(missing: list[str]) -> str | None:
+    """What the record says of a run that went without limits (run.require_limits false)."""
+    if not missing:
+        return None
+    names = "/".join(_LIMIT_NAMES.get(c, c) for c in missing)
+    return f"the run had no {names} limit: the engine cannot enforce it (run.require_limits)"
 
 
 def _execute(
@@ -174,6 +186,7 @@ def _execute(
     on_output: OnOutput | None,
     cancel: threading.Event | None,
     owner: Mapping[str, str] | None,
+    note: str | None = None,
 ) -> RunRecord:
     engine = placement.engine
     case_path = str(workspace.host_path(plan.case_dir))
@@ -234,6 +247,8 @@ def _execute(
             on_output=on_output,
             cancel=cancel,
         )
+        if note:  # said by the record, and so by `roscoe run` and the service's answer
+            record.message = f"{record.message}; {note}" if record.message else note
         first_record.wait()
         if record.status not in (RunStatus.ERROR, RunStatus.UNKNOWN):
             # The container has stopped: the case is compared, and the record written, while
