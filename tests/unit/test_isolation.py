@@ -274,3 +274,67 @@ def test_the_facts_cache_never_makes_its_folder(tmp_path: Path) -> None:
     cache = FactsCache(tmp_path / "missing" / "facts.json")
     cache.put(str(tmp_path), EngineFacts(rootless=True))
     assert not (tmp_path / "missing").exists()
+
+
+# -- limits a rootless Podman cannot enforce ----------------------------------------------------
+def test_a_run_whose_limits_rootless_podman_cannot_enforce_is_refused_up_front(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    engine = engine_of("podman", rootless=True, controllers=())
+    with pytest.raises(IsolationError) as caught:
+        execute(engine, ws, _spec())
+    assert caught.value.exit_code == ExitCode.ISOLATION
+    assert "cannot enforce this run's limits" in caught.value.message
+    assert "memory, pids" in caught.value.message
+    assert caught.value.hint is not None and "ROSCOE_REQUIRE_LIMITS=false" in caught.value.hint
+    assert "run_create" not in engine.methods()
+    assert not paths.runs_dir().exists() or list(paths.runs_dir().iterdir()) == []
+
+
+def test_a_cpu_limit_needs_the_cpu_controller_too(ws: Workspace, isolated_dirs: Path) -> None:
+    engine = engine_of("podman", rootless=True, controllers=("memory", "pids"))
+    engine.cpus = 4
+    assert execute(engine, ws, _spec()).status == "succeeded"
+    with pytest.raises(IsolationError, match="controllers cpu are not delegated"):
+        execute(engine, ws, _spec(cpus=1.0))
+
+
+def test_without_required_limits_the_run_goes_on_and_its_record_says_so(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    engine = engine_of("podman", rootless=True, controllers=())
+    record = execute(engine, ws, _spec(require_limits=False))
+    assert record.status == "succeeded"
+    assert record.message is not None and "no memory/process limit" in record.message
+    (request,) = engine.run_requests
+    assert request["userns"] == "keep-id"  # the user's own uid inside and on the host
+
+
+@pytest.mark.parametrize(
+    ("kind", "rootless", "controllers"),
+    [("docker", False, None), ("podman", False, ()), ("podman", True, ("memory", "pids"))],
+)
+def test_engines_that_enforce_limits_are_not_held_up(
+    ws: Workspace, isolated_dirs: Path, kind: str, rootless: bool, controllers: Any
+) -> None:
+    engine = engine_of(kind, rootless=rootless, controllers=controllers)
+    record = execute(engine, ws, _spec())
+    assert (record.status, record.message) == ("succeeded", None)
+    (request,) = engine.run_requests
+    assert request["userns"] == ("keep-id" if rootless else None)
+
+
+def test_doctor_says_whether_the_limits_hold() -> None:
+    from roscoe.diagnostics.checks import CheckStatus
+    from roscoe.diagnostics.isolation_checks import limits_check
+
+    held = limits_check(
+        engine_of("podman", rootless=True, controllers=("memory", "pids")), False, True
+    )
+    assert held.status == CheckStatus.OK
+    bare = engine_of("podman", rootless=True, controllers=())
+    refused = limits_check(bare, cpus=False, required=True)
+    assert refused.status == CheckStatus.FAIL and "runs are refused" in refused.detail
+    assert refused.hint is not None and "Delegate=" in refused.hint
+    allowed = limits_check(bare, cpus=False, required=False)
+    assert allowed.status == CheckStatus.WARN and "go without them" in allowed.detail

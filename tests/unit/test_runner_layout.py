@@ -119,3 +119,36 @@ def test_service_settings_reach_the_environment(tmp_path: Path) -> None:
     )
     env = wanted.environment()
     assert (env["ROSCOE_LOG_LEVEL"], env["ROSCOE_SERVICE_PRUNE"]) == ("debug", "true")
+
+
+@pytest.mark.parametrize("keep_id", [False, True])
+def test_a_rootless_podman_runner_gets_the_keep_id_user_namespace(
+    tmp_path: Path, keep_id: bool
+) -> None:
+    """Its service then runs as the user who started it, on the host as inside: it reads the
+    token and the workspace, and writes the run records, as that user."""
+    _, host = config(tmp_path, engine_kind="podman", keep_id=keep_id).create_arguments()
+    assert host.get("userns_mode") == ("keep-id" if keep_id else None)
+
+
+def test_the_engine_seam_sets_the_user_namespace_the_sdk_refuses() -> None:
+    from roscoe.engine.engine import Engine
+
+    made: dict[str, Any] = {}
+
+    class Sdk:
+        def create_host_config(self, **host: Any) -> dict[str, Any]:
+            assert "userns_mode" not in host  # the SDK accepts only "host"
+            return {"NetworkMode": host["network_mode"]}
+
+        def create_container(self, host_config: dict[str, Any], **container: Any) -> Any:
+            made.update(host_config)
+            return {"Id": "c1"}
+
+    engine = Engine.__new__(Engine)
+    engine._sdk_client = Sdk()  # type: ignore[assignment]
+    created = engine.create_container(
+        {"image": "i", "name": "n"}, {"network_mode": "host", "userns_mode": "keep-id"}
+    )
+    assert created == "c1"
+    assert made == {"NetworkMode": "host", "UsernsMode": "keep-id"}

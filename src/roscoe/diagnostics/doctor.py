@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from roscoe.config import paths
 from roscoe.diagnostics.checks import Check, CheckStatus
-from roscoe.diagnostics.isolation_checks import gvisor_check
+from roscoe.diagnostics.isolation_checks import gvisor_check, limits_check
 from roscoe.diagnostics.runner_checks import runner_checks
 from roscoe.diagnostics.version import EngineReport
 from roscoe.errors import EngineError
@@ -94,6 +94,13 @@ def doctor_report(
                 "rootless",
                 CheckStatus.OK,
                 {True: "yes", False: "no (rootful)", None: "unknown"}[rootless],
+            )
+        )
+        report.checks.append(
+            limits_check(
+                engine,
+                cpus=settings.get("run.cpus") is not None,
+                required=settings.get("run.require_limits"),
             )
         )
         report.checks.append(

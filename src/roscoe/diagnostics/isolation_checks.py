@@ -1,4 +1,5 @@
-"""`roscoe doctor` on isolation: can runs be had under gVisor with this engine?"""
+"""`roscoe doctor` on isolation: can runs be had under gVisor with this engine, and can it
+enforce their limits?"""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from roscoe.diagnostics.checks import Check, CheckStatus
 from roscoe.errors import IsolationError
-from roscoe.runs.isolation import GVISOR, place
+from roscoe.runs.isolation import GVISOR, LIMITS_HINT, check_limits, place
 
 if TYPE_CHECKING:
     from roscoe.engine.protocols import RunEngine
@@ -41,3 +42,24 @@ def gvisor_check(
         placement.close()
     used = "runs use it (run.isolation)" if isolation == GVISOR else "runs use runc"
     return Check("gvisor", CheckStatus.OK, f"usable: {how}; {used}")
+
+
+def limits_check(engine: RunEngine, cpus: bool, required: bool) -> Check:
+    """Can the engine hold a run to its memory and process limits (and CPU, when run.cpus
+    sets one)? Fails when it cannot and run.require_limits refuses such runs; warns when it
+    cannot and runs go on without them."""
+    missing = check_limits(engine, cpus=cpus, required=False)
+    if not missing:
+        return Check("limits", CheckStatus.OK, f"{engine.kind} enforces a run's limits")
+    why = (
+        f"the rootless {engine.kind} cannot enforce a run's limits: the cgroup controllers "
+        f"{', '.join(missing)} are not delegated to the user"
+    )
+    if required:
+        return Check("limits", CheckStatus.FAIL, f"{why}, so runs are refused", LIMITS_HINT)
+    return Check(
+        "limits",
+        CheckStatus.WARN,
+        f"{why}; runs go without them (run.require_limits is false)",
+        LIMITS_HINT,
+    )

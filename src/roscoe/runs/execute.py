@@ -148,7 +148,10 @@ def execute(
     placement = place(engine, spec.isolation, spec.gvisor_host, connect)
     try:
         target = placement.engine
-        unlimited = check_limits(target, cpus=spec.cpus is not None, required=spec.require_limits)
+        rootless = target.podman_rootless()  # its runs need the keep-id user namespace
+        unlimited = check_limits(
+            target, cpus=spec.cpus is not None, required=spec.require_limits, rootless=rootless
+        )
         if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
             check_cpus(spec.cpus, target.cpu_count(), target.kind)
         return _execute(
@@ -160,6 +163,7 @@ def execute(
             cancel=cancel,
             owner=owner,
             note=_unlimited_note(unlimited),
+            keep_id=rootless,
         )
     finally:
         placement.close()
@@ -187,6 +191,7 @@ def _execute(
     cancel: threading.Event | None,
     owner: Mapping[str, str] | None,
     note: str | None = None,
+    keep_id: bool = False,
 ) -> RunRecord:
     engine = placement.engine
     case_path = str(workspace.host_path(plan.case_dir))
@@ -212,6 +217,7 @@ def _execute(
             owner,
             binds=[*plan.binds, plan.report_bind(paths.host_view(report_dir))],
             runtime=placement.runtime,
+            keep_id=keep_id,
         )
         placement.verify(container_id)  # removes it and raises when it is not under gVisor
     except BaseException:
@@ -283,6 +289,7 @@ def _create(
     *,
     binds: list[str],
     runtime: str | None,
+    keep_id: bool,
 ) -> str:
     """Create (not start) the run's container, locked down; its id."""
     return engine.run_create(
@@ -300,7 +307,7 @@ def _create(
         cpus=spec.cpus,
         pids_limit=PIDS_LIMIT,
         tmpfs=TMPFS,
-        userns="keep-id" if engine.podman_rootless() else None,
+        userns="keep-id" if keep_id else None,
         runtime=runtime,
     )
 

@@ -107,15 +107,18 @@ LIMITS_HINT = (
 )
 
 
-def check_limits(engine: RunEngine, *, cpus: bool, required: bool) -> list[str]:
+def check_limits(
+    engine: RunEngine, *, cpus: bool, required: bool, rootless: bool | None = None
+) -> list[str]:
     """The cgroup controllers a run's limits need that `engine`'s containers do not get.
 
     A rootless Podman without them delegated to the user (any cgroup v1 host) creates the
     container and silently drops its memory, process and CPU limits. Unless the limits are
     not `required` (run.require_limits false), that is IsolationError (5), before any
     container exists. Rootful engines, and engines that do not say, get [] without a look.
+    `rootless`: engine.podman_rootless(), when the caller has asked it already.
     """
-    if not engine.podman_rootless():
+    if not (engine.podman_rootless() if rootless is None else rootless):
         return []
     missing = engine.facts().missing_controllers(cpus=cpus)
     if missing and required:
