@@ -1,7 +1,8 @@
 """What a run changed, on real Docker and Podman: the record's `changes` against the files.
 
 Each test runs the real CLI in a subprocess and compares the record with the case folder as
-the script left it: every listed sha256 is the file's, nothing unchanged is listed.
+the script left it: every listed sha256 is the file's, nothing unchanged is listed. The CLI
+tests run on rootless Podman too, as its user (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ from typing import Any
 
 import pytest
 from service_fixtures import DEMO_CASE, LiveService, start_service
-from test_run_support import CASE, leftovers, make_workspace, record_of, run_cli, run_ids
+from test_run_support import (
+    CASE,
+    leftovers,
+    make_workspace,
+    record_of,
+    run_cli,
+    run_ids,
+    run_uid,
+)
 
-from helpers import roscoe
-from roscoe.runs.host import UNPRIVILEGED_UID
+from helpers import ROOTLESS, roscoe
+from helpers_infra import rootless_podman_settings
 
 __all__ = ["start_service"]  # the fixture, imported so pytest finds it here
 
@@ -48,8 +57,14 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@pytest.fixture(params=["docker", "podman", ROOTLESS])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """The CLI tests here run on rootless Podman too; the service's test overrides this."""
+    return str(request.param)
+
+
 @pytest.fixture
-def ws(tmp_path: Path) -> Path:
+def ws(tmp_path: Path, engine_name: str) -> Path:
     root = make_workspace(
         tmp_path / "ws", {"changer.py": CHANGER, "nothing.py": NOTHING, "env.py": SHOW_ENV}
     )
@@ -61,8 +76,10 @@ def ws(tmp_path: Path) -> Path:
     (case / "script-output.sh").write_text("echo hi\n")
     (case / "untouched").mkdir()
     (case / "untouched" / "keep.txt").write_text("keep\n")
-    # The script runs as uid 1000 under a root roscoe: it must own what it chmods.
-    owner = (UNPRIVILEGED_UID, UNPRIVILEGED_UID) if os.getuid() == 0 else None
+    # The script runs as uid 1000 under a root roscoe (as the user under rootless Podman): it
+    # must own what it chmods.
+    uid = run_uid(engine_name)
+    owner = (uid, uid) if uid != os.getuid() else None
     for folder, dirs, files in os.walk(case):
         for name in [*dirs, *files]:
             os.chmod(Path(folder) / name, 0o777 if name in dirs else 0o666)
@@ -87,7 +104,7 @@ def the_record(isolated_dirs: Path) -> dict[str, Any]:
 
 
 def test_every_kind_of_change_is_recorded_with_the_files_hashes(
-    ws: Path, base_image: str, clean: None, isolated_dirs: Path
+    ws: Path, base_image: str, clean: None, isolated_dirs: Path, engine_name: str
 ) -> None:
     case = ws / "projects" / CASE
     done = run_cli(ws, base_image, CASE, "changer.py")
@@ -123,7 +140,8 @@ def test_every_kind_of_change_is_recorded_with_the_files_hashes(
     )
     assert created["new-name.txt"]["sha256"] == deleted["old-name.txt"]["sha256"]
     # Who, with what: the user by name, the script as it was run.
-    user = pwd.getpwuid(os.getuid()).pw_name
+    rootless = rootless_podman_settings() if engine_name == ROOTLESS else None
+    user = rootless.user if rootless else pwd.getpwuid(os.getuid()).pw_name
     assert record["requested_by"] == f"cli:{user}"
     assert record["script_sha256"] == sha((ws / "Tools" / "changer.py").read_bytes())
 
@@ -191,6 +209,7 @@ def test_runs_show_and_list_by_case(
 
 
 @pytest.mark.image
+@pytest.mark.parametrize("engine_name", ["docker", "podman"], indirect=True)
 def test_a_run_through_the_service_records_its_changes_and_the_token_name(
     start_service: Any,
 ) -> None:

@@ -3,7 +3,8 @@ refused before any container exists where it is not set up.
 
 The isolation suite itself (uid, capabilities, read-only root and Tools, no network, only its
 own case, limits, timeout, Ctrl-C, output) is tests/integration/test_run.py, parametrized
-over `isolation` too.
+over `isolation` too. What a run used is checked on rootless Podman too, as its user
+(tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,9 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_run_support import CASE, leftovers, make_workspace, record_of, run_cli, run_ids
+from test_run_support import (
+    CASE,
+    leftovers,
+    limits_unenforced,
+    make_workspace,
+    record_of,
+    run_cli,
+    run_ids,
+)
 
-from helpers import ENGINE_HOSTS, roscoe
+from helpers import ENGINE_HOSTS, ROOTLESS, roscoe
 
 pytestmark = pytest.mark.engine
 
@@ -40,6 +49,12 @@ child = subprocess.run([sys.executable, "-c", hog])
 print("child ended", child.returncode, flush=True)
 """
 SPIN = "print('spinning', flush=True)\nwhile True:\n    pass\n"
+
+
+@pytest.fixture(params=["docker", "podman", ROOTLESS])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """What a run used, on rootless Podman too; the gVisor set-up tests name their engines."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -93,10 +108,22 @@ def test_a_script_killed_by_its_own_signal_is_not_a_memory_kill(
 
 
 @ISOLATIONS
-def test_a_memory_kill_is_told_apart(
-    ws: Path, base_image: str, clean: None, isolated_dirs: Path, isolation: str
+def test_a_memory_kill_is_told_apart(  # noqa: PLR0917 - fixtures, by name
+    ws: Path,
+    base_image: str,
+    clean: None,
+    isolated_dirs: Path,
+    isolation: str,
+    engine_name: str,
 ) -> None:
-    done = run_cli(ws, base_image, "--memory", "64m", "--timeout", "60", CASE, "child_hog.py")
+    args = ("--memory", "64m", "--timeout", "60", CASE, "child_hog.py")
+    if limits_unenforced(engine_name):
+        # No memory limit to be killed at (rootless Podman on cgroup v1): refused up front.
+        done = run_cli(ws, base_image, *args, env={"ROSCOE_REQUIRE_LIMITS": "true"})
+        assert done.returncode == 5 and b"cannot enforce this run's limits" in done.stderr
+        assert run_ids(isolated_dirs) == []
+        return
+    done = run_cli(ws, base_image, *args)
     record = only_record(isolated_dirs)
     if isolation == "runc":
         # The kernel killed the child at the limit and counted it; the script went on, and
@@ -164,6 +191,7 @@ def test_a_gvisor_host_that_runs_runc_is_caught_before_the_script_runs(
     assert run_ids(isolated_dirs) == []
 
 
+@pytest.mark.parametrize("engine_name", ["docker", "podman"], indirect=True)
 def test_doctor_says_whether_gvisor_is_usable(
     engine_name: str, engine_env: dict[str, str], gvisor_runtime: object
 ) -> None:
@@ -183,6 +211,7 @@ def test_doctor_says_whether_gvisor_is_usable(
         assert checks["gvisor"]["status"] == "ok"
 
 
+@pytest.mark.parametrize("engine_name", ["docker", "podman"], indirect=True)
 @pytest.mark.parametrize("isolation", ["gvisor"], indirect=True)
 def test_doctor_with_the_gvisor_host_set(isolation: str, engine_env: dict[str, str]) -> None:
     done = roscoe("doctor", "--json")
