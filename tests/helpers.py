@@ -91,6 +91,18 @@ def cli_command(
     return [*argv, "-m", "roscoe", *args], full_env
 
 
+def hand_to_cli_user(path: Path) -> None:
+    """Under ROSCOE_TEST_CLI_USER: `path` and all under it become that user's, as if its roscoe
+    had made them (for state a test writes itself before the CLI runs). Else nothing."""
+    as_user = os.environ.get(CLI_USER_VAR, "")
+    if not as_user:
+        return
+    _, uid, gid, _ = as_user.split(":")
+    for folder, dirs, files in os.walk(path):
+        for name in [".", *dirs, *files]:
+            os.chown(Path(folder) / name, int(uid), int(gid), follow_symlinks=False)
+
+
 @functools.cache
 def python_for(uid: int, gid: int) -> tuple[str, dict[str, str]]:
     """A Python that user can run roscoe with, and the PYTHONPATH it needs ({} for none).

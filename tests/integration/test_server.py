@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,11 +17,17 @@ from pathlib import Path
 import pytest
 from service_fixtures import make_workspace
 
-from helpers import roscoe, roscoe_containers
+from helpers import ROOTLESS, cli_command, engine_kind, hand_to_cli_user, roscoe, roscoe_containers
 from roscoe import __version__
 from roscoe.config import paths
 
 pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(params=["docker", "podman", ROOTLESS])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """The runner on rootless Podman too, started by its user (tests/conftest.py)."""
+    return str(request.param)
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -51,7 +55,7 @@ def test_start_status_stop(engine, engine_name, runner_env, unique_name) -> None
     assert status["image"] == "roscoe-runner:dev"
     assert status["image_version"] == __version__
     assert status["cli_version"] == __version__
-    assert status["engine"]["kind"] == engine_name
+    assert status["engine"]["kind"] == engine_kind(engine_name)
     assert status["health"]["answering"] is True
     assert status["endpoint"] == f"http://127.0.0.1:{runner_env['ROSCOE_PORT']}"
     assert status["token_file"] == str(paths.token_file())
@@ -78,6 +82,7 @@ def test_start_twice_is_a_no_op(engine, runner_env, unique_name) -> None:
 def test_stale_stored_id_is_recovered(engine, runner_env, unique_name) -> None:
     paths.ensure_dir(paths.server_id_file().parent)
     paths.server_id_file().write_text("0" * 64 + "\n")
+    hand_to_cli_user(paths.data_dir())
     ok(start(runner_env))
     assert paths.server_id_file().read_text().strip() == engine.inspect_container(unique_name)["Id"]
 
@@ -112,8 +117,7 @@ def test_stopped_runner_is_replaced(engine, runner_env, unique_name) -> None:
 
 
 def test_concurrent_starts_make_one_runner(engine, runner_env, unique_name) -> None:
-    command = [sys.executable, "-m", "roscoe", "server", "start", "--use-local-image"]
-    env = {**os.environ, **runner_env}
+    command, env = cli_command(["server", "start", "--use-local-image"], runner_env)
     procs = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE) for _ in range(2)]
     for proc in procs:
         _, err = proc.communicate(timeout=180)
@@ -276,9 +280,9 @@ def test_stop_timeout_zero_kills_at_once(engine, runner_env, unique_name) -> Non
     assert engine.inspect_container(unique_name) is None
 
 
-def test_unpinned_image_warns_on_start(engine, runner_env, unique_name) -> None:
+def test_unpinned_image_warns_on_start(engine, engine_host, runner_env, unique_name) -> None:
     repository = f"roscoe-test-old-{uuid.uuid4().hex[:10]}"
-    host = runner_env["DOCKER_HOST"]
+    host = engine_host
     # The docker CLI speaks to either engine's API; roscoe itself has no tag or rmi.
     subprocess.run(
         ["docker", "-H", host, "tag", "roscoe-runner:dev", f"{repository}:latest"], check=True
