@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from helpers import ROOTLESS, engine_kind, hand_to_cli_user
+from helpers_infra import RootlessPodman, rootless_podman_settings
 from roscoe.access.tokens import ensure_readable_by_service
 from roscoe.config import paths
 from roscoe.errors import RoscoeError
@@ -157,11 +159,14 @@ def make_workspace(root: Path) -> Path:
     return workspace
 
 
-def prepare_host(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """(workspace, runs dir, token file) the way `roscoe server start` must leave them."""
+def prepare_host(tmp_path: Path, rootless: RootlessPodman | None = None) -> tuple[Path, Path, Path]:
+    """(workspace, runs dir, token file) the way `roscoe server start` must leave them (the
+    rootless user's `server start`: everything is that user's)."""
     workspace = make_workspace(tmp_path)
     runs = paths.ensure_dir(paths.runs_dir())
     owner = (UNPRIVILEGED_UID, UNPRIVILEGED_UID) if os.getuid() == 0 else None
+    if rootless is not None:
+        owner = (rootless.uid, rootless.gid)
     if owner:
         os.chown(runs, *owner)  # the service runs as uid 1000 and writes the run records here
     token_file = paths.token_file()
@@ -183,7 +188,12 @@ def start_service(  # noqa: PLR0917 - pytest hands fixtures over by name
 ) -> Iterator[ServiceFactory]:
     """start_service(concurrency=4, queue=16, shutdown_grace=10) -> a LiveService."""
     started: list[LiveService] = []
-    workspace, runs, token_file = prepare_host(tmp_path)
+    # podman-rootless: the runner as its user's `server start` makes it (keep-id, its uid)
+    rootless = rootless_podman_settings() if engine_name == ROOTLESS else None
+    workspace, runs, token_file = prepare_host(tmp_path, rootless)
+    access_dir = ensure_readable_by_service()  # the scoped tokens, as server start does
+    if rootless is not None:
+        hand_to_cli_user(paths.data_dir())
 
     def start(concurrency: int = 4, queue: int = 16, shutdown_grace: float = 10) -> LiveService:
         config = RunnerConfig(
@@ -194,17 +204,26 @@ def start_service(  # noqa: PLR0917 - pytest hands fixtures over by name
             runs_dir=runs,
             token_file=token_file,
             engine_socket=engine_host.removeprefix("unix://"),
-            engine_kind=engine_name,
+            engine_kind=engine_kind(engine_name),
             concurrency=concurrency,
             queue=queue,
             shutdown_grace=shutdown_grace,
-            access_dir=ensure_readable_by_service(),  # the scoped tokens, as server start does
+            access_dir=access_dir,
+            keep_id=rootless is not None,
+            # as the user's `server start` hands on ROSCOE_REQUIRE_LIMITS (conftest's engine_env)
+            run_limits=(
+                {"ROSCOE_REQUIRE_LIMITS": os.environ["ROSCOE_REQUIRE_LIMITS"]}
+                if rootless is not None and "ROSCOE_REQUIRE_LIMITS" in os.environ
+                else {}
+            ),
         )
         container, host = config.create_arguments()
+        if rootless is not None:
+            container["user"] = f"{rootless.uid}:{rootless.gid}"
         created = engine.create_container(container, host)
         live = LiveService(
             engine=engine,
-            engine_name=engine_name,
+            engine_name=engine_kind(engine_name),
             container_id=created,
             name=config.name,
             port=config.port,

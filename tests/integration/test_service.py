@@ -9,11 +9,17 @@ from typing import Any
 import pytest
 from service_fixtures import DEMO_CASE, DEMO_SCRIPT, Answer, LiveService, start_service
 
-from helpers import RUNNER_IMAGE, roscoe
+from helpers import ROOTLESS, RUNNER_IMAGE, roscoe
 
 __all__ = ["start_service"]  # the fixture, imported so pytest finds it here
 
 pytestmark = [pytest.mark.engine, pytest.mark.image]
+
+
+@pytest.fixture(params=["docker", "podman", ROOTLESS])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """The service on rootless Podman too, in a runner as its user starts it (keep-id)."""
+    return str(request.param)
 
 
 def test_health_answers_without_a_token(start_service: Any) -> None:
