@@ -360,7 +360,8 @@ def test_run_record_and_runs_commands(
         "id", "case", "script", "args", "image", "image_digest", "engine", "isolation", "status",
         "exit_code", "started_at", "finished_at", "duration_s", "timed_out", "output_file",
         "output_bytes", "saved_output_truncated", "message", "requested_by", "script_sha256",
-        "env_names", "changes", "peak_memory_bytes", "cpu_user_s", "cpu_system_s",
+        "env_names", "changes", "peak_memory_bytes", "cpu_user_s", "cpu_system_s", "preview",
+        "preview_state", "applied_at", "applied_by", "discarded_at", "discarded_by",
     }  # fmt: skip
     assert printed == record_of(isolated_dirs, run_id)
     assert (printed["status"], printed["exit_code"], printed["args"]) == ("failed", 7, ["x y"])
