@@ -178,14 +178,12 @@ def test_a_runner_cut_off_from_its_engine_is_degraded_and_replaced(  # noqa: PLR
 
 
 # -- items 1 and 3: Podman's API service restarts ----------------------------------------------
-@pytest.fixture
-def podman_only(engine_name: str) -> None:
-    if engine_name != "podman":
-        pytest.skip("Docker's containers die with dockerd: this is Podman's case")
+# Docker's containers die with dockerd: only Podman's outlive its API service.
+PODMAN_ONLY = pytest.mark.parametrize("engine_name", ["podman"])
 
 
 @pytest.mark.engine_restart
-@pytest.mark.usefixtures("podman_only")
+@PODMAN_ONLY
 def test_the_runner_survives_a_restart_of_podmans_service(
     engine: Any, runner_env: dict[str, str], unique_name: str, tmp_path: Path
 ) -> None:
@@ -232,7 +230,7 @@ def test_the_runner_survives_a_restart_of_podmans_service(
 
 
 @pytest.mark.engine_restart
-@pytest.mark.usefixtures("podman_only")
+@PODMAN_ONLY
 def test_roscoe_run_claims_no_result_when_podmans_service_goes_away(
     engine: Any, base_image: str, tmp_path: Path, isolated_dirs: Path
 ) -> None:

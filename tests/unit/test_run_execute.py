@@ -494,6 +494,23 @@ def test_an_engine_that_stops_answering_leaves_the_run_unknown_and_in_place(
     assert (paths.run_dir(record.id) / "output.log").read_bytes() == b"so far\n"
 
 
+def test_a_preview_the_engine_lost_keeps_nothing_to_apply(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    # Its changes are unknown (the script may go on writing into the copy): nothing of it may
+    # be applied later, and the case itself was never touched.
+    case = ws.root / "projects" / "case-a"
+    (case / "kept.txt").write_text("as it was\n")
+    engine = fake_engine([("stdout", b"so far\n")])
+    engine.fail("run_state", ConnectionResetError(104, "Connection reset by peer"))
+    record = execute(engine, ws, _spec(preview=True))
+    assert (record.status, record.preview, record.preview_state) == ("unknown", True, "discarded")
+    assert record.changes == {"tracked": False, "reason": record.changes["reason"]}
+    assert not (paths.run_dir(record.id) / "preview").exists()
+    assert sorted(p.name for p in case.iterdir()) == ["kept.txt"]
+    assert records.load_run(record.id).preview_state == "discarded"
+
+
 def test_an_engine_that_answers_with_a_failure_is_still_an_error(
     ws: Workspace, isolated_dirs: Path
 ) -> None:
