@@ -94,10 +94,12 @@ class Tracker:
         except Unavailable:
             self._watch = None
         try:
-            cache = hashcache.load_cache(self._cache_path)
-            self._cache_found = bool(cache)
+            cache = hashcache.read_cache(self._cache_path)
             snapshot = changes.walk(self.case_dir, watch=self._watch)
-            hashcache.fill_hashes(snapshot, cache)
+            hashcache.fill_hashes(snapshot, cache or {})
+            # A valid cache that had nothing to vouch for counts as found: a case without
+            # files must not rewrite (and fsync) its cache on every run.
+            self._cache_found = bool(cache) or (cache is not None and not snapshot.hashed_files)
             self._before = snapshot
         except changes.TooLarge as exc:
             self._reason = f"{exc}: too large to track"
