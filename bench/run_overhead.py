@@ -3,10 +3,11 @@
 For each engine: a trivial script (`pass`), run N times by `roscoe run` and N times by the
 docker CLI with the same image, mounts, user, limits and in-container `timeout` wrapper,
 interleaved so both see the same machine load. Prints the medians and the ratio; then 20
-`roscoe run`s at once (all must succeed) with their wall time; then where roscoe's own start-up
-time goes (Python, typer, the CLI's imports; the docker SDK, which the run path never loads).
+(--concurrent; 0 skips it) `roscoe run`s at once (all must succeed) with their wall time; then
+where roscoe's own start-up time goes (Python, typer, the CLI's imports; the docker SDK, which
+the run path never loads).
 
-    .venv/bin/python bench/run_overhead.py [--reps 15] [--engines docker,podman]
+    .venv/bin/python bench/run_overhead.py [--reps 15] [--engines docker,podman] [--concurrent 20]
 
 Target: roscoe run at most 1.2x docker run. Not a test: figures depend on the machine.
 """
@@ -159,7 +160,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--engines", default="docker,podman")
-    parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument(
+        "--concurrent", type=int, default=20, help="roscoe runs at once afterwards (0: none)"
+    )
     options = parser.parse_args()
     if not shutil.which("docker"):
         raise SystemExit("the docker CLI is needed for the baseline")
@@ -175,7 +178,8 @@ def main() -> None:
                 "ROSCOE_DATA_DIR": str(Path(temp) / f"data-{engine}"),
             }
             compare(engine, options.reps, ws, env)
-            concurrent(ws, env, options.concurrent)
+            if options.concurrent > 0:  # 0: no concurrent part
+                concurrent(ws, env, options.concurrent)
             print()
     startup()
 
