@@ -126,7 +126,6 @@ def execute(
         plan.case_dir, str(workspace.host_path(plan.case_dir)), enabled=spec.track_changes
     )
     tracker.begin()
-    script_sha256 = file_digest(plan.script_path)
     started_wall = time.time()
     started_at = now_iso()
     container_id = engine.run_create(
@@ -146,6 +145,9 @@ def execute(
         tmpfs=TMPFS,
         userns="keep-id" if engine.podman_rootless() else None,
     )
+    # Hashed once the container exists (it has not started): the before-walk thread has
+    # imported hashlib meanwhile, while the engine was creating it.
+    script_sha256 = file_digest(plan.script_path)
     record = RunRecord(
         id=plan.run_id,
         case=spec.case,
