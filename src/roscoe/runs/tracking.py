@@ -123,9 +123,16 @@ class Tracker:
         if self._before is None:
             self._drop_watch()
 
-    def _drop_watch(self) -> None:
+    def _drop_watch(self, *, wait: bool = True) -> None:
         if self._watch is not None:
-            self._watch.close()
+            if wait:
+                self._watch.close()
+            else:
+                # Closing an inotify descriptor waits out a kernel grace period (10-20 ms):
+                # it goes on in a thread of its own while the engine removes the container.
+                threading.Thread(
+                    target=self._watch.close, name="roscoe-track-unwatch", daemon=True
+                ).start()
             self._watch = None
 
     # -- after the run -----------------------------------------------------------------------
@@ -162,7 +169,7 @@ class Tracker:
         except Exception as exc:  # the record says why
             self._reason = f"the case could not be walked after the run: {exc}"
         finally:
-            self._drop_watch()
+            self._drop_watch(wait=False)
 
     def _from_events(self, before: changes.Snapshot, watch: CaseWatch) -> changes.Changes:
         from roscoe.runs import changes
