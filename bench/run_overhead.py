@@ -3,10 +3,11 @@
 For each engine: a trivial script (`pass`), run N times by `roscoe run` and N times by the
 docker CLI with the same image, mounts, user, limits and in-container `timeout` wrapper,
 interleaved so both see the same machine load. Prints the medians and the ratio; then 20
-`roscoe run`s at once (all must succeed) with their wall time; then where roscoe's own start-up
-time goes (Python, typer, the CLI's imports; the docker SDK, which the run path never loads).
+(--concurrent; 0 skips it) `roscoe run`s at once (all must succeed) with their wall time; then
+where roscoe's own start-up time goes (Python, typer, the CLI's imports; the docker SDK, which
+the run path never loads).
 
-    .venv/bin/python bench/run_overhead.py [--reps 15] [--engines docker,podman]
+    .venv/bin/python bench/run_overhead.py [--reps 15] [--engines docker,podman] [--concurrent 20]
 
 Target: roscoe run at most 1.2x docker run. Not a test: figures depend on the machine.
 """
@@ -118,6 +119,12 @@ def concurrent(ws: Path, env: dict[str, str], count: int = 20) -> None:
         raise SystemExit(1)
 
 
+# What `roscoe run` imports before its first engine call, and what the change tracking's
+# before-walk thread imports while the engine creates the container.
+RUN_PATH = "roscoe.cli.app, roscoe.cli.run, roscoe.runs.start, roscoe.engine, roscoe.images.choice"
+WALK = "roscoe.runs.changes, roscoe.runs.hashcache, roscoe.runs.watch"
+
+
 def startup() -> None:
     """Where roscoe's start-up goes: medians of 5 fresh interpreters each."""
 
@@ -135,9 +142,9 @@ def startup() -> None:
     for what, code in [
         ("import typer", "import typer"),
         ("import docker", "import docker"),
-        ("import roscoe.cli.app (every command)", "import roscoe.cli.app"),
-        ("run path: cli.app + runs.execute + engine",
-         "import roscoe.cli.app, roscoe.runs.execute, roscoe.engine"),
+        ("import roscoe.cli.app (no command yet)", "import roscoe.cli.app"),
+        ("run path before the engine (typer incl.)", f"import {RUN_PATH}"),
+        ("  + what the before-walk thread loads", f"import {RUN_PATH}, {WALK}"),
     ]:  # fmt: skip
         print(f"  {what:<42} +{median_of(code) - base:5.0f} ms")
     print("  (python -X importtime -c 'import roscoe.cli.app' shows the rest)")
@@ -159,7 +166,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--engines", default="docker,podman")
-    parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument(
+        "--concurrent", type=int, default=20, help="roscoe runs at once afterwards (0: none)"
+    )
     options = parser.parse_args()
     if not shutil.which("docker"):
         raise SystemExit("the docker CLI is needed for the baseline")
@@ -175,7 +184,8 @@ def main() -> None:
                 "ROSCOE_DATA_DIR": str(Path(temp) / f"data-{engine}"),
             }
             compare(engine, options.reps, ws, env)
-            concurrent(ws, env, options.concurrent)
+            if options.concurrent > 0:  # 0: no concurrent part
+                concurrent(ws, env, options.concurrent)
             print()
     startup()
 

@@ -81,6 +81,8 @@ def test_follow_survives_silence_and_ends_cleanly_on_ctrl_c(runner) -> None:
         daemon=True,
     ).start()
     try:
+        # Not a wait for a signal: this silence, longer than the read timeout, is what the
+        # test is about (with --tail 0 the follower shows nothing until the marker).
         time.sleep(5)
         assert proc.poll() is None, proc.stderr.read().decode()
         marker = uuid.uuid4().hex

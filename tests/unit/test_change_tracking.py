@@ -60,7 +60,7 @@ def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
         def unavailable() -> None:
             raise watch.Unavailable("turned off by the test")
 
-        monkeypatch.setattr(tracking, "CaseWatch", unavailable)
+        monkeypatch.setattr(watch, "CaseWatch", unavailable)  # tracking imports it when walking
     return str(request.param)
 
 

@@ -34,3 +34,21 @@ def test_help_has_examples(path: tuple[str, ...]) -> None:
     assert result.exit_code == 0, result.output
     assert "Examples" in result.output, f"`roscoe {' '.join(path)} --help` has no Examples block"
     assert f"roscoe {' '.join(path)}".strip() in result.output.split("Examples", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        (("run",), "[default: 300; run.timeout; env ROSCOE_TIMEOUT]"),
+        (("run",), "[default: 2g; run.memory; env ROSCOE_MEMORY]"),
+        (("run",), "[default: on; run.track_changes]"),
+        (("run",), "[env: ROSCOE_WORKSPACE]"),
+        ((), "[env: ROSCOE_RUNTIME]"),
+        (("image", "pull"), "[env: ROSCOE_RUNNER_IMAGE]"),
+    ],
+)
+def test_help_shows_defaults_and_variables_in_brackets(path: tuple[str, ...], shown: str) -> None:
+    """Help is read as rich markup, where a bare `[default: ...]` would vanish as a tag."""
+    result = CliRunner().invoke(app, [*path, "--help"], env={"NO_COLOR": "1", "COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert shown in result.output

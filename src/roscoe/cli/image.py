@@ -6,7 +6,8 @@ import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
-from roscoe.cli.options import Json
+from roscoe.cli.options import Json, bracketed
+from roscoe.config.settings import env_name
 
 app = typer.Typer(
     name="image",
@@ -19,7 +20,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-IMAGE_HELP = "Image reference to use instead of the pinned one. [env: ROSCOE_RUNNER_IMAGE]"
+IMAGE_HELP = "Image reference to use instead of the pinned one. " + bracketed(
+    f"env: {env_name('image')}"
+)
 LOCAL_HELP = "Use roscoe-runner:dev, built here by `make build-image` (never pulled)."
 
 

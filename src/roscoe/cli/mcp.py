@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from roscoe.cli.context import state
+from roscoe.cli.options import bracketed
 from roscoe.config.settings import env_name
 from roscoe.errors import UsageError
 
@@ -25,13 +26,15 @@ def mcp_command(
     workspace: str | None = typer.Option(
         None,
         "--workspace",
-        help=f"Workspace root holding projects/ and Tools/. [env: {env_name('workspace')}]",
+        help="Workspace root holding projects/ and Tools/. "
+        + bracketed(f"env: {env_name('workspace')}"),
         show_default=False,
     ),
     image: str | None = typer.Option(
         None,
         "--image",
-        help=f"Image runs use. \\[default: {env_name('image')}, else the pinned runner image]",
+        help="Image runs use. "
+        + bracketed(f"default: {env_name('image')}, else the pinned runner image"),
         show_default=False,
     ),
     env: Annotated[

@@ -30,4 +30,10 @@ def about(text: str, key: str) -> str:
     """Option help naming the setting behind the option: its default, key and variable."""
     value = default(key)
     shown = "none" if value is None else f"{value:g}" if isinstance(value, float) else value
-    return f"{text} [default: {shown}; {key}; env {env_name(key)}]"
+    return f"{text} {bracketed(f'default: {shown}; {key}; env {env_name(key)}')}"
+
+
+def bracketed(text: str) -> str:
+    """`[text]` as option help shows it: typer reads help as rich markup, where a bare
+    `[default: ...]` is a style tag and vanishes."""
+    return f"\\[{text}]"

@@ -8,6 +8,7 @@ import typer
 
 from roscoe import __version__
 from roscoe.cli.context import CliState
+from roscoe.cli.options import bracketed
 from roscoe.config.settings import ENV_DEBUG, env_name
 
 HELP = (
@@ -46,7 +47,7 @@ def root(
     runtime: str = typer.Option(
         None,
         "--runtime",
-        help=f"Container engine: docker, podman or auto. [env: {env_name('engine')}]",
+        help="Container engine: docker, podman or auto. " + bracketed(f"env: {env_name('engine')}"),
         show_default=False,
     ),
     debug: bool = typer.Option(

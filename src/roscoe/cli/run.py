@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from roscoe.cli.context import state
-from roscoe.cli.options import about, json_option
+from roscoe.cli.options import about, bracketed, json_option
 from roscoe.config.settings import env_name
 
 if TYPE_CHECKING:
@@ -66,7 +66,8 @@ def run_command(
     image: str | None = typer.Option(
         None,
         "--image",
-        help=f"Image to run in. [default: {env_name('image')}, else the pinned runner image]",
+        help="Image to run in. "
+        + bracketed(f"default: {env_name('image')}, else the pinned runner image"),
         show_default=False,
     ),
     env: Annotated[
@@ -87,14 +88,15 @@ def run_command(
     workspace: str | None = typer.Option(
         None,
         "--workspace",
-        help=f"Workspace root holding projects/ and Tools/. [env: {env_name('workspace')}]",
+        help="Workspace root holding projects/ and Tools/. "
+        + bracketed(f"env: {env_name('workspace')}"),
         show_default=False,
     ),
     track_changes: bool | None = typer.Option(
         None,
         "--track-changes/--no-track-changes",
         help="Record what the run created, modified and deleted in the case. "
-        "[default: on; run.track_changes]",
+        + bracketed("default: on; run.track_changes"),
         show_default=False,
     ),
     preview: bool = typer.Option(

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packaging.version import InvalidVersion, Version
-
 from roscoe.engine.base import sdk_client
 from roscoe.engine.detect import Endpoint, Probe, check_explicit, locate, runtime_choice
 from roscoe.engine.engine import Engine
@@ -161,17 +159,40 @@ def _info_from_version(wire: Wire | SdkWire, endpoint: Endpoint) -> EngineInfo:
 
 def _negotiate(server: str) -> str:
     """The API version to speak: the engine's own, capped at what roscoe is written for."""
-    try:
-        return server if Version(server) <= Version(MAX_API_VERSION) else MAX_API_VERSION
-    except InvalidVersion:
-        return server
+    compared = _compare(server, MAX_API_VERSION)
+    return server if compared is None or compared <= 0 else MAX_API_VERSION
 
 
 def _older(version: str, minimum: str) -> bool:
+    compared = _compare(version, minimum)
+    return compared is not None and compared < 0
+
+
+def _compare(a: str, b: str) -> int | None:
+    """-1, 0 or 1 as version `a` is older, the same or newer than `b`; None when either is
+    no version at all."""
+    plain = [_dotted(a), _dotted(b)]
+    if plain[0] is not None and plain[1] is not None:
+        # The usual case (API versions such as 1.41): plain numbers, compared here, as
+        # importing packaging costs every run several ms.
+        x, y = plain[0], plain[1]
+        width = max(len(x), len(y))
+        x, y = x + (0,) * (width - len(x)), y + (0,) * (width - len(y))
+        return (x > y) - (x < y)
+    from packaging.version import InvalidVersion, Version
+
     try:
-        return Version(version) < Version(minimum)
+        first, second = Version(a), Version(b)
     except InvalidVersion:
-        return False
+        return None
+    return (first > second) - (first < second)
+
+
+def _dotted(version: str) -> tuple[int, ...] | None:
+    parts = version.split(".")
+    if not all(part.isdigit() and part.isascii() for part in parts):
+        return None
+    return tuple(int(part) for part in parts)
 
 
 def _tls(endpoint: Endpoint, probe: Probe) -> Any:

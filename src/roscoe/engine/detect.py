@@ -16,7 +16,6 @@ path of `roscoe run`, and must stay cheap. Everything that touches the outside w
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -139,6 +138,8 @@ def docker_context_endpoint(probe: Probe) -> Endpoint | None:
                 name = None
     if not name or name == "default":
         return None
+    import hashlib  # only for a named context: loading OpenSSL costs every run ~3 ms
+
     digest = hashlib.sha256(name.encode()).hexdigest()
     meta_raw = probe.read_text(config_dir / "contexts" / "meta" / digest / "meta.json")
     host = None

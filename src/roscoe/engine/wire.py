@@ -7,12 +7,14 @@ HTTP/1.1 with JSON bodies, so the Engine makes them here and creates the SDK cli
 when a rarer call (pull, build, the runner container) needs it. Both speak to the same
 endpoint with the same negotiated API version.
 
-Only unix sockets: tcp:// (with TLS) and ssh:// endpoints stay with the SDK.
+Only unix sockets: tcp:// (with TLS) and ssh:// endpoints stay with the SDK. The HTTP is
+spoken here too, not by http.client: importing that pulls in ssl and the email package
+(~15 ms, a tenth of what `roscoe run` may add), for requests that are a few lines each way.
 """
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import json
 import logging
 import socket
@@ -32,16 +34,79 @@ class WireError(Exception):
         self.message = message
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
+_MAX_LINE = 65536  # longer status or header lines are not an engine speaking
+_MAX_HEADERS = 100
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
+
+class _Response:
+    """An answer's status and headers (names in lower case), its body still on `reader`."""
+
+    def __init__(self, sock: socket.socket, reader: Any, status: int, headers: dict[str, str]):
         self.sock = sock
+        self.reader = reader
+        self.status = status
+        self.headers = headers
+
+    def read(self) -> bytes:
+        """The whole body: by its Content-Length, de-chunked, or up to the end."""
+        if self.status < 200 or self.status in (204, 304):
+            return b""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return _read_chunked(self.reader)
+        length = self.headers.get("content-length")
+        if length is not None:
+            want = int(length)
+            data = self.reader.read(want)
+            if len(data) < want:
+                raise ConnectionError("the engine closed the connection mid-answer")
+            return bytes(data)
+        return bytes(self.reader.read())  # Connection: close, so the end of the body
+
+    def close(self) -> None:
+        # The reader holds its own reference to the socket: both go.
+        self.reader.close()
+        self.sock.close()
+
+
+def _line(reader: Any) -> bytes:
+    line = reader.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise ConnectionError("the engine's answer has an overlong line")
+    return bytes(line)
+
+
+def _read_head(reader: Any) -> tuple[int, dict[str, str]]:
+    status_line = _line(reader)
+    if not status_line:
+        raise ConnectionError("the engine closed the connection without answering")
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise ConnectionError(f"not an HTTP answer: {status_line[:80]!r}")
+    headers: dict[str, str] = {}
+    for _ in range(_MAX_HEADERS + 1):
+        line = _line(reader)
+        if line in (b"\r\n", b"\n", b""):
+            return int(parts[1]), headers
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    raise ConnectionError("the engine's answer has too many headers")
+
+
+def _read_chunked(reader: Any) -> bytes:
+    body: list[bytes] = []
+    while True:
+        size_line = _line(reader).split(b";", 1)[0].strip()
+        if not size_line:
+            raise ConnectionError("the engine closed the connection mid-answer")
+        size = int(size_line, 16)
+        if size == 0:
+            while _line(reader) not in (b"\r\n", b"\n", b""):  # trailers: not needed
+                pass
+            return b"".join(body)
+        data = reader.read(size + 2)  # the chunk and its CRLF
+        if len(data) < size + 2:
+            raise ConnectionError("the engine closed the connection mid-answer")
+        body.append(data[:size])
 
 
 class Wire:
@@ -70,33 +135,52 @@ class Wire:
         timeout: float | None = None,
         forever: bool = False,
         versioned: bool = True,
-    ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
+        upgrade: bool = False,
+    ) -> _Response:
+        """One request on a connection of its own; the answer with its head read."""
         # forever: no read timeout at all (a wait on a long run, a silent output stream).
-        conn = _UnixConnection(self.socket_path, None if forever else (timeout or self.timeout))
-        headers = {"Host": "localhost"}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
         url = self._url(path, params, versioned)
-        conn.request(method, url, body=payload, headers=headers)
-        response = conn.getresponse()
-        log.debug("engine call: %s %s -> %s", method, url, response.status)
-        return conn, response
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = [f"{method} {url} HTTP/1.1", "Host: localhost"]
+        if upgrade:  # an attach: the connection becomes the output stream
+            head += ["Connection: Upgrade", "Upgrade: tcp"]
+        else:  # the body of an answer then ends where the connection does, whatever it says
+            head.append("Connection: close")
+        if body is not None:
+            head.append("Content-Type: application/json")
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            head.append(f"Content-Length: {len(payload)}")
+        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(None if forever else (timeout or self.timeout))
+            sock.connect(self.socket_path)
+            sock.sendall(request)
+            reader = sock.makefile("rb")
+            try:
+                status, headers = _read_head(reader)
+            except BaseException:
+                reader.close()
+                raise
+        except BaseException:
+            sock.close()
+            raise
+        log.debug("engine call: %s %s -> %s", method, url, status)
+        return _Response(sock, reader, status, headers)
 
     def ping(self) -> dict[str, str]:
         """The headers of GET /_ping: the engine's API version, name and version, cheaply.
 
         (Podman answers /version in ~0.7 s; /_ping in ~1 ms.)
         """
-        conn, response = self._send("GET", "/_ping", versioned=False)
+        response = self._send("GET", "/_ping", versioned=False)
         try:
             response.read()
         finally:
-            conn.close()
+            response.close()
         if response.status >= 400:
             raise WireError(response.status, "the engine refused /_ping")
-        return {k.lower(): v for k, v in response.getheaders()}
+        return response.headers
 
     def call(
         self,
@@ -110,7 +194,7 @@ class Wire:
         versioned: bool = True,
     ) -> Any:
         """One request; the decoded JSON answer (None when empty). Errors raise WireError."""
-        conn, response = self._send(
+        response = self._send(
             method,
             path,
             params=params,
@@ -122,7 +206,7 @@ class Wire:
         try:
             data = response.read()
         finally:
-            conn.close()
+            response.close()
         if response.status >= 400:
             raise WireError(response.status, _reason(data))
         if not data:
@@ -134,25 +218,25 @@ class Wire:
 
     def hijack(self, path: str, *, params: Mapping[str, Any] | None = None) -> Raw:
         """POST an attach-style request and take over the connection for its raw stream."""
-        conn = _UnixConnection(self.socket_path, None)  # output may be silent for long
-        url = self._url(path, params, True)
-        conn.request(
-            "POST", url, headers={"Host": "localhost", "Connection": "Upgrade", "Upgrade": "tcp"}
-        )
-        response = conn.getresponse()
-        log.debug("engine call: POST %s -> %s", url, response.status)
+        # No read timeout: the output may be silent for long.
+        response = self._send("POST", path, params=params, forever=True, upgrade=True)
         if response.status >= 400:
-            reason = _reason(response.read())
-            conn.close()
+            try:
+                reason = _reason(response.read())
+            finally:
+                response.close()
             raise WireError(response.status, reason)
 
-        # 101 Switching Protocols: http.client reads no body for it, so the stream is read
-        # from the buffered socket file under the response (which may already hold bytes).
+        # 101 Switching Protocols (or a 200 from an engine that does not say so): the stream
+        # follows the head on the same buffered reader, which may already hold some of it.
         def close() -> None:
+            # Wake a reader still blocked on the stream first: closing the buffered reader
+            # waits for its lock, which that read holds.
+            with contextlib.suppress(OSError):
+                response.sock.shutdown(socket.SHUT_RDWR)
             response.close()
-            conn.close()
 
-        return Raw(response.fp.read1, close)
+        return Raw(response.reader.read1, close)
 
 
 class Raw:

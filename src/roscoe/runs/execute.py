@@ -206,7 +206,6 @@ def _execute(
         tracker.begin()  # the before-walk goes on while the engine creates the container
     try:
         report_dir = make_report_dir(where)
-        script_sha256 = file_digest(plan.script_path)
         started_wall = time.time()
         started_at = now_iso()
         container_id = _create(
@@ -220,6 +219,9 @@ def _execute(
             keep_id=keep_id,
         )
         placement.verify(container_id)  # removes it and raises when it is not under gVisor
+        # Hashed once the container exists (it has not started): the before-walk thread has
+        # imported hashlib meanwhile, while the engine was creating it.
+        script_sha256 = file_digest(plan.script_path)
     except BaseException:
         remove_tree(where)  # nothing ran: no record, no folder (no preview copy either)
         raise

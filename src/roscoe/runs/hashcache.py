@@ -20,16 +20,23 @@ CacheEntry = list[Any]
 
 def load_cache(where: Path) -> dict[str, CacheEntry]:
     """The cache file's entries; {} when absent or unreadable (it is only a cache)."""
+    found = read_cache(where)
+    return {} if found is None else found
+
+
+def read_cache(where: Path) -> dict[str, CacheEntry] | None:
+    """The cache file's entries (maybe none: a case without files); None when the file is
+    absent, unreadable or of another version."""
     import json
 
     try:
         data = json.loads(where.read_bytes())
     except (OSError, ValueError):
-        return {}
+        return None
     if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
-        return {}
+        return None
     files = data.get("files")
-    return files if isinstance(files, dict) else {}
+    return files if isinstance(files, dict) else None
 
 
 def cache_text(snapshot: changes.Snapshot) -> bytes:

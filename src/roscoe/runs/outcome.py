@@ -8,8 +8,8 @@ Podman never says it); the container's exit code.
 
 from __future__ import annotations
 
-import http.client
 import signal as signals
+import sys
 from dataclasses import dataclass
 
 from roscoe.errors import EngineUnreachable, ExitCode, RoscoeError
@@ -140,7 +140,7 @@ def engine_failure(exc: Exception) -> tuple[RunStatus, int, str]:
         return _lost(exc.message)
     if isinstance(exc, RoscoeError):
         return RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, exc.message
-    if isinstance(exc, (OSError, http.client.HTTPException)):
+    if _transport_failure(exc):
         return _lost(str(exc) or type(exc).__name__)
     return RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
 
@@ -153,3 +153,12 @@ def _lost(reason: str) -> tuple[RunStatus, int, str]:
         f"lost track of the run: the engine stopped answering ({reason}); the container may "
         "still be running; `roscoe gc` records how it ended once the engine answers again",
     )
+
+
+def _transport_failure(exc: Exception) -> bool:
+    """The engine's socket failed, or an answer broke off. http.client is looked at only when
+    something (the SDK's streams) has imported it: the run path itself does not."""
+    if isinstance(exc, OSError):
+        return True
+    http_client = sys.modules.get("http.client")
+    return http_client is not None and isinstance(exc, http_client.HTTPException)

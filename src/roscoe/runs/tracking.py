@@ -5,21 +5,25 @@ container, and must be done before the container starts; the after-walk runs in 
 while the engine removes it. Most of the walking so hides behind engine calls the run
 makes anyway. The hash cache of a case lives in <runs dir>/.hashes/, shared by the CLI and
 the service (which sees the runs dir, not the rest of the data dir).
+
+The walking modules (and hashlib, ctypes under them) are imported by the before-walk thread,
+not when this module is: `roscoe run` imports them while the engine creates the container.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roscoe.config import paths
 from roscoe.config.atomic import write_atomic
-from roscoe.runs import changes, hashcache
 from roscoe.runs.records import hand_over, runs_owner
-from roscoe.runs.watch import CaseWatch, Touched, Unavailable
+
+if TYPE_CHECKING:
+    from roscoe.runs import changes
+    from roscoe.runs.watch import CaseWatch, Touched
 
 log = logging.getLogger("roscoe.runs")
 
@@ -32,12 +36,16 @@ OFF_REASON = "change tracking was turned off for this run (--no-track-changes or
 
 def cache_file(case_key: str) -> Path:
     """Where the hash cache of a case is kept, by the case's path on the host."""
+    import hashlib
+
     digest = hashlib.sha256(case_key.encode("utf-8", errors="surrogateescape")).hexdigest()
     return paths.runs_dir() / CACHE_DIR / f"{digest[:32]}.json"
 
 
 def file_digest(path: Path) -> str | None:
     """sha256 of a file (the script as it was run), or None when unreadable."""
+    from roscoe.runs import changes
+
     return changes.file_sha256(str(path))
 
 
@@ -54,14 +62,15 @@ class Tracker:
         self.walked = case_dir  # the case, or for a preview its copy
         self.enabled = enabled
         self.case: changes.Snapshot | None = None  # the case when the run started
-        self._cache_path = cache_file(case_key)
+        self._case_key = case_key
+        self._cache_path: Path | None = None  # found by the before-walk
         self._cache_found = False
         self._before: changes.Snapshot | None = None
         self._after: changes.Snapshot | None = None
         self._found: changes.Changes | None = None
         self._reason: str | None = None if enabled else OFF_REASON
         self._watch: CaseWatch | None = None
-        self._early = Touched()  # writes seen between the before-walk and the start
+        self._early: Touched | None = None  # writes seen between the before-walk and the start
         self._drained = False
         self._before_thread: threading.Thread | None = None
         self._after_thread: threading.Thread | None = None
@@ -83,6 +92,8 @@ class Tracker:
             self._before_thread.join()
             self._before_thread = None
         if self._watch is not None and not self._drained:
+            from roscoe.runs.watch import Unavailable
+
             self._drained = True
             try:
                 # Our own hashing opened files; only writes by others count from here.
@@ -96,10 +107,12 @@ class Tracker:
         then works on the copy, and its changes are the copy's. Synchronous, before the
         container is created; UsageError (2) when the case is too large to track."""
         from roscoe.errors import UsageError
+        from roscoe.runs import changes, hashcache
         from roscoe.runs.casecopy import copy_case, seed_from_case
 
         self._watch = _watch_or_none()
         try:
+            self._cache_path = cache_file(self._case_key)
             cache = hashcache.load_cache(self._cache_path)
             self._cache_found = bool(cache)
             case = changes.walk(self.case_dir)
@@ -118,12 +131,17 @@ class Tracker:
         self.case, self._before, self.walked = case, copy, view
 
     def _walk_before(self) -> None:
+        from roscoe.runs import changes, hashcache
+
         self._watch = _watch_or_none()
         try:
-            cache = hashcache.load_cache(self._cache_path)
-            self._cache_found = bool(cache)
+            self._cache_path = cache_file(self._case_key)
+            cache = hashcache.read_cache(self._cache_path)
             snapshot = changes.walk(self.case_dir, watch=self._watch)
-            hashcache.fill_hashes(snapshot, cache)
+            hashcache.fill_hashes(snapshot, cache or {})
+            # A valid cache that had nothing to vouch for counts as found: a case without
+            # files must not rewrite (and fsync) its cache on every run.
+            self._cache_found = bool(cache) or (cache is not None and not snapshot.hashed_files)
             self._before = self.case = snapshot
         except changes.TooLarge as exc:
             self._reason = f"{exc}: too large to track"
@@ -132,9 +150,16 @@ class Tracker:
         if self._before is None:
             self._drop_watch()
 
-    def _drop_watch(self) -> None:
+    def _drop_watch(self, *, wait: bool = True) -> None:
         if self._watch is not None:
-            self._watch.close()
+            if wait:
+                self._watch.close()
+            else:
+                # Closing an inotify descriptor waits out a kernel grace period (10-20 ms):
+                # it goes on in a thread of its own while the engine removes the container.
+                threading.Thread(
+                    target=self._watch.close, name="roscoe-track-unwatch", daemon=True
+                ).start()
             self._watch = None
 
     # -- after the run -----------------------------------------------------------------------
@@ -152,6 +177,9 @@ class Tracker:
         before = self._before
         if before is None:
             return
+        from roscoe.runs import changes
+        from roscoe.runs.watch import Unavailable
+
         try:
             if self._watch is not None:
                 try:
@@ -168,9 +196,11 @@ class Tracker:
         except Exception as exc:  # the record says why
             self._reason = f"the case could not be walked after the run: {exc}"
         finally:
-            self._drop_watch()
+            self._drop_watch(wait=False)
 
     def _from_events(self, before: changes.Snapshot, watch: CaseWatch) -> changes.Changes:
+        from roscoe.runs import changes
+
         touched = watch.touched(into=self._early)
         after, check, forced = changes.rewalk(before, touched)
         found = changes.compare(before, after, only=check, forced=forced)
@@ -183,6 +213,8 @@ class Tracker:
         if self._after_thread is not None:
             self._after_thread.join()
         if self._before is None or self._after is None or self._found is None:
+            from roscoe.runs import changes
+
             return changes.untracked(self._reason or "the case could not be walked")
         if self.walked == self.case_dir:
             if self._worth_saving(self._before, self._after):
@@ -201,6 +233,10 @@ class Tracker:
     def _save_cache(self, snapshot: changes.Snapshot) -> None:
         """Keep the hashes for the next run of this case; a cache that cannot be written
         only costs the next run some hashing."""
+        from roscoe.runs import hashcache
+
+        if self._cache_path is None:  # the before-walk failed before it was known
+            return
         try:
             folder = paths.ensure_dir(self._cache_path.parent)
             hand_over(folder)  # under a root roscoe, the service must write it too
@@ -211,6 +247,8 @@ class Tracker:
 
 
 def _watch_or_none() -> CaseWatch | None:
+    from roscoe.runs.watch import CaseWatch, Unavailable
+
     try:
         return CaseWatch()
     except Unavailable:
