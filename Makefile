@@ -9,7 +9,7 @@ IMAGE_REPOSITORY ?= ghcr.io/roscoe-cli/roscoe-runner
 BASE_IMAGE ?= roscoe-base:bookworm
 ENGINE_HOST ?= unix:///var/run/docker.sock
 
-.PHONY: install test unit test-images lint fmt engines-up engines-down base-image build-image run-local test-image push-image demo bench bench-service bench-mcp clean
+.PHONY: install test unit test-images lint fmt engines-up engines-down base-image build-image run-local test-image push-image demo bench bench-service bench-mcp bench-isolation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -114,6 +114,9 @@ bench-service: ## POST /runs against docker run, live output delay, /health unde
 
 bench-mcp: ## MCP run_script over /mcp against POST /runs on the same runner
 	$(BIN)/python bench/mcp_overhead.py
+
+bench-isolation: ## a trivial run and a system-call-heavy one under gVisor next to runc
+	$(BIN)/python bench/isolation.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

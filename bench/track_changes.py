@@ -2,10 +2,11 @@
 
 For each engine: the same script (it writes one report file into the case) run N times with
 `roscoe run --no-track-changes` and N times with tracking on, interleaved so both see the same
-machine load. Prints the medians and what tracking adds, in ms and as a ratio; then the first
-run of a case nobody has hashed yet (the hash cache is empty, so every file is hashed before
-the run); then where the time goes inside one tracked run, measured in-process (the walks, the
-cache, the comparison), of which most overlaps the engine's create and remove calls.
+machine load. Prints the medians and what tracking adds, in ms and as a ratio; the first run
+of a case nobody has hashed yet (the hash cache is empty, so every file is hashed before the
+run); what a preview adds on top (the case is copied); then where the time goes inside one
+tracked run, measured in-process (the walks, the cache, the comparison), of which most
+overlaps the engine's create and remove calls.
 
     .venv/bin/python bench/track_changes.py [--reps 15] [--files 10000] [--engines docker,podman]
 
@@ -75,11 +76,12 @@ def filesystem(path: Path) -> str:
     return lines[-1].split()[1] if len(lines) > 1 else "unknown"
 
 
-def roscoe_run(ws: Path, track: bool) -> list[str]:
+def roscoe_run(ws: Path, track: bool, preview: bool = False) -> list[str]:
     return [
         *roscoe_command(),
         "run", "--workspace", str(ws), "--image", IMAGE,
         "--track-changes" if track else "--no-track-changes",
+        *(["--preview"] if preview else []),
         "bench-case", "report.py",
     ]  # fmt: skip
 
@@ -106,8 +108,28 @@ def compare(engine: str, reps: int, ws: Path, env: dict[str, str]) -> None:
     a, b = statistics.median(off_times), statistics.median(on_times)
     for name, times, mid in (("untracked", off_times, a), ("tracked", on_times, b)):
         print(f"{engine}: {name:<10} median {mid * 1000:7.0f} ms  (min {min(times) * 1000:.0f})")
-    print(f"{engine}: tracking adds {(b - a) * 1000:+.0f} ms ({b / a:.2f}x); ")
+    print(f"{engine}: tracking adds {(b - a) * 1000:+.0f} ms ({b / a:.2f}x)")
     print(f"{engine}: the first tracked run of the case (hashing all of it) took {cold:.2f} s")
+    previews = [timed(roscoe_run(ws, track=True, preview=True), env) for _ in range(5)]
+    for run_id in _pending(env):
+        timed([*roscoe_command(), "runs", "discard", run_id], env)
+    p = statistics.median(previews)
+    print(
+        f"{engine}: a preview (the case copied with cp -a --reflink=auto) median "
+        f"{p * 1000:.0f} ms: {(p - b) * 1000:+.0f} ms on a tracked run"
+    )
+
+
+def _pending(env: dict[str, str]) -> list[str]:
+    listed = subprocess.run(
+        [*roscoe_command(), "runs", "list", "--limit", "50", "--json"],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    import json
+
+    return [r["id"] for r in json.loads(listed.stdout) if r.get("preview_state") == "pending"]
 
 
 def phases(ws: Path) -> None:

@@ -173,6 +173,23 @@ def gvisor_runtime(engine_name: str) -> GVisorRuntime:
     return GVisorRuntime("podman", PODMAN_GVISOR_HOST, {}, GVISOR_RUNTIME)
 
 
+@pytest.fixture
+def isolation(
+    request: pytest.FixtureRequest, engine_name: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The run.isolation of the roscoe processes a test starts: "runc" unless a test is
+    parametrized with indirect=["isolation"]. For "gvisor" it sets ROSCOE_ISOLATION and, on
+    Podman, ROSCOE_GVISOR_HOST (its gVisor service), as a user following docs/usage.md
+    would; skips (or fails where required) when gVisor is not set up."""
+    value = str(getattr(request, "param", "runc"))
+    if value == "gvisor":
+        found = request.getfixturevalue("gvisor_runtime")
+        monkeypatch.setenv("ROSCOE_ISOLATION", "gvisor")
+        if engine_name == "podman":
+            monkeypatch.setenv("ROSCOE_GVISOR_HOST", found.host)
+    return value
+
+
 def _answer(host: str, needed_by: str, ask: Callable[[EngineAPI], Any]) -> Any:
     try:
         return ask(EngineAPI(host))

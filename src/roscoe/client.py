@@ -229,6 +229,12 @@ def format_record(record: dict[str, Any], what: str) -> str:
     elif status == RunStatus.CANCELLED:
         message = f" ({record['message']})" if record.get("message") else ""
         head = f"Cancelled: {what} was cancelled before it finished{message}{run}."
+    elif status == RunStatus.UNKNOWN:
+        head = (
+            f"Unknown: the container engine stopped answering while {what} ran{run}, so how it "
+            "ended is not known; it may still be running and may have changed the case. "
+            "Do not assume it ran or failed: check the case, or run it again later."
+        )
     elif status == RunStatus.INTERRUPTED:
         head = (
             f"Interrupted: {what} was stopped before it finished (the service is shutting "

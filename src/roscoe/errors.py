@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # invalid usage or input
     NO_ENGINE = 3  # no reachable container engine
     IMAGE = 4  # image absent and not pullable, or the pull failed
+    ISOLATION = 5  # the engine cannot give a run the isolation asked for (gVisor, limits)
     TIMEOUT = 124  # roscoe run: the script ran past --timeout
     ENGINE_DURING_RUN = 125  # roscoe run: the engine failed while the run was under way
     OOM = 137  # roscoe run: killed at the memory limit (128 + SIGKILL)
@@ -44,10 +45,24 @@ class EngineError(RoscoeError):
     exit_code = ExitCode.NO_ENGINE
 
 
+class EngineUnreachable(EngineError):
+    """The engine's socket failed while a run's container existed: how the run goes on is not
+    known (the container may still be running). `roscoe run` exits 125."""
+
+    exit_code = ExitCode.ENGINE_DURING_RUN
+
+
 class ImageError(RoscoeError):
     """The image is absent and could not be pulled, or the pull failed."""
 
     exit_code = ExitCode.IMAGE
+
+
+class IsolationError(RoscoeError):
+    """The engine cannot give a run the isolation asked for: gVisor is not set up there, or
+    it cannot enforce a run's limits. Said before any container exists, with what to do."""
+
+    exit_code = ExitCode.ISOLATION
 
 
 class Interrupted(RoscoeError):

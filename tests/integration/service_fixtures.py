@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from roscoe.access.tokens import ensure_readable_by_service
 from roscoe.config import paths
 from roscoe.errors import RoscoeError
 from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY_VALUE
@@ -197,6 +198,7 @@ def start_service(  # noqa: PLR0917 - pytest hands fixtures over by name
             concurrency=concurrency,
             queue=queue,
             shutdown_grace=shutdown_grace,
+            access_dir=ensure_readable_by_service(),  # the scoped tokens, as server start does
         )
         container, host = config.create_arguments()
         created = engine.create_container(container, host)

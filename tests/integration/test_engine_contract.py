@@ -22,8 +22,8 @@ import pytest
 
 from helpers import BASE_IMAGE, REGISTRY
 from roscoe.engine.fake import FakeEngine, Program
-from roscoe.engine.protocols import ContainerEngine, RunState
-from roscoe.errors import EngineError, ImageError, OperationFailed
+from roscoe.engine.protocols import ContainerEngine, EngineFacts, RunState
+from roscoe.errors import EngineError, ImageError, IsolationError, OperationFailed
 
 pytestmark = pytest.mark.engine
 
@@ -43,6 +43,9 @@ def subject(engine_name: str, request: pytest.FixtureRequest) -> ContainerEngine
     if engine_name == "fake":
         fake = FakeEngine()
         fake.add_image(BASE_IMAGE)
+        fake.facts_answer = EngineFacts(
+            rootless=False, default_runtime="runc", runtimes=("runc", "runsc")
+        )  # as dockerd here, with gVisor registered
         return fake
     request.getfixturevalue("base_image")  # skips (or fails in CI) without it
     engine: ContainerEngine = request.getfixturevalue("engine")
@@ -219,6 +222,61 @@ def test_a_run_name_in_use_is_an_engine_failure_125(
 def test_the_engine_says_how_many_cpus_it_has(subject: ContainerEngine) -> None:
     count = subject.cpu_count()
     assert isinstance(count, int) and count >= 1
+
+
+def test_the_engine_says_what_it_is_like(subject: ContainerEngine) -> None:
+    facts = subject.facts()
+    assert facts.rootless is False  # the engines the contract runs on are rootful
+    assert facts.default_runtime == "runc" and "runc" in facts.runtimes
+    assert subject.facts() is facts  # asked once, then kept
+    assert subject.podman_rootless() is False
+
+
+def test_the_runtime_a_container_got_is_read_back(
+    subject: ContainerEngine, label: dict[str, str], unique_name: str
+) -> None:
+    """Docker runs a container under the runtime asked for, and refuses one it does not know
+    before any container exists; Podman takes the field and runs it under its own."""
+    plain = run_container(subject, unique_name, label, doing(subject, []))
+    assert subject.run_runtime(plain) == subject.facts().default_runtime
+    asked = f"{unique_name}-runsc"
+    if subject.kind == "podman":
+        gvisor = run_container(subject, asked, label, doing(subject, []), runtime="runsc")
+        assert subject.run_runtime(gvisor) == subject.facts().default_runtime
+    elif "runsc" in subject.facts().runtimes:
+        gvisor = run_container(subject, asked, label, doing(subject, []), runtime="runsc")
+        assert subject.run_runtime(gvisor) == "runsc"
+    unknown = f"{unique_name}-x"
+    if subject.kind == "podman":  # whatever is asked for
+        taken = run_container(subject, unknown, label, doing(subject, []), runtime="roscoe-nope")
+        assert subject.run_runtime(taken) == subject.facts().default_runtime
+        return
+    with pytest.raises(IsolationError) as caught:
+        run_container(subject, unknown, label, ["true"], runtime="roscoe-nope")
+    assert caught.value.exit_code == 5
+    assert subject.inspect_container(unknown) is None
+
+
+def test_a_signal_reaches_the_first_process(
+    subject: ContainerEngine, label: dict[str, str], unique_name: str
+) -> None:
+    if isinstance(subject, FakeEngine):
+        subject.programs[BASE_IMAGE] = Program(
+            output=[("stdout", b"ready\n")], until_stopped=True, signals={"USR1": 7}
+        )
+    # Process 1 ignores a signal it has no handler for: the trap is set before "ready".
+    command = ["sh", "-c", "trap 'exit 7' USR1; echo ready; while :; do sleep 0.1; done"]
+    container_id = run_container(subject, unique_name, label, command)
+    stream = subject.run_attach(container_id)
+    try:
+        subject.run_start(container_id)
+        for _, data in stream:
+            if b"ready" in data:
+                break
+        subject.run_kill(container_id, signal="USR1")
+        assert subject.run_wait(container_id, timeout=30) == 7
+    finally:
+        stream.close()
 
 
 # -- what is not there ----------------------------------------------------------------------

@@ -45,9 +45,10 @@ def runner(
 
 
 def poke(env: dict[str, str], marker: str) -> None:
-    """One GET /health: the service logs the request, marker included."""
+    """One GET /runs without a token: the service logs the 401 at info, marker included
+    (a successful /health is logged at debug only)."""
     conn = http.client.HTTPConnection("127.0.0.1", int(env["ROSCOE_PORT"]), timeout=5)
-    conn.request("GET", f"/health?mark={marker}")
+    conn.request("GET", f"/runs?mark={marker}")
     conn.getresponse().read()
     conn.close()
 

@@ -25,6 +25,7 @@ from helpers import ENGINE_HOSTS, REGISTRY, roscoe, skip_or_fail
 from roscoe.engine import Engine
 from roscoe.images.choice import ImageChoice
 from roscoe.images.ensure import ensure_image
+from roscoe.images.version import DEV_IMAGE
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -216,10 +217,14 @@ def test_a_present_image_is_used_without_the_registry(engine: Engine, runner_ima
     assert status.version_match.status == "match"
 
 
-def test_local_dev_image_show(runner_image: str, engine_env: dict[str, str]) -> None:
+def test_local_dev_image_show(engine: Engine, engine_name: str, engine_env: dict[str, str]) -> None:
+    # --use-local-image means the image `make build-image` tags, whatever image the other
+    # tests are pointed at (ROSCOE_TEST_RUNNER_IMAGE).
+    if engine.image_inspect(DEV_IMAGE) is None:
+        skip_or_fail(f"{DEV_IMAGE} is not built on {engine_name} (make build-image)", engine_name)
     result = roscoe("image", "show", "--json", "--use-local-image")
     data = json.loads(result.stdout)
-    assert data["ref"] == runner_image
+    assert data["ref"] == DEV_IMAGE
     assert data["local_only"] is True
     assert data["present"] is True
     assert data["version_match"] == "match"

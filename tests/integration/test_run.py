@@ -32,6 +32,10 @@ from helpers import roscoe
 
 pytestmark = pytest.mark.engine
 
+# The isolation suite: these run under runc and under gVisor, on both engines (the
+# `isolation` fixture sets ROSCOE_ISOLATION, and ROSCOE_GVISOR_HOST on Podman).
+ISOLATIONS = pytest.mark.parametrize("isolation", ["runc", "gvisor"], indirect=True)
+
 ECHO_ARGS = """
 import json, os, sys
 print(json.dumps({"args": sys.argv[1:], "cwd": os.getcwd()}))
@@ -57,6 +61,8 @@ def attempt(path):
         return exc.strerror
 facts["tools"] = attempt("/tools/new.txt")
 facts["root_fs"] = attempt("/etc/new.txt")
+mounts = [m.split() for m in open("/proc/self/mounts")]
+facts["root_mount"] = [m[3].split(",")[0] for m in mounts if m[1] == "/"]
 facts["tmp"] = attempt("/tmp/new.txt")
 facts["data"] = attempt("/data/written-by-script.txt")
 facts["interfaces"] = sorted(os.listdir("/sys/class/net"))
@@ -69,10 +75,9 @@ except OSError as exc:
     facts["host_port"] = type(exc).__name__
 status = dict(line.split(":\t", 1) for line in open("/proc/self/status") if ":\t" in line)
 facts["cap_eff"] = status["CapEff"].strip()
-facts["no_new_privs"] = status["NoNewPrivs"].strip()
-facts["mounts"] = sorted(
-    m.split()[1] for m in open("/proc/self/mounts") if m.split()[1] in ("/data", "/tools")
-)
+import ctypes  # gVisor's /proc/self/status has no NoNewPrivs line: ask the kernel
+facts["no_new_privs"] = str(ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))  # PR_GET_NO_NEW_PRIVS
+facts["mounts"] = sorted(m[1] for m in mounts if m[1] in ("/data", "/tools"))
 print(json.dumps(facts))
 """
 FLOOD = """
@@ -84,6 +89,24 @@ sys.stdout.buffer.write(b"\\xff\\xfe not utf-8 \\xc3\\x28 end")
 sys.stderr.buffer.write(b"err \\xff\\n")
 """
 SHELL = 'echo "sh says $1"\nexit 3\n'
+FORKS = """
+import os, sys, time
+pids, refused = [], None
+for _ in range(int(sys.argv[1])):
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        refused = exc.strerror
+        break
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    pids.append(pid)
+print(len(pids), refused, flush=True)
+for pid in pids:
+    os.kill(pid, 9)
+"""
+KERNEL = "cat /proc/version\ndmesg 2>&1 | head -n 3\n"
 
 
 @pytest.fixture
@@ -101,12 +124,16 @@ def ws(tmp_path: Path) -> Path:
             "sandbox.py": SANDBOX,
             "flood.py": FLOOD,
             "say.sh": SHELL,
+            "forks.py": FORKS,
+            "kernel.sh": KERNEL,
             "notes.txt": "not a script\n",
         },
     )
     # Symlinks leading out of the workspace: a case and a script.
     os.symlink(outside, root / "projects" / "escape")
     os.symlink(outside / "evil.py", root / "Tools" / "escape.py")
+    # Writable by anyone on the host: only the read-only mount keeps a script out of Tools/.
+    (root / "Tools").chmod(0o777)
     return root
 
 
@@ -118,8 +145,14 @@ def clean(engine: Any, isolated_dirs: Path) -> Iterator[list[int]]:
     assert leftovers(engine, isolated_dirs, pids) == []
 
 
-def test_happy_path_with_arguments_containing_spaces(
-    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, engine_name: str
+@ISOLATIONS
+def test_happy_path_with_arguments_containing_spaces(  # noqa: PLR0917 - fixtures, by name
+    ws: Path,
+    base_image: str,
+    clean: list[int],
+    isolated_dirs: Path,
+    engine_name: str,
+    isolation: str,
 ) -> None:
     args = ["two words", "--flag", "", "ünïcode", "-e", "x=y"]
     done = run_cli(ws, base_image, CASE, "echo_args.py", "--", *args)
@@ -128,11 +161,27 @@ def test_happy_path_with_arguments_containing_spaces(
     (run_id,) = run_ids(isolated_dirs)
     record = record_of(isolated_dirs, run_id)
     assert (record["status"], record["exit_code"], record["args"]) == ("succeeded", 0, args)
-    assert record["engine"] == engine_name
+    assert (record["engine"], record["isolation"]) == (engine_name, isolation)
 
 
+@ISOLATIONS
+def test_the_kernel_is_the_one_asked_for(
+    ws: Path, base_image: str, clean: list[int], isolation: str
+) -> None:
+    done = run_cli(ws, base_image, CASE, "kernel.sh")
+    assert done.returncode == 0, done.stderr
+    version = done.stdout.decode().splitlines()[0]
+    host = Path("/proc/version").read_text().strip()
+    if isolation == "gvisor":
+        assert "Starting gVisor" in done.stdout.decode()
+        assert version != host  # gVisor's own kernel, not the host's
+    else:
+        assert version == host and "gVisor" not in done.stdout.decode()
+
+
+@ISOLATIONS
 def test_exit_code_passes_through_and_shell_scripts_run(
-    ws: Path, base_image: str, clean: list[int]
+    ws: Path, base_image: str, clean: list[int], isolation: str
 ) -> None:
     done = run_cli(ws, base_image, CASE, "exit7.py")
     assert (done.returncode, done.stdout) == (7, b"bye\n")
@@ -169,8 +218,9 @@ def test_refused_input_exits_2_before_any_container(
     assert run_ids(isolated_dirs) == []  # nothing was created, not even a record
 
 
+@ISOLATIONS
 def test_timeout_kills_and_leaves_nothing(
-    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, isolation: str
 ) -> None:
     done = run_cli(ws, base_image, "--timeout", "2", CASE, "sleeper.py")
     assert done.returncode == 124, done.stderr
@@ -180,8 +230,9 @@ def test_timeout_kills_and_leaves_nothing(
     assert (record["status"], record["timed_out"]) == ("timed_out", True)
 
 
+@ISOLATIONS
 def test_memory_limit_kill_says_so(
-    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, isolation: str
 ) -> None:
     done = run_cli(ws, base_image, "--memory", "64m", "--timeout", "60", CASE, "hog.py")
     assert done.returncode == 137, done.stderr
@@ -191,8 +242,9 @@ def test_memory_limit_kill_says_so(
     assert record_of(isolated_dirs, run_id)["status"] == "oom_killed"
 
 
+@ISOLATIONS
 def test_ctrl_c_stops_and_removes_the_container(
-    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, isolation: str
 ) -> None:
     proc = spawn_cli(ws, base_image, "--timeout", "60", CASE, "sleeper.py")
     clean.append(proc.pid)
@@ -216,7 +268,8 @@ def test_sigterm_is_handled_like_ctrl_c(
     assert proc.returncode == 130, err
 
 
-def test_the_sandbox(ws: Path, base_image: str, clean: list[int]) -> None:
+@ISOLATIONS
+def test_the_sandbox(ws: Path, base_image: str, clean: list[int], isolation: str) -> None:
     # Something listening on the host's loopback that the script must NOT reach.
     listener = subprocess.Popen(
         [sys.executable, "-c", LISTENER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
@@ -234,7 +287,8 @@ def test_the_sandbox(ws: Path, base_image: str, clean: list[int]) -> None:
     assert facts["uid"] == expected_uid and facts["uid"] != 0
     assert facts["home"] == "/tmp"
     assert facts["tools"] == "Read-only file system"
-    assert facts["root_fs"] == "Read-only file system"
+    assert facts["root_fs"] in ("Read-only file system", "Permission denied")  # gVisor: the latter
+    assert facts["root_mount"] == ["ro"]
     assert facts["tmp"] == "writable" and facts["data"] == "writable"
     assert facts["interfaces"] == ["lo"]  # network none: loopback only
     assert facts["host_port"] == "ConnectionRefusedError"  # the host's port is not there
@@ -256,8 +310,30 @@ while True:
 """
 
 
+@ISOLATIONS
+def test_the_process_limit_holds(
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, isolation: str
+) -> None:
+    done = run_cli(ws, base_image, "--timeout", "60", CASE, "forks.py", "700")
+    (run_id,) = run_ids(isolated_dirs)
+    record = record_of(isolated_dirs, run_id)
+    if isolation == "runc":
+        # fork() itself is refused at the limit; the script carries on.
+        assert done.returncode == 0, done.stderr
+        made, refused = done.stdout.decode().split(maxsplit=1)
+        assert int(made) < 512 and refused.strip() == "Resource temporarily unavailable"
+    else:
+        # gVisor's own host tasks count against the limit (a stub process per process of the
+        # script): the sandbox is stopped before the script gets far, and the host with it
+        # is untouched.
+        assert done.returncode not in (0, 124), done.stderr
+        assert b"700" not in done.stdout
+        assert record["status"] != "succeeded" and not record["timed_out"]
+
+
+@ISOLATIONS
 def test_binary_and_20mb_output_pass_through_byte_exact(
-    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path
+    ws: Path, base_image: str, clean: list[int], isolated_dirs: Path, isolation: str
 ) -> None:
     done = run_cli(ws, base_image, CASE, "flood.py")
     assert done.returncode == 0, done.stderr[-500:]
@@ -281,10 +357,11 @@ def test_run_record_and_runs_commands(
     assert done.stderr.startswith(b"bye\n")  # ...the script's output went to stderr
     run_id = printed["id"]
     assert set(printed) == {
-        "id", "case", "script", "args", "image", "image_digest", "engine", "status",
+        "id", "case", "script", "args", "image", "image_digest", "engine", "isolation", "status",
         "exit_code", "started_at", "finished_at", "duration_s", "timed_out", "output_file",
         "output_bytes", "saved_output_truncated", "message", "requested_by", "script_sha256",
-        "env_names", "changes",
+        "env_names", "changes", "peak_memory_bytes", "cpu_user_s", "cpu_system_s", "preview",
+        "preview_state", "applied_at", "applied_by", "discarded_at", "discarded_by",
     }  # fmt: skip
     assert printed == record_of(isolated_dirs, run_id)
     assert (printed["status"], printed["exit_code"], printed["args"]) == ("failed", 7, ["x y"])

@@ -198,6 +198,44 @@ def test_run_limits_reach_the_service(engine, runner_env, unique_name, tmp_path:
     assert "ROSCOE_TIMEOUT=5" in engine.inspect_container(unique_name)["Config"]["Env"]
 
 
+@pytest.mark.parametrize("isolation", ["gvisor"], indirect=True)
+def test_the_services_runs_are_under_gvisor_and_the_runner_is_not(  # noqa: PLR0917 - fixtures
+    engine, engine_name, runner_env, runner_image, unique_name, tmp_path: Path, isolation: str
+) -> None:
+    workspace = make_workspace(tmp_path)
+    (workspace / "Tools" / "kernel.sh").write_text("dmesg | head -n 2\n")
+    ok(start({**runner_env, "ROSCOE_RUNNER_IMAGE": runner_image}, "--workspace", str(workspace)))
+    inspected = engine.inspect_container(unique_name)
+    assert "ROSCOE_ISOLATION=gvisor" in inspected["Config"]["Env"]
+    record = post_run(int(runner_env["ROSCOE_PORT"]), {"case": "demo-case", "script": "kernel.sh"})
+    assert (record["status"], record["isolation"]) == ("succeeded", "gvisor"), record
+    assert "Starting gVisor" in record["output"]
+    assert record["peak_memory_bytes"] is not None  # the launcher reported, from the runner too
+    # The runner itself runs under the engine's usual runtime: gVisor's host networking would
+    # be the sandbox's own loopback, out of the host's reach.
+    if engine_name == "docker":
+        assert inspected["HostConfig"].get("Runtime") in ("runc", "", None)
+    else:
+        assert (
+            "ROSCOE_GVISOR_HOST=unix:///run/roscoe/gvisor-engine.sock"
+            in (inspected["Config"]["Env"])
+        )
+    # A request has no say in the isolation.
+    token = paths.token_file().read_text().strip()
+    connection = http.client.HTTPConnection("127.0.0.1", int(runner_env["ROSCOE_PORT"]))
+    try:
+        connection.request(
+            "POST",
+            "/runs",
+            body=json.dumps({"case": "demo-case", "script": "kernel.sh", "isolation": "runc"}),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        refused = connection.getresponse()
+        assert refused.status == 400 and b"isolation" in refused.read()
+    finally:
+        connection.close()
+
+
 def test_changed_env_replaces_and_is_what_restart_uses(engine, runner_env, unique_name) -> None:
     ok(start(runner_env, "-e", "RUNNER_TEST_SECRET=one"))
     first = engine.inspect_container(unique_name)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,8 +84,11 @@ class FakeBackend:
     def save_record(self, record: dict[str, Any]) -> None:
         self.records[record["id"]] = dict(record)
 
-    def list_runs(self, limit: int) -> list[dict[str, Any]]:
-        return list(reversed(self.records.values()))[:limit]
+    def list_runs(
+        self, limit: int, shown: Callable[[str], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        found = [r for r in reversed(self.records.values()) if shown is None or shown(r["case"])]
+        return found[:limit]
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         return self.records.get(run_id)
@@ -96,6 +100,20 @@ class FakeBackend:
         output = self.outputs.get(run_id, b"")
         return output[-tail_bytes:], len(output) > tail_bytes
 
+    def apply_preview(self, run_id: str, caller: str) -> dict[str, Any]:
+        record = self.records[run_id]
+        if record.get("preview_state") != "pending":
+            raise UsageError(f"run {run_id} is not a pending preview")
+        record.update(preview_state="applied", applied_by=caller)
+        return record
+
+    def discard_preview(self, run_id: str, caller: str) -> dict[str, Any]:
+        record = self.records[run_id]
+        if record.get("preview_state") != "pending":
+            raise UsageError(f"run {run_id} is not a pending preview")
+        record.update(preview_state="discarded", discarded_by=caller)
+        return record
+
     def list_cases(self) -> list[dict[str, Any]]:
         return [{"name": "a", "modified_at": "2026-01-01T00:00:00.000Z"}]
 
@@ -104,7 +122,11 @@ class FakeBackend:
 
 
 def make_service(
-    backend: FakeBackend, log_stream: io.StringIO, concurrency: int = 1, queue: int = 1
+    backend: FakeBackend,
+    log_stream: io.StringIO,
+    concurrency: int = 1,
+    queue: int = 1,
+    tokens_file: Path | None = None,
 ) -> ExecutionService:
     log = JsonLog(log_stream, secrets=[TOKEN])
     return ExecutionService(
@@ -112,6 +134,7 @@ def make_service(
         scheduler=Scheduler(backend, concurrency, queue, log),
         health_info={"version": "0.0", "engine": {"kind": "fake", "version": "1"}},
         log=log,
+        tokens_file=tokens_file,
     )
 
 

@@ -207,3 +207,9 @@ def test_a_warning_in_the_record_reaches_the_agent() -> None:
     text = format_record(record(message=warning), "count.py")
     assert text.startswith("Success:")
     assert f"Note: {warning}." in text.splitlines()[0]
+
+
+def test_a_run_the_service_lost_track_of_is_not_called_a_failure() -> None:
+    text = format_record(record(status="unknown", exit_code=125), "count.py")
+    assert text.startswith("Unknown: the container engine stopped answering while count.py ran")
+    assert "may still be running" in text

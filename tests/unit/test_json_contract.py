@@ -25,6 +25,7 @@ RECORD_KEYS = {
     "image",
     "image_digest",
     "engine",
+    "isolation",
     "status",
     "exit_code",
     "started_at",
@@ -39,17 +40,38 @@ RECORD_KEYS = {
     "script_sha256",
     "env_names",
     "changes",
+    "preview",
+    "preview_state",
+    "applied_at",
+    "applied_by",
+    "discarded_at",
+    "discarded_by",
+    "peak_memory_bytes",
+    "cpu_user_s",
+    "cpu_system_s",
 }
 ENGINE_KEYS = {"available", "kind", "version", "api_version", "endpoint", "source", "error", "hint"}
 # Every command that takes --json, and the keys of what it prints (of each item, for a list).
 CONTRACT: dict[str, set[str]] = {
     "config show": {"config_file", "config_file_exists", "settings"},
     "version": {"cli_version", "runner_image", "python", "engine"},
-    "doctor": {"ok", "engine", "checks"},
+    "doctor": {"ok", "engine", "workspace", "runs", "checks"},
     "run": RECORD_KEYS,
     "runs list": RECORD_KEYS,
     "runs show": RECORD_KEYS,
+    "runs apply": RECORD_KEYS,
+    "runs discard": RECORD_KEYS,
     "gc": {"dry_run", "removed", "kept", "failed"},
+    "runs prune": {
+        "dry_run",
+        "policy",
+        "removed",
+        "freed_bytes",
+        "kept",
+        "kept_running",
+        "remaining_bytes",
+        "failed",
+    },
     "image show": {
         "ref",
         "source",
@@ -86,6 +108,18 @@ CONTRACT: dict[str, set[str]] = {
         "runs_in_flight",
         "runs_done",
         "name_taken_by_foreign_container",
+    },
+    "token list": {"name", "cases", "tools", "can_apply", "created", "expires", "revoked", "state"},
+    "token create": {
+        "name",
+        "cases",
+        "tools",
+        "can_apply",
+        "created",
+        "expires",
+        "revoked",
+        "state",
+        "token",
     },
 }
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/roscoe-test.sock"}
@@ -143,6 +177,28 @@ def test_version_and_doctor_without_an_engine(
     assert code == 1
     assert set(data) == CONTRACT["doctor"]
     assert set(data["engine"]) == ENGINE_KEYS
+    assert set(data["runs"]) == {"path", "runs", "bytes", "warn_bytes"}
+    assert set(data["workspace"]) == {
+        "path",
+        "source",
+        "exists",
+        "readable",
+        "error",
+        "projects_dir",
+        "tools_dir",
+        "has_projects",
+        "has_tools",
+        "cases",
+        "file_system",
+        "engine_uid",
+        "engine_can_read",
+        "run_user",
+        "case_tried",
+        "run_user_can_write",
+        "write_error",
+        "run_user_can_read_tools",
+        "tools_error",
+    }
     for check in data["checks"]:
         assert set(check) == {"name", "status", "detail", "hint"}
         assert check["status"] in {"ok", "warn", "fail"}
@@ -175,6 +231,7 @@ def broken_config() -> None:
         (["runs", "list", "--bogus", "--json"], {}, 2, "No such option: --bogus"),
         (["run", "--json", "--workspace", "{ws}", "case", "s.py"], {}, 2, "case"),
         (["gc", "--json"], NO_ENGINE, 3, "/nonexistent/roscoe-test.sock"),
+        (["runs", "prune", "--json"], {}, 2, "no retention to apply"),
         (["server", "status", "--json"], NO_ENGINE, 3, "/nonexistent/roscoe-test.sock"),
         (["image", "show", "--json", "--image", "Bad Ref"], {}, 2, "not an image reference"),
         (["config", "show", "--json"], {"broken": "1"}, 2, "not valid TOML"),
@@ -231,3 +288,15 @@ def test_a_script_argument_named_json_is_the_scripts(
     assert ended.value.code == 2
     assert out == ""
     assert "error:" in err
+
+
+def test_token_create_and_list(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, made, _ = roscoe(monkeypatch, capsys, "token", "create", "t1", "--case", "a*", "--json")
+    assert code == 0
+    assert set(made) == CONTRACT["token create"]
+    code, listed, _ = roscoe(monkeypatch, capsys, "token", "list", "--json")
+    assert code == 0
+    assert [set(item) for item in listed] == [CONTRACT["token list"]]
+    assert made["token"] not in json.dumps(listed)

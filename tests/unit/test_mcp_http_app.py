@@ -32,6 +32,8 @@ from service_fakes import (
     until,
 )
 
+from roscoe.access import tokens
+from roscoe.config import paths
 from roscoe.mcp.http import McpEndpoint
 from roscoe.service.api import ExecutionService
 from roscoe.service.app import create_app
@@ -75,7 +77,9 @@ class Live:
 
 @pytest.fixture
 def live(backend: FakeBackend, log_stream: io.StringIO) -> Iterator[Live]:
-    service = make_service(backend, log_stream, concurrency=1, queue=0)
+    service = make_service(
+        backend, log_stream, concurrency=1, queue=0, tokens_file=paths.tokens_file()
+    )
     endpoint = McpEndpoint(service)
     app = create_app(service, lifespans=[endpoint.lifespan])
     endpoint.install(app)
@@ -91,9 +95,10 @@ def live(backend: FakeBackend, log_stream: io.StringIO) -> Iterator[Live]:
 
 
 @asynccontextmanager
-async def session_on(live: Live) -> AsyncIterator[ClientSession]:
+async def session_on(live: Live, token: str = TOKEN) -> AsyncIterator[ClientSession]:
+    headers = {"Authorization": f"Bearer {token}"}
     async with (
-        httpx2.AsyncClient(headers=AUTH, timeout=httpx2.Timeout(10, read=30)) as client,
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(10, read=30)) as client,
         streamable_http_client(live.url, http_client=client) as (read, write),
         ClientSession(read, write) as session,
     ):
@@ -101,10 +106,10 @@ async def session_on(live: Live) -> AsyncIterator[ClientSession]:
         yield session
 
 
-def drive(live: Live, steps: Any) -> Any:
+def drive(live: Live, steps: Any, token: str = TOKEN) -> Any:
     async def main() -> Any:
         with anyio.fail_after(30):
-            async with session_on(live) as session:
+            async with session_on(live, token) as session:
                 return await steps(session)
 
     return anyio.run(main)
@@ -155,7 +160,7 @@ def test_the_tools_over_http(live: Live, backend: FakeBackend, log_stream: io.St
     assert [r.case for r in backend.runs] == ["a"]
     logged = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     submitted = [e for e in logged if e["event"] == "mcp_run_submitted"]
-    assert submitted[0]["principal"] == "service token"
+    assert submitted[0]["principal"] == "admin"
     assert TOKEN not in log_stream.getvalue()
 
 
@@ -186,3 +191,32 @@ def test_mcp_runs_share_the_services_slots_and_cancel(live: Live, backend: FakeB
         130,
     )
     assert backend.cancelled == [started.structured_content["id"]]
+
+
+def test_a_scoped_token_gets_the_same_rules_over_mcp(
+    live: Live, backend: FakeBackend, log_stream: io.StringIO
+) -> None:
+    elsewhere = tokens.create("elsewhere", cases=["b*"], tools=["s.py"]).token
+    theirs = live.post("/runs", b'{"case": "a", "script": "s.py"}', {**AUTH, **ACCEPT})
+    run_id = json.loads(theirs[2])["id"]
+
+    async def steps(session: ClientSession) -> Any:
+        cases = await session.call_tool("list_cases", {})
+        ran = await session.call_tool("run_script", {"case": "a", "script": "s.py"})
+        seen = await session.call_tool("get_run", {"run_id": run_id})
+        cancelled = await session.call_tool("cancel_run", {"run_id": run_id})
+        return cases, ran, seen, cancelled
+
+    cases, ran, seen, cancelled = drive(live, steps, token=elsewhere)
+    assert cases.structured_content == {"cases": []}
+    assert ran.is_error
+    assert text_of(ran) == "Error: token 'elsewhere' may not use case 'a' (its cases: b*)"
+    assert seen.is_error and f"no run {run_id}" in text_of(seen)
+    assert cancelled.is_error and f"no run {run_id}" in text_of(cancelled)
+    assert [r.case for r in backend.runs] == ["a"]  # the admin's only
+    tokens.revoke("elsewhere")
+    headers = {**ACCEPT, "Authorization": f"Bearer {elsewhere}"}
+    status, _headers, body = live.post("/mcp", INITIALIZE, headers)
+    assert status == 401
+    assert json.loads(body)["error"].startswith("token 'elsewhere' was revoked at")
+    assert elsewhere not in log_stream.getvalue()

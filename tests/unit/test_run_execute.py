@@ -11,14 +11,16 @@ import pytest
 
 from roscoe.config import paths
 from roscoe.engine.fake import FakeEngine, Program
-from roscoe.errors import EngineError, ImageError, UsageError
+from roscoe.errors import EngineError, EngineUnreachable, ImageError, UsageError
 from roscoe.labels import LABEL_DEADLINE, LABEL_KIND, LABEL_RUN_ID, LABEL_STARTED
 from roscoe.runs import execute as run_exec
 from roscoe.runs import host as run_host
 from roscoe.runs import output as run_output
 from roscoe.runs import plan as run_plan
+from roscoe.runs import records
 from roscoe.runs.execute import execute
-from roscoe.runs.outcome import classify
+from roscoe.runs.outcome import Ending, classify
+from roscoe.runs.report import LaunchReport
 from roscoe.runs.spec import RunSpec
 from roscoe.runs.workspace import Workspace
 
@@ -91,14 +93,27 @@ def test_the_container_is_shaped_and_labelled(ws: Workspace, isolated_dirs: Path
     record = execute(engine, ws, _spec(timeout=7, env={"A": "1"}))
     made = engine.run_requests[-1]
     assert made["name"] == f"roscoe-run-{record.id}"
-    assert made["entrypoint"] == ["timeout"]
-    assert made["command"] == ["-s", "KILL", "10", "python3", "/tools/tool.py", "a b", "--flag"]
+    assert made["entrypoint"][:2] == ["sh", "-c"]  # the launcher, or `timeout` without python3
+    assert made["command"][0] == run_plan.launcher_source()
+    assert made["command"][1:] == [
+        "/run/roscoe",
+        "10",
+        str(2 << 30),
+        "0",
+        "--",
+        "python3",
+        "/tools/tool.py",
+        "a b",
+        "--flag",
+    ]
     assert made["workdir"] == "/data" and made["network"] == "none"
     assert made["user"] == "1000:1000"  # the tests run as root: never root inside
     assert made["binds"] == [
         f"{ws.root}/projects/case-a:/data:rw",
         f"{ws.root}/Tools:/tools:ro",
+        f"{paths.run_dir(record.id)}/launcher:/run/roscoe:rw",
     ]
+    assert not (paths.run_dir(record.id) / "launcher").exists()  # gone after the run
     assert made["memory_bytes"] == 2 << 30
     assert made["env"]["A"] == "1" and made["env"]["HOME"] == "/tmp"
     labels = made["labels"]
@@ -109,7 +124,7 @@ def test_the_container_is_shaped_and_labelled(ws: Workspace, isolated_dirs: Path
 def test_shell_scripts_run_with_sh(ws: Workspace, isolated_dirs: Path) -> None:
     engine = fake_engine()
     execute(engine, ws, _spec(script="tool.sh"))
-    assert engine.run_requests[-1]["command"][3:5] == ["sh", "/tools/tool.sh"]
+    assert engine.run_requests[-1]["command"][6:8] == ["sh", "/tools/tool.sh"]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +171,7 @@ def test_an_absent_image_leaves_nothing(ws: Workspace, isolated_dirs: Path) -> N
     engine = FakeEngine()  # without the image
     with pytest.raises(ImageError):
         execute(engine, ws, _spec())
-    assert not paths.runs_dir().exists()
+    assert list(paths.runs_dir().iterdir()) == []  # the folder made for the run is gone
     assert engine.containers_by_id == {}
 
 
@@ -253,16 +268,60 @@ def test_status_mapping(
     oom: bool,
     expected: tuple[str, int],
 ) -> None:
-    status, exit_code, _ = classify(
-        code, timed_out=timed_out, interrupted=interrupted, oom_killed=oom, timeout=5, memory="1g"
-    )
+    ending = Ending(code, timed_out=timed_out, interrupted=interrupted, oom_killed=oom)
+    status, exit_code, _ = classify(ending, timeout=5, memory="1g")
     assert (status, exit_code) == expected
 
 
+def _report(**fields: Any) -> LaunchReport:
+    base: dict[str, Any] = {
+        "exit": None,
+        "signal": None,
+        "user_s": 0.1,
+        "system_s": 0.0,
+        "max_rss_bytes": 1 << 20,
+        "oom_kills": 0,
+        "stopped": None,
+    }
+    return LaunchReport(**{**base, **fields})
+
+
+@pytest.mark.parametrize(
+    ("ending", "expected"),
+    [
+        # The launcher saw the script die of SIGKILL and the cgroup count a kill: the limit.
+        (Ending(137, report=_report(signal=9, oom_kills=1)), ("oom_killed", 137, "")),
+        # A SIGKILL of its own: not the memory limit, though the exit code is 137 all the same.
+        (Ending(137, report=_report(signal=9)), ("failed", 137, "not at the memory limit")),
+        (Ending(143, report=_report(signal=15)), ("failed", 143, "SIGTERM (15)")),
+        # The script's own exit 137 is its code, not a kill.
+        (Ending(137, report=_report(exit=137)), ("failed", 137, "")),
+        # A child killed at the limit, the script went on: its code, with a warning (Podman too).
+        (Ending(0, report=_report(exit=0, oom_kills=1)), ("succeeded", 0, "warning:")),
+        # No cgroup in view (gVisor): the engine's word decides, or nothing says it was memory.
+        (
+            Ending(137, oom_killed=True, report=_report(signal=9, oom_kills=None)),
+            ("oom_killed", 137, ""),
+        ),
+        # roscoe was killed and the launcher's backstop stopped the script: a timeout.
+        (Ending(137, report=_report(signal=9, stopped="backstop")), ("timed_out", 124, "")),
+        # Under gVisor the launcher started and never reported: the sandbox went with it.
+        (Ending(137, launched=True, isolation="gvisor"), ("oom_killed", 137, "sandbox")),
+        (Ending(2, launched=True, isolation="gvisor"), ("error", 125, "ran out of processes")),
+        # No launcher (no python3): only the engine's word, as before.
+        (Ending(137), ("oom_killed", 137, "probably out of memory")),
+    ],
+)
+def test_status_mapping_with_the_launchers_report(
+    ending: Ending, expected: tuple[str, int, str]
+) -> None:
+    status, code, message = classify(ending, timeout=5, memory="64m")
+    assert (status, code) == expected[:2]
+    assert expected[2] in (message or "")
+
+
 def test_a_child_killed_at_the_memory_limit_is_a_warning_the_code_stands() -> None:
-    status, code, message = classify(
-        0, timed_out=False, interrupted=False, oom_killed=True, timeout=5, memory="256m"
-    )
+    status, code, message = classify(Ending(0, oom_killed=True), timeout=5, memory="256m")
     assert (status, code) == ("succeeded", 0)
     assert message == (
         "warning: a process of the run was killed at the memory limit (256m); "
@@ -409,3 +468,54 @@ def test_no_cpu_limit_costs_no_info_call(ws: Workspace, isolated_dirs: Path) -> 
     engine = fake_engine()
     execute(engine, ws, _spec())
     assert "cpu_count" not in engine.methods()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        EngineUnreachable("could not inspect the run container: [Errno 111] Connection refused"),
+        ConnectionResetError(104, "Connection reset by peer"),
+    ],
+)
+def test_an_engine_that_stops_answering_leaves_the_run_unknown_and_in_place(
+    ws: Workspace, isolated_dirs: Path, failure: Exception
+) -> None:
+    # The script may run on (Podman's containers outlive its API service): roscoe claims no
+    # result and removes nothing; gc finishes the record from the container's real end.
+    engine = fake_engine([("stdout", b"so far\n")])
+    engine.fail("run_state", failure)
+    record = execute(engine, ws, _spec())
+    assert (record.status, record.exit_code) == ("unknown", 125)
+    assert str(record.message).startswith("lost track of the run: the engine stopped answering")
+    assert "may still be running" in str(record.message)
+    assert "run_remove" not in engine.methods()
+    assert records.load_run(record.id).status == "unknown"
+    assert records.load_run(record.id).changes["tracked"] is False
+    assert (paths.run_dir(record.id) / "output.log").read_bytes() == b"so far\n"
+
+
+def test_a_preview_the_engine_lost_keeps_nothing_to_apply(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    # Its changes are unknown (the script may go on writing into the copy): nothing of it may
+    # be applied later, and the case itself was never touched.
+    case = ws.root / "projects" / "case-a"
+    (case / "kept.txt").write_text("as it was\n")
+    engine = fake_engine([("stdout", b"so far\n")])
+    engine.fail("run_state", ConnectionResetError(104, "Connection reset by peer"))
+    record = execute(engine, ws, _spec(preview=True))
+    assert (record.status, record.preview, record.preview_state) == ("unknown", True, "discarded")
+    assert record.changes == {"tracked": False, "reason": record.changes["reason"]}
+    assert not (paths.run_dir(record.id) / "preview").exists()
+    assert sorted(p.name for p in case.iterdir()) == ["kept.txt"]
+    assert records.load_run(record.id).preview_state == "discarded"
+
+
+def test_an_engine_that_answers_with_a_failure_is_still_an_error(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    engine = fake_engine()
+    engine.fail("run_state", EngineError("could not inspect: 500 boom", exit_code=125))
+    record = execute(engine, ws, _spec())
+    assert (record.status, record.exit_code) == ("error", 125)
+    assert engine.methods()[-1] == "run_remove"

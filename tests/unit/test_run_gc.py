@@ -12,8 +12,10 @@ from roscoe.labels import (
     LABEL_DEADLINE,
     LABEL_KIND,
     LABEL_MANAGED_BY,
+    LABEL_OWNER_CONTAINER,
     LABEL_OWNER_HOST,
     LABEL_OWNER_PID,
+    LABEL_OWNER_STARTED,
     LABEL_RUN_ID,
 )
 from roscoe.runs import gc
@@ -147,3 +149,111 @@ def test_gc_leaves_a_finished_record_alone() -> None:
     engine, _ = _fake_with("exited", time.time() - 5)
     gc.collect(engine, dry_run=False)
     assert (load_run("run-42").status, load_run("run-42").exit_code) == ("failed", 3)
+
+
+# -- runs a runner container started --------------------------------------------------------
+STARTED = "2024-05-01T12:00:00.123456789Z"  # the fake's StartedAt of a container it holds
+
+
+def _runner_world(runner_status: str | None, runs: dict[str, str]) -> tuple[FakeEngine, str]:
+    """A runner (in `runner_status`, or removed when None) and run containers it started,
+    {run id: state}, labelled as run_labels() labels them with an owner (no pid or host)."""
+    import time
+
+    engine = FakeEngine()
+    runner = engine.add_container(
+        "roscoe-runner", labels={LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"}
+    )
+    for run_id, state in runs.items():
+        engine.add_container(
+            f"roscoe-run-{run_id}",
+            image="img",
+            status=state,
+            exit_code=3 if state == "exited" else 0,
+            labels={
+                LABEL_MANAGED_BY: "roscoe",
+                LABEL_KIND: "run",
+                LABEL_RUN_ID: run_id,
+                LABEL_DEADLINE: str(int(time.time() + 3000)),
+                LABEL_OWNER_CONTAINER: runner,
+                LABEL_OWNER_STARTED: STARTED,
+            },
+        )
+    if runner_status is None:
+        engine.remove_container(runner, force=True)
+    else:
+        engine.containers_by_id[runner]["State"].update(
+            Status=runner_status, Running=runner_status == "running"
+        )
+    return engine, runner
+
+
+def _run_containers(engine: FakeEngine) -> list[str]:
+    return [c["Names"][0] for c in engine.containers({LABEL_KIND: "run"})]
+
+
+@pytest.mark.parametrize(
+    ("runner_status", "restarted", "says"),
+    [
+        (None, False, "is gone"),
+        ("exited", False, "has stopped"),
+        ("running", True, "has restarted since it started the run"),
+    ],
+)
+def test_runs_of_a_runner_that_is_no_more_are_stopped_and_recorded_interrupted(
+    runner_status: str | None, restarted: bool, says: str
+) -> None:
+    write_record(RunRecord(id="run-7", case="c", script="s.py", started_at=now_iso()))
+    write_record(RunRecord(id="run-8", case="c", script="s.py", started_at=now_iso()))
+    engine, runner = _runner_world(runner_status, {"run-7": "running", "run-8": "exited"})
+    if restarted:  # the engine restarted it (a crash): same id, another start
+        engine.containers_by_id[runner]["State"]["StartedAt"] = "2024-06-01T00:00:00Z"
+    result = gc.collect(engine, dry_run=False)
+    assert _run_containers(engine) == []
+    assert all(f"its runner container ({runner[:12]}) {says}" in i.reason for i in result.removed)
+    stopped, ended = load_run("run-7"), load_run("run-8")
+    assert (stopped.status, stopped.exit_code) == ("interrupted", None)
+    assert "stopped while running" in str(stopped.message) and says in str(stopped.message)
+    assert (ended.status, ended.exit_code) == ("failed", 3)  # its real end
+
+
+def test_runs_of_a_live_runner_are_left_to_it() -> None:
+    engine, _ = _runner_world("running", {"run-7": "running", "run-8": "exited"})
+    result = gc.collect(engine, dry_run=False)
+    assert (len(_run_containers(engine)), result.kept) == (2, 2)
+
+
+def test_the_service_sweeps_runner_runs_with_records_here_only() -> None:
+    import time
+
+    write_record(RunRecord(id="run-7", case="c", script="s.py", started_at=now_iso()))
+    engine, _ = _runner_world(None, {"run-7": "exited", "run-of-another-data-dir": "exited"})
+    cli_run = {LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "run"}
+    cli_run.update(_container("exited", time.time() - 5)["Labels"])  # overdue, not a runner's
+    engine.add_container("roscoe-run-42", image="img", status="exited", labels=cli_run)
+    gc.collect(engine, dry_run=False, runner_runs_only=True)
+    assert sorted(_run_containers(engine)) == [
+        "/roscoe-run-42",
+        "/roscoe-run-run-of-another-data-dir",
+    ]
+
+
+def test_a_finished_run_its_roscoe_lost_track_of_is_swept_and_finished_from_its_end() -> None:
+    # The runner is alive, but it gave the run up when the engine stopped answering.
+    write_record(RunRecord(id="run-7", case="c", script="s.py", status="unknown", exit_code=125))
+    engine, _ = _runner_world("running", {"run-7": "running"})
+    assert gc.collect(engine, dry_run=False).kept == 1
+    assert load_run("run-7").status == "unknown"  # still running: nothing known yet
+
+    engine.end(0, "roscoe-run-run-7")
+    result = gc.collect(engine, dry_run=False)
+    assert "lost track of it" in result.removed[0].reason
+    record = load_run("run-7")
+    assert (record.status, record.exit_code) == ("succeeded", 0)
+    assert str(record.message).startswith("roscoe lost track of this run when the engine")
+
+
+def test_a_record_another_sweep_finished_first_is_left_as_it_is() -> None:
+    write_record(RunRecord(id="run-7", case="c", script="s.py", started_at=now_iso()))
+    gc.close_abandoned_record(FakeEngine(), "id-gone", "run-7", "gone", stopping=True)
+    assert load_run("run-7").status == "running"

@@ -21,6 +21,7 @@ CONTRACT_KEYS = {
     "image",
     "image_digest",
     "engine",
+    "isolation",
     "status",
     "exit_code",
     "started_at",
@@ -35,6 +36,15 @@ CONTRACT_KEYS = {
     "script_sha256",
     "env_names",
     "changes",
+    "preview",
+    "preview_state",
+    "applied_at",
+    "applied_by",
+    "discarded_at",
+    "discarded_by",
+    "peak_memory_bytes",
+    "cpu_user_s",
+    "cpu_system_s",
 }
 
 

@@ -54,3 +54,68 @@ def test_the_service_reads_back_what_the_starter_wrote(tmp_path: Path) -> None:
     assert (env.port, env.concurrency, env.queue) == (9911, 2, 3)
     assert env.host_workspace == tmp_path / "ws"
     assert env.passthrough == ("API_KEY",)
+
+
+@pytest.mark.parametrize(
+    ("socket", "bound", "target", "docker_host"),
+    [
+        # Podman's socket lives in a folder of its own: the folder is mounted, so a new socket
+        # (its API service restarted) is seen; a file mount kept the dead one (issue 10).
+        (
+            "/run/podman/podman.sock",
+            "/run/podman",
+            "/run/roscoe/engine",
+            "unix:///run/roscoe/engine/podman.sock",
+        ),
+        (
+            "/run/user/1000/podman/podman.sock",
+            "/run/user/1000/podman",
+            "/run/roscoe/engine",
+            "unix:///run/roscoe/engine/podman.sock",
+        ),
+        # Docker's sits in /var/run itself: never all of it, the file alone.
+        (
+            "/var/run/docker.sock",
+            "/var/run/docker.sock",
+            "/run/roscoe/engine.sock",
+            "unix:///run/roscoe/engine.sock",
+        ),
+    ],
+)
+def test_the_engine_socket_is_mounted_by_its_folder_when_it_has_one(
+    tmp_path: Path, socket: str, bound: str, target: str, docker_host: str
+) -> None:
+    container, host = config(tmp_path, engine_socket=socket).create_arguments()
+    assert host["binds"][bound] == {"bind": target, "mode": "rw"}
+    assert socket not in host["binds"] or socket == bound
+    assert container["environment"]["DOCKER_HOST"] == docker_host
+
+
+@pytest.mark.parametrize(
+    ("kind", "policy", "log_config"),
+    [
+        (
+            "docker",
+            "unless-stopped",
+            {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
+        ),
+        # podman-restart.service starts `always` containers only; Podman 4.3's compatible API
+        # takes max-size for k8s-file and ignores max-file.
+        ("podman", "always", {"Type": "k8s-file", "Config": {"max-size": "10m"}}),
+    ],
+)
+def test_back_after_an_engine_restart_with_a_capped_log(
+    tmp_path: Path, kind: str, policy: str, log_config: dict[str, object]
+) -> None:
+    _, host = config(tmp_path, engine_kind=kind).create_arguments()
+    assert host["restart_policy"] == {"Name": policy}
+    assert host["log_config"] == log_config
+
+
+def test_service_settings_reach_the_environment(tmp_path: Path) -> None:
+    wanted = config(
+        tmp_path,
+        service_settings={"ROSCOE_LOG_LEVEL": "debug", "ROSCOE_SERVICE_PRUNE": "true"},
+    )
+    env = wanted.environment()
+    assert (env["ROSCOE_LOG_LEVEL"], env["ROSCOE_SERVICE_PRUNE"]) == ("debug", "true")

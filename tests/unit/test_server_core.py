@@ -32,14 +32,16 @@ NAME = "roscoe-unit-runner"
 @pytest.fixture
 def answering(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
     """/health answers (or not) without a real service; no port is really in use."""
-    world = {"answering": True, "port_in_use": False}
-    monkeypatch.setattr(
-        health,
-        "probe",
-        lambda port, timeout=1.0: health.Health(
-            world["answering"], 200 if world["answering"] else None, 1.5, {"runs_in_flight": 2}
-        ),
-    )
+    world = {"answering": True, "port_in_use": False, "engine_reachable": True}
+
+    def probe(port: int, timeout: float = 1.0, *, engine: bool = False) -> health.Health:
+        payload: dict[str, Any] = {"runs_in_flight": 2}
+        if engine:
+            payload["engine_reachable"] = world["engine_reachable"]
+            payload["engine_error"] = None if world["engine_reachable"] else "connection refused"
+        return health.Health(world["answering"], 200 if world["answering"] else None, 1.5, payload)
+
+    monkeypatch.setattr(health, "probe", probe)
     monkeypatch.setattr(health, "port_in_use", lambda port: world["port_in_use"])
     return world
 
@@ -283,6 +285,26 @@ def test_status_starting_when_health_does_not_answer(fake, settings, answering) 
     assert not found.healthy
 
 
+def test_a_runner_that_cannot_reach_its_engine_is_degraded_and_replaced(
+    fake, settings, answering
+) -> None:
+    # Its service answers /health, but not one run could work (issue 10: a runner holding a
+    # socket the engine had replaced said "already running").
+    first = start(fake, settings)
+    answering["engine_reachable"] = False
+    found = status.server_status(fake, settings)
+    assert (found.state, found.healthy) == ("degraded", False)
+    data = found.to_json()
+    assert data["health"]["engine_reachable"] is False
+    assert data["health"]["engine_error"] == "connection refused"
+    again = start(fake, settings)
+    assert again.outcome == "replaced" and again.container_id != first.container_id
+    assert again.replaced_because == "it cannot reach the engine (connection refused)"
+    answering["engine_reachable"] = True
+    assert start(fake, settings).outcome == "already running"
+    assert status.server_status(fake, settings).state == "running"
+
+
 def test_status_exited_with_code(fake, settings, answering) -> None:
     fake.add_container(NAME, labels=OURS, status="exited", exit_code=1)
     data = status.server_status(fake, settings).to_json()
@@ -480,7 +502,7 @@ def test_doctor_computes_the_runner_status_once(fake, settings, answering, monke
     calls: list[int] = []
     real = status.server_status
     monkeypatch.setattr(status, "server_status", lambda e, s: (calls.append(1), real(e, s))[1])
-    report = about.doctor_report(lambda: fake, DEV_IMAGE, "--use-local-image")
+    report = about.doctor_report(lambda: fake, DEV_IMAGE, "--use-local-image", settings)
     names = [c.name for c in report.checks]
     assert names[-3:] == ["runner", "runner version", "runner port"]
     assert calls == [1]
@@ -499,3 +521,117 @@ def test_likely_cause_reads_the_runners_words_not_roscoes() -> None:
         '{"event": "startup_failed", "error": "permission denied on /run/roscoe/engine.sock"}', 1
     )
     assert "engine socket" in socket_hint
+
+
+def test_start_stops_the_runs_a_killed_runner_left_and_finishes_their_records(
+    fake, settings, answering
+) -> None:
+    from roscoe.labels import LABEL_OWNER_CONTAINER, LABEL_OWNER_STARTED, LABEL_RUN_ID
+    from roscoe.runs.records import RunRecord, load_run, write_record
+
+    first = start(fake, settings)
+    killed = fake.containers_by_id[first.container_id]
+    killed["State"].update(Status="exited", Running=False)  # `docker kill`: its runs run on
+    write_record(RunRecord(id="run-in-flight", case="c", script="s.py"))
+    run_id = fake.add_container(
+        "roscoe-run-run-in-flight",
+        labels={
+            LABEL_MANAGED_BY: "roscoe",
+            LABEL_KIND: "run",
+            LABEL_RUN_ID: "run-in-flight",
+            LABEL_OWNER_CONTAINER: first.container_id,
+            LABEL_OWNER_STARTED: killed["State"]["StartedAt"],
+        },
+    )
+    fake.containers_by_id[run_id]["State"]["Running"] = True
+    again = start(fake, settings)
+    assert again.outcome == "replaced"
+    assert [item.run_id for item in again.swept] == ["run-in-flight"]
+    assert run_id not in fake.containers_by_id
+    assert "is gone" in again.swept[0].reason  # the old runner was replaced: removed
+    assert load_run("run-in-flight").status == "interrupted"
+
+
+def test_the_runner_knows_its_name_and_ties_runs_to_its_container(
+    fake, settings, answering
+) -> None:
+    from roscoe.labels import LABEL_OWNER_CONTAINER, LABEL_OWNER_PID, LABEL_OWNER_STARTED
+    from roscoe.runs.plan import run_labels
+    from roscoe.service.owner import runner_owner
+
+    runner_id = fake.add_container(NAME, labels=OURS)
+    owner = runner_owner(fake, NAME)  # type: ignore[arg-type]
+    assert owner == {
+        LABEL_OWNER_CONTAINER: runner_id,
+        LABEL_OWNER_STARTED: "2024-05-01T12:00:00.123456789Z",
+    }
+    labels = run_labels("r1", 0.0, 10, owner)
+    assert labels[LABEL_OWNER_CONTAINER] == runner_id and LABEL_OWNER_PID not in labels
+    fake.add_container("stranger", labels={})
+    assert runner_owner(fake, "stranger") == {}  # type: ignore[arg-type]
+    assert runner_owner(fake, "absent") == {}  # type: ignore[arg-type]
+    assert f"ROSCOE_CONTAINER_NAME={NAME}" in _env_list(fake, start(fake, settings))
+
+
+def _env_list(fake: FakeEngine, result: lifecycle.StartResult) -> list[str]:
+    return list(fake.containers_by_id[result.container_id]["Config"]["Env"])
+
+
+# -- upgrades: a runner on another roscoe version ----------------------------------------------
+OLD_IMAGE = "roscoe-runner:old"
+
+
+def test_a_runner_on_another_version_stays_until_replace(fake, settings, answering) -> None:
+    fake.add_image(OLD_IMAGE, version="0.0.1")
+    fake.images[DEV_IMAGE]["Config"]["Labels"]["org.opencontainers.image.version"] = __version__
+    old = start(fake, settings, wanted=StartSettings(image=OLD_IMAGE, port=18765))
+    assert status.server_status(fake, settings).image_version == "0.0.1"
+
+    kept = start(fake, settings)  # the new CLI's image: same settings otherwise
+    assert kept.outcome == "already running"
+    assert kept.container_id == old.container_id
+    message, hint = kept.warnings[-1]
+    assert f"the runner is on roscoe 0.0.1 ({OLD_IMAGE}); this CLI is {__version__}" in message
+    assert "--replace" in (hint or "") and "restart" in (hint or "")
+    assert state.load_settings().use_local_image is True  # `restart` moves it to the new one
+
+    moved = start(fake, settings, replace=True)
+    assert moved.outcome == "replaced"
+    assert moved.replaced_because == f"it is on roscoe 0.0.1, this CLI is {__version__}"
+    assert status.server_status(fake, settings).version_matches
+
+
+def test_restart_moves_an_old_runner_to_this_version(fake, settings, answering) -> None:
+    fake.add_image(OLD_IMAGE, version="0.0.1")
+    fake.images[DEV_IMAGE]["Config"]["Labels"]["org.opencontainers.image.version"] = __version__
+    start(fake, settings, wanted=StartSettings(image=OLD_IMAGE, port=18765))
+    start(fake, settings)  # held, but remembered as what was asked for
+    lifecycle.restart(fake, settings)
+    now = status.server_status(fake, settings)
+    assert (now.image_version, now.version_matches) == (__version__, True)
+
+
+def test_an_old_runner_asked_for_other_settings_is_replaced_all_the_same(
+    fake, settings, answering
+) -> None:
+    fake.add_image(OLD_IMAGE, version="0.0.1")
+    start(fake, settings, wanted=StartSettings(image=OLD_IMAGE, port=18765))
+    moved = start(fake, settings, wanted=StartSettings(use_local_image=True, port=18766))
+    assert moved.outcome == "replaced"
+
+
+def test_log_level_and_retention_are_handed_to_the_service(fake, answering, monkeypatch) -> None:
+    monkeypatch.setenv("ROSCOE_CONTAINER_NAME", NAME)
+    monkeypatch.setenv("ROSCOE_SERVICE_PRUNE", "yes")
+    monkeypatch.setenv("ROSCOE_RUNS_KEEP", "50")
+    start(fake, Settings(), wanted=StartSettings(use_local_image=True, port=18765))
+    env = _env_of(fake)
+    assert (env["ROSCOE_LOG_LEVEL"], env["ROSCOE_SERVICE_PRUNE"]) == ("info", "true")
+    assert env["ROSCOE_RUNS_KEEP"] == "50"
+    assert "ROSCOE_RUNS_OLDER_THAN" not in env
+    again = start(
+        fake, Settings(), wanted=StartSettings(use_local_image=True, port=18765, log_level="debug")
+    )
+    assert again.outcome == "replaced"
+    assert _env_of(fake)["ROSCOE_LOG_LEVEL"] == "debug"
+    assert state.load_settings().log_level == "debug"

@@ -10,7 +10,7 @@ import pytest
 
 from helpers import roscoe
 from roscoe.config import paths
-from roscoe.config.parse import parse_size
+from roscoe.config.parse import format_bytes, parse_bytes, parse_duration, parse_size
 from roscoe.config.settings import Settings
 from roscoe.errors import UsageError
 
@@ -82,6 +82,44 @@ def test_parse_size(text: str, expected: int) -> None:
 def test_parse_size_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0", 0), ("1k", 1024), ("5g", 5 << 30), ("1.5m", 3 << 19), ("10 GiB", 10 << 30)],
+)
+def test_parse_bytes_takes_any_size(text: str, expected: int) -> None:
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize(("value", "shown"), [(0, "0 B"), (1536, "1.5 KiB"), (5 << 30, "5.0 GiB")])
+def test_format_bytes(value: int, shown: str) -> None:
+    assert format_bytes(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("45s", 45), ("90m", 5400), ("12h", 43200), ("30d", 2592000), ("2w", 1209600)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "30", "3x", "d", "-1d"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_retention_settings_are_checked() -> None:
+    with pytest.raises(UsageError, match="ROSCOE_RUNS_KEEP"):
+        Settings(env={"ROSCOE_RUNS_KEEP": "-3"}).get("runs.keep")
+    with pytest.raises(UsageError, match="must be longer than 0"):
+        Settings(env={"ROSCOE_RUNS_OLDER_THAN": "0h"}).get("runs.older_than")
+    assert Settings(env={"ROSCOE_SERVICE_PRUNE": "yes"}).get("service.prune") is True
+    assert Settings(env={}).get("runs.warn_size") == "10g"
+    with pytest.raises(UsageError, match="not one of debug, info, warning, error"):
+        Settings(env={"ROSCOE_LOG_LEVEL": "loud"}).get("service.log_level")
 
 
 def test_paths_follow_environment(isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,6 +60,7 @@ COMMANDS: dict[str, Command] = {
     "gc": Command("gc", "gc_command"),
     "image": Command("image", "app", group=True),
     "mcp": Command("mcp", "mcp_command"),
+    "token": Command("token", "app", group=True),
 }
 COMPLETION_VARIABLE = "_ROSCOE_COMPLETE"  # set by the shell when it asks for completions
 

@@ -27,9 +27,12 @@ class CliState:
     def engine(self) -> ContainerEngine:
         """Connect once per invocation (the factory behind the engine seam)."""
         if self._engine is None:
+            from roscoe.config.paths import engine_facts_file
             from roscoe.engine import connect
 
-            self._engine = connect(self.settings.get("engine", self.runtime))
+            self._engine = connect(
+                self.settings.get("engine", self.runtime), facts_file=engine_facts_file()
+            )
         return self._engine
 
     def close(self) -> None:

@@ -20,7 +20,12 @@ def doctor_command(
     ctx: typer.Context,
     json_output: Json = False,
 ) -> None:
-    """Check the engine, the runner image, the data dir and the runner.
+    """Check the engine, gVisor, the runner image, the data dir, the workspace, the runs folder
+    and the runner.
+
+    The workspace: there, with projects/ and Tools/, on which file system (a FUSE mount is
+    named, and one without allow_other is caught), readable by the engine, and writable by
+    the user runs run as.
 
     Exits 0 when every check passes (warnings included), 1 otherwise.
 
@@ -29,11 +34,12 @@ def doctor_command(
       roscoe --runtime podman doctor --json
     """
     from roscoe.diagnostics.doctor import doctor_report
+    from roscoe.engine import connect_url
     from roscoe.images.choice import choose_image
 
     st = state(ctx)
     image = choose_image(st.settings)
-    report = doctor_report(st.engine, image.ref, image.source)
+    report = doctor_report(st.engine, image.ref, image.source, st.settings, connect=connect_url)
     if json_output:
         render.print_json(report.to_json())
     else:

@@ -75,6 +75,7 @@ def mcp_command(
 
     from roscoe.config.parse import parse_env
     from roscoe.config.settings import RunLimits
+    from roscoe.engine import connect_url
     from roscoe.images.choice import choose_image
     from roscoe.mcp.local import LocalBackend, LocalLimits
     from roscoe.mcp.stdio import serve
@@ -93,6 +94,7 @@ def mcp_command(
         workspace=Workspace.from_settings(settings, workspace),
         image=choose_image(settings, image),
         limits=limits,
+        connect_url=connect_url,
     )
     serve(backend)
 

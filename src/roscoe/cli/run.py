@@ -18,6 +18,7 @@ from roscoe.config.settings import env_name
 
 if TYPE_CHECKING:
     from roscoe.images.pull import OnPull
+    from roscoe.runs.records import RunRecord
 
 
 def run_command(
@@ -50,6 +51,16 @@ def run_command(
         None,
         "--network",
         help=about("none (no network at all) or host.", "run.network"),
+        show_default=False,
+    ),
+    isolation: str | None = typer.Option(
+        None,
+        "--isolation",
+        help=about(
+            "runc (the host's kernel) or gvisor (gVisor's user-space kernel; see "
+            "docs/usage.md, Isolation).",
+            "run.isolation",
+        ),
         show_default=False,
     ),
     image: str | None = typer.Option(
@@ -88,6 +99,11 @@ def run_command(
         + bracketed("default: on; run.track_changes"),
         show_default=False,
     ),
+    preview: bool = typer.Option(
+        False,
+        "--preview",
+        help="Run on a copy of the case: it stays untouched until `roscoe runs apply ID`.",
+    ),
 ) -> None:
     """Run SCRIPT from Tools/ against the case folder CASE, in a fresh container.
 
@@ -101,21 +117,31 @@ def run_command(
     modified and deleted in the case, with sha256 hashes. The container is
     removed afterwards, whatever happens.
 
+    With --preview the script works on a copy of the case (copy-on-write
+    where the file system allows) and the case itself is not touched: the
+    changes wait in the run's folder until `roscoe runs apply ID` lands them
+    (refused if the case changed there meanwhile) or `roscoe runs discard ID`
+    drops them. A preview that times out or is stopped keeps nothing.
+
     Scripts: .py runs with the image's python3, .sh with sh; other kinds are
     refused (exit 2). roscoe's options go before CASE; everything after SCRIPT
     (after an optional `--`) goes to the script untouched.
 
     Exit code: the script's own; 124 timed out; 137 killed at the memory limit;
     130 interrupted (Ctrl-C, SIGTERM); 125 the engine failed during the run;
-    2 bad case, script or option; 4 image absent and not pullable.
+    2 bad case, script or option; 4 image absent and not pullable; 5 the
+    isolation asked for (gVisor) is not available on the engine.
 
     Examples:
       roscoe run demo-case create_file_inventory.py -- --format md
       roscoe run --timeout 60 --memory 512m demo-case inventory.py -- --format csv
       roscoe run -e API_TOKEN --json demo-case check.sh
+      roscoe run --preview demo-case rename_scans.py
+      roscoe run --isolation gvisor demo-case create_file_inventory.py
     """
     from roscoe.config.parse import parse_env
     from roscoe.config.settings import RunLimits
+    from roscoe.engine import connect_url
     from roscoe.images.choice import choose_image
     from roscoe.runs.host import user_name
     from roscoe.runs.plan import plan_run
@@ -136,6 +162,7 @@ def run_command(
         cpus=cpus,
         network=network,
         track_changes=track_changes,
+        isolation=isolation,
     )
     spec = RunSpec.of(
         case,
@@ -145,6 +172,7 @@ def run_command(
         limits=limits,
         env=parse_env(env or [], os.environ),
         requested_by=f"cli:{user_name()}",
+        preview=preview,
     )
     where = Workspace.from_settings(settings, workspace)
     plan_run(where, spec)  # refuse bad input before connecting to the engine at all
@@ -163,16 +191,41 @@ def run_command(
 
     with signals:
         record = start_run(
-            engine, where, spec, choice=choice, on_output=forward, cancel=cancel, pulling=pulling
+            engine,
+            where,
+            spec,
+            choice=choice,
+            on_output=forward,
+            cancel=cancel,
+            pulling=pulling,
+            connect=connect_url,
         )
     if record.message:
         sys.stderr.write(f"roscoe: {record.message} (run {record.id})\n")
         sys.stderr.flush()
+    if record.preview:
+        _preview_note(record)
     if json_output:
         from roscoe.cli import render
 
         render.print_json(record.to_json())
     raise typer.Exit(record.exit_code or 0)
+
+
+def _preview_note(record: RunRecord) -> None:
+    """What became of a preview's changes, on stderr."""
+    from roscoe.cli import render
+
+    found = record.changes or {}
+    count = sum(len(found.get(key) or []) for key in ("created", "modified", "deleted"))
+    if record.preview_state == "pending":
+        render.info(
+            f"preview: the case is untouched; {count} change(s) wait in run {record.id}: "
+            f"`roscoe runs show {record.id}`, then `roscoe runs apply {record.id}` or "
+            f"`roscoe runs discard {record.id}`"
+        )
+    else:
+        render.info(f"preview: the run ended {record.status}; its changes were discarded")
 
 
 class _Forward:

@@ -1,24 +1,29 @@
-"""`roscoe runs list` and `roscoe runs show ID`: what past runs did."""
+"""`roscoe runs list|show|apply|discard`: what past runs did, and previews' changes."""
 
 from __future__ import annotations
 
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from roscoe.cli import render
 from roscoe.cli.context import state
-from roscoe.cli.options import Json
+from roscoe.cli.options import Json, about
 from roscoe.runs.outcome import RunStatus
+
+if TYPE_CHECKING:
+    from roscoe.runs.records import RunRecord
 
 app = typer.Typer(
     help=(
-        "Past runs: their records and saved output.\n\n"
+        "Past runs: their records, what they changed, their saved output; previews' "
+        "changes applied or discarded.\n\n"
         "Examples:\n\n"
         "  roscoe runs list --limit 5\n\n"
-        "  roscoe runs show 20261121-115557-c0ada393 --output"
+        "  roscoe runs show 20261121-115557-c0ada393 --output\n\n"
+        "  roscoe runs prune --older-than 30d --dry-run"
     ),
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -123,11 +128,13 @@ def show_command(
         ("status", _status(record.status)),
         ("exit code", "" if record.exit_code is None else str(record.exit_code)),
         ("image", f"{record.image} ({record.image_digest or 'digest unknown'})"),
-        ("engine", record.engine or ""),
+        ("engine", f"{record.engine or ''} ({record.isolation})"),
         ("started", record.started_at or ""),
         ("finished", record.finished_at or ""),
         ("duration", "" if record.duration_s is None else f"{record.duration_s:.3f} s"),
         ("output", f"{run_dir(record.id) / OUTPUT_FILE} ({record.output_bytes} bytes)"),
+        ("memory", _memory(record.peak_memory_bytes)),
+        ("cpu", _cpu(record.cpu_user_s, record.cpu_system_s)),
     ]
     if record.requested_by:
         rows.append(("by", record.requested_by))
@@ -139,11 +146,80 @@ def show_command(
         rows.append(("saved", "only the first part of the output was saved (size limit)"))
     if record.message:
         rows.append(("message", record.message))
+    if record.preview:
+        rows.append(("preview", _preview_state(record)))
     for name, value in rows:
         shown = value if name == "status" else render.escape(value)
         out.print(f"[bold]{name:<10}[/] {shown}")
     for index, line in enumerate(change_lines(record.changes)):
         out.print(f"[bold]{'changes' if index == 0 else '':<10}[/] {render.escape(line)}")
+
+
+def _preview_state(record: RunRecord) -> str:
+    if record.preview_state == "pending":
+        return (
+            f"pending: the case is untouched; `roscoe runs apply {record.id}` lands these "
+            f"changes, `roscoe runs discard {record.id}` drops them"
+        )
+    if record.preview_state == "applied":
+        return f"applied at {record.applied_at} by {record.applied_by}"
+    if record.preview_state == "discarded":
+        return f"discarded at {record.discarded_at} by {record.discarded_by}"
+    return "under way: the case is untouched"
+
+
+@app.command("apply")
+def apply_command(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., metavar="ID", help="A preview run's id."),
+    json_output: Json = False,
+) -> None:
+    """Land a preview run's changes in its case: all of them, or none.
+
+    Refused (exit 1, naming the files) when anything the preview would touch has
+    changed in the case since the run started; nothing is applied then.
+    Deletions, renames, new folders, binary files and permission changes all
+    land; files are written under a temporary name and renamed into place, and
+    nothing outside the case is ever followed into. The record gains
+    applied_at and applied_by.
+
+    Examples:
+      roscoe runs show 20261121-112715-3f9a1c2e
+      roscoe runs apply 20261121-112715-3f9a1c2e
+    """
+    from roscoe.runs.host import user_name
+    from roscoe.runs.preview import apply_run
+
+    state(ctx)
+    record, count = apply_run(run_id, f"cli:{user_name()}")
+    if json_output:
+        render.print_json(record.to_json())
+        return
+    render.console().print(
+        render.escape(f"applied {count} change(s) of run {record.id} to case '{record.case}'")
+    )
+
+
+@app.command("discard")
+def discard_command(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., metavar="ID", help="A preview run's id."),
+    json_output: Json = False,
+) -> None:
+    """Drop a preview run's changes: the case stays as it is; the record says so.
+
+    Examples:
+      roscoe runs discard 20261121-112715-3f9a1c2e
+    """
+    from roscoe.runs.host import user_name
+    from roscoe.runs.preview import discard_run
+
+    state(ctx)
+    record = discard_run(run_id, f"cli:{user_name()}")
+    if json_output:
+        render.print_json(record.to_json())
+        return
+    render.console().print(render.escape(f"discarded the changes of run {record.id}"))
 
 
 # `runs show` lists this many changes at most; --json has them all.
@@ -203,6 +279,90 @@ def _size(value: Any) -> str:
     return f"{size:.1f} TiB"
 
 
+def _memory(peak: int | None) -> str:
+    if peak is None:
+        return "unknown"
+    return f"peak {peak / (1 << 20):.1f} MiB (the largest process of the script)"
+
+
+def _cpu(user: float | None, system: float | None) -> str:
+    if user is None or system is None:
+        return "unknown"
+    return f"{user:.3f} s user, {system:.3f} s system"
+
+
+@app.command("prune")
+def prune_command(
+    ctx: typer.Context,
+    *,
+    older_than: str | None = typer.Option(
+        None,
+        "--older-than",
+        help=about(
+            "Remove runs that ended longer ago than this (30d, 12h, 90m).", "runs.older_than"
+        ),
+        show_default=False,
+    ),
+    keep: int | None = typer.Option(
+        None,
+        "--keep",
+        min=0,
+        help=about("Keep only the newest N finished runs.", "runs.keep"),
+        show_default=False,
+    ),
+    max_size: str | None = typer.Option(
+        None,
+        "--max-size",
+        help=about(
+            "Remove the oldest runs until the runs folder is at most this (500m, 5g).",
+            "runs.max_size",
+        ),
+        show_default=False,
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Only list what would be removed; remove nothing."
+    ),
+    json_output: Json = False,
+) -> None:
+    """Remove old run folders (record and saved output); never a running run.
+
+    A run goes when any option says so. Without options, the configured retention
+    applies (runs.older_than, runs.keep, runs.max_size); with none set, exit 2.
+    Exits 1 when a folder could not be removed.
+
+    Examples:
+      roscoe runs prune --older-than 30d --dry-run
+      roscoe runs prune --keep 500 --max-size 5g
+      roscoe runs prune --json
+    """
+    from roscoe.config.parse import format_bytes
+    from roscoe.runs.retention import policy_from_settings, prune
+
+    st = state(ctx)  # an invalid setting stops every command (exit 2)
+    policy = policy_from_settings(st.settings, older_than, keep, max_size)
+    result = prune(policy, dry_run=dry_run)
+    if json_output:
+        render.print_json(result.to_json())
+    else:
+        out = render.console()
+        verb = "would remove" if dry_run else "removed"
+        for item in result.removed:
+            out.print(
+                f"{verb} {item.id} ({item.status or 'no record'}, "
+                f"{format_bytes(item.bytes)}): {render.escape(item.reason)}"
+            )
+        for item, error in result.failed:
+            render.warn(f"could not remove {item.id}: {error}")
+        running = f", {result.kept_running} of them running" if result.kept_running else ""
+        freed = "would free" if dry_run else "freed"
+        out.print(
+            f"{verb} {len(result.removed)} runs, {freed} {format_bytes(result.freed_bytes)}; "
+            f"kept {result.kept}{running} ({format_bytes(result.remaining_bytes)})"
+        )
+    if result.failed:
+        raise typer.Exit(1)
+
+
 _COLOURS = {
     RunStatus.SUCCEEDED: "green",
     RunStatus.FAILED: "red",
@@ -211,6 +371,7 @@ _COLOURS = {
     RunStatus.INTERRUPTED: "yellow",
     RunStatus.CANCELLED: "yellow",
     RunStatus.ERROR: "red",
+    RunStatus.UNKNOWN: "magenta",
     RunStatus.RUNNING: "cyan",
     RunStatus.QUEUED: "cyan",
 }

@@ -111,6 +111,11 @@ def _report(result: StartResult, quiet: bool) -> None:
 
     for message, hint in result.warnings:
         render.warn(message, hint)  # even when quiet: like errors, warnings go to stderr
+    for item in result.swept:
+        render.info(
+            f"removed {render.escape(item.name or item.container_id)} "
+            f"(run {render.escape(item.run_id or '?')}): {render.escape(item.reason)}"
+        )
     if quiet:
         return
     out = render.console()
@@ -149,8 +154,21 @@ def start_command(
         help=f"Workspace root (env {env_name('workspace')}).",
         show_default=False,
     ),
+    log_level: str = typer.Option(
+        None,
+        "--log-level",
+        help=about(
+            "The service's log level: debug, info, warning or error (debug also logs every "
+            "/health probe).",
+            "service.log_level",
+        ),
+        show_default=False,
+    ),
     replace: bool = typer.Option(
-        False, "--replace", help="Remove a container that holds the name but is not roscoe's."
+        False,
+        "--replace",
+        help="Replace a runner of another roscoe version, or remove a container that holds "
+        "the name but is not roscoe's.",
     ),
     wait_timeout: float = typer.Option(
         60.0, "--wait-timeout", help="Seconds to wait for the service to answer."
@@ -171,7 +189,9 @@ def start_command(
       roscoe server start -e API_KEY -e MODE=fast --workspace ~/cases
     """
     from roscoe.config.parse import parse_env
+    from roscoe.engine import connect_url
     from roscoe.runner import lifecycle
+    from roscoe.runner.plan import check_isolation
     from roscoe.runner.store import StartSettings
 
     lifecycle.check_wait_timeout(wait_timeout)
@@ -182,9 +202,11 @@ def start_command(
         pull=pull.strip().lower(),
         port=port,
         workspace=workspace,
+        log_level=log_level,
         env=parse_env(env or [], os.environ),
     )
     engine = st.engine()
+    check_isolation(engine, st.settings, connect_url)  # before anything changes
     _starting(
         st.quiet,
         lambda progress: lifecycle.start(
@@ -252,12 +274,15 @@ def restart_command(
     Examples:
       roscoe server restart
     """
+    from roscoe.engine import connect_url
     from roscoe.runner import lifecycle
+    from roscoe.runner.plan import check_isolation
 
     lifecycle.check_wait_timeout(wait_timeout)
     lifecycle.check_stop_timeout(timeout)
     st = state(ctx)
     engine = st.engine()
+    check_isolation(engine, st.settings, connect_url)  # before the old runner goes
     _starting(
         st.quiet,
         lambda progress: lifecycle.restart(
@@ -304,6 +329,8 @@ def _print_status(status: Status) -> None:
     word = {
         RunnerState.RUNNING: "[green]running[/]",
         RunnerState.STARTING: "[yellow]starting[/] (the service does not answer yet)",
+        RunnerState.DEGRADED: "[red]degraded[/] (the service answers but cannot reach the "
+        "engine; `roscoe server start` replaces it)",
         RunnerState.EXITED: f"[red]exited[/] (code {status.exit_code})",
         RunnerState.ABSENT: "[dim]absent[/]",
     }[status.state]
@@ -318,21 +345,29 @@ def _print_status(status: Status) -> None:
             ("digest", render.escape(str(status.image_digest or "unknown"))),
             ("version", f"image {render.escape(version)}, CLI {_cli_version()}{match}"),
         ]
+        if not status.version_matches and version != "unknown":
+            rows.append(
+                (
+                    "upgrade",
+                    f"`roscoe server restart` (or `server start --replace`) moves it to "
+                    f"{_cli_version()}",
+                )
+            )
     engine = status.engine
     where = f"{engine['kind']} {engine['version']} at {engine['endpoint']}"
     rows.append(("engine", render.escape(where)))
     if status.uptime_s is not None:
         rows.append(("uptime", _duration(status.uptime_s)))
-    if status.state in (RunnerState.RUNNING, RunnerState.STARTING):
+    if status.state in (RunnerState.RUNNING, RunnerState.STARTING, RunnerState.DEGRADED):
         h = status.health
-        rows.append(
-            (
-                "health",
-                f"answering ({h.latency_ms} ms)"
-                if h.answering
-                else f"not answering ({render.escape(str(h.error))})",
-            )
+        said = (
+            f"answering ({h.latency_ms} ms)"
+            if h.answering
+            else f"not answering ({render.escape(str(h.error))})"
         )
+        if h.engine_reachable is False:
+            said += f"; [red]cannot reach the engine[/] ({render.escape(str(h.engine_error))})"
+        rows.append(("health", said))
     rows += [
         ("endpoint", status.endpoint),
         ("token file", render.escape(str(_token_file()))),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from roscoe.errors import UsageError
@@ -16,13 +17,15 @@ from roscoe.errors import UsageError
 MAX_SIZE = (1 << 63) - 1  # the engines hold limits in a signed 64-bit integer
 MIN_SIZE = 6 << 20  # the engines refuse a memory limit below 6 MiB
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 # A variable name a shell can set: letters, digits and '_', not starting with a digit.
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def parse_size(text: str) -> int:
-    """'2g', '512m', '1.5GiB', '1048576' -> bytes (binary units, like docker)."""
+def parse_bytes(text: str) -> int:
+    """'2g', '512m', '1.5GiB', '1048576' -> bytes (binary units, like docker); any size."""
     match = _SIZE.match(str(text))
     if not match:
         raise ValueError(f"'{text}' is not a size (examples: 512m, 2g)")
@@ -31,9 +34,33 @@ def parse_size(text: str) -> int:
     value = int(number * factor)
     if value > MAX_SIZE:
         raise ValueError(f"'{text}' is larger than any engine takes (at most 8 EiB)")
+    return value
+
+
+def parse_size(text: str) -> int:
+    """A memory limit: parse_bytes(), and at least the 6 MiB the engines need."""
+    value = parse_bytes(text)
     if value < MIN_SIZE:
         raise ValueError(f"'{text}' is too small (the engines need at least 6m)")
     return value
+
+
+def format_bytes(value: int) -> str:
+    """1536 -> '1.5 KiB': sizes as people read them (binary units, like parse_bytes)."""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def parse_duration(text: str) -> float:
+    """'30d', '12h', '90m', '45s', '2w' -> seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"'{text}' is not a duration (examples: 30d, 12h, 90m)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
 
 
 def whole(text: Any) -> int:
@@ -108,6 +135,31 @@ def size_text(text: Any) -> str:
     return str(text).strip()
 
 
+def bytes_text(text: Any) -> str:
+    """A size of any amount as the user wrote it ('5g'), once checked by parse_bytes."""
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a size (examples: 500m, 5g)")
+    parse_bytes(str(text))
+    return str(text).strip()
+
+
+def duration_text(text: Any) -> str:
+    """A duration as the user wrote it ('30d'), once checked by parse_duration."""
+    if isinstance(text, bool):
+        raise ValueError(f"{str(text).lower()} is not a duration (examples: 30d, 12h)")
+    if parse_duration(str(text)) <= 0:
+        raise ValueError(f"'{text}' must be longer than 0")
+    return str(text).strip()
+
+
+def count(text: Any) -> int:
+    """A whole number of things, 0 or more."""
+    value = whole(text)
+    if value < 0:
+        raise ValueError(f"{value} must be 0 or more")
+    return value
+
+
 def text(value: Any) -> str:
     # TOML can hold numbers, lists and dates: a path or an image reference must be a string.
     if not isinstance(value, str) or not value.strip():
@@ -129,6 +181,17 @@ def folder(value: Any) -> str:
     return name
 
 
+def engine_url(value: Any) -> str:
+    """An engine endpoint: unix:///path/to.sock, tcp://host:port or ssh://user@host."""
+    url = text(value)
+    if not url.startswith(("unix://", "tcp://", "ssh://")):
+        raise ValueError(
+            f"'{url}' is not an engine endpoint (unix:///path/to.sock, tcp://host:port, "
+            "ssh://user@host)"
+        )
+    return url
+
+
 def container_name(value: Any) -> str:
     name = str(value)
     if not _CONTAINER_NAME.fullmatch(name):
@@ -141,7 +204,7 @@ def container_name(value: Any) -> str:
 # the container finds and loads programs, not what the script is asked to do. Documented in
 # docs/usage.md and docs/service-api.md: keep the three in step.
 _REFUSED_ENV: dict[str, tuple[str, ...]] = {
-    "roscoe sets it (PATH finds the `timeout` wrapper every run starts with)": (
+    "roscoe sets it (PATH finds the launcher every run starts with)": (
         "PATH",
         "HOME",
         "USER",
@@ -231,3 +294,17 @@ def parse_env(items: Iterable[str], host_env: Mapping[str, str]) -> dict[str, st
             value = host_env[key]
         found[key] = value
     return found
+
+
+def parse_expiry(text: str, option: str) -> timedelta:
+    """A positive duration (parse_duration) as a timedelta; UsageError (2) naming `option`."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise UsageError(
+            f"{option} {text!r}: not a duration",
+            hint="a number and a unit: s, m, h, d or w (e.g. 30d, 12h)",
+        )
+    return timedelta(seconds=seconds)

@@ -15,6 +15,7 @@ APP_NAME = "roscoe"
 # The two variables that move roscoe's folders (listed with every other one in settings.py).
 ENV_DATA_DIR = "ROSCOE_DATA_DIR"
 ENV_CONFIG_DIR = "ROSCOE_CONFIG_DIR"
+ENV_HOST_RUNS_DIR = "ROSCOE_HOST_RUNS_DIR"  # in the runner container: the runs dir's host path
 
 
 def data_dir() -> Path:
@@ -46,9 +47,26 @@ def runs_dir() -> Path:
     return data_dir() / "runs"
 
 
+def host_runs_dir() -> Path:
+    """Where the runs dir is on the engine's host, for bind mounts: the same one, unless
+    roscoe runs inside the runner container (ROSCOE_HOST_RUNS_DIR, set by the runner)."""
+    override = os.environ.get("ROSCOE_HOST_RUNS_DIR")
+    return Path(override) if override else runs_dir()
+
+
 def run_dir(run_id: str) -> Path:
     """One run's record and saved output (run ids are checked by roscoe.runs.records)."""
     return runs_dir() / run_id
+
+
+def host_view(path: Path) -> Path:
+    """Where the engine's host sees `path`, a folder under the runs dir: the same path, unless
+    roscoe runs in the runner container, whose ROSCOE_HOST_RUNS_DIR names the runs dir on the
+    host (bind mounts name host paths)."""
+    on_host = os.environ.get(ENV_HOST_RUNS_DIR)
+    if not on_host:
+        return path
+    return Path(on_host) / Path(path).relative_to(runs_dir())
 
 
 def default_workspace() -> Path:
@@ -58,6 +76,17 @@ def default_workspace() -> Path:
 def token_file() -> Path:
     """The execution service's bearer token (0600)."""
     return data_dir() / "service-token"
+
+
+def access_dir() -> Path:
+    """The scoped tokens' folder; the runner mounts the folder (read-only), so a token file
+    replaced by a rename is seen at once inside it (a file mount would keep the old one)."""
+    return data_dir() / "access"
+
+
+def tokens_file() -> Path:
+    """Scoped tokens: names, scopes and sha256 hashes, never the tokens (0600)."""
+    return access_dir() / "tokens.json"
 
 
 def server_id_file() -> Path:
@@ -77,6 +106,11 @@ def server_settings_file() -> Path:
 def server_env_file() -> Path:
     """The values of the runner's -e variables (0600: they may be secrets)."""
     return data_dir() / "server" / "env.json"
+
+
+def engine_facts_file() -> Path:
+    """What engines said about themselves (rootless, cgroups, runtimes), by socket."""
+    return data_dir() / "engine-facts.json"
 
 
 def ensure_dir(path: Path, mode: int = 0o700) -> Path:

@@ -25,6 +25,8 @@ from roscoe.errors import UsageError
 
 ENGINES = ("auto", "docker", "podman")
 NETWORKS = ("none", "host")  # what a run's network may be
+ISOLATIONS = ("runc", "gvisor")  # how a run is isolated (runs.isolation)
+LOG_LEVELS = ("debug", "info", "warning", "error")  # the service's (service.log_level)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,22 @@ SETTINGS: dict[str, Setting] = {
             "default network of a run: none or host",
         ),
         Setting(
+            "run.isolation",
+            "ROSCOE_ISOLATION",
+            "runc",
+            parse.choice(*ISOLATIONS),
+            "how a run is isolated: runc (the host's kernel, namespaces) or gvisor (gVisor's "
+            "user-space kernel)",
+        ),
+        Setting(
+            "run.gvisor_host",
+            "ROSCOE_GVISOR_HOST",
+            None,
+            parse.engine_url,
+            "an engine endpoint whose default runtime is gVisor, for gVisor runs (Podman: "
+            "its API ignores the runtime a client asks for)",
+        ),
+        Setting(
             "run.track_changes",
             "ROSCOE_TRACK_CHANGES",
             True,
@@ -132,6 +150,48 @@ SETTINGS: dict[str, Setting] = {
             16,
             parse.positive_int,
             "runs that may wait for a slot before the service answers 429",
+        ),
+        Setting(
+            "service.log_level",
+            "ROSCOE_LOG_LEVEL",
+            "info",
+            parse.choice(*LOG_LEVELS),
+            "the service's log level: debug also logs every /health probe",
+        ),
+        Setting(
+            "service.prune",
+            "ROSCOE_SERVICE_PRUNE",
+            False,
+            parse.boolean,
+            "the service prunes run folders by runs.older_than/keep/max_size, hourly",
+        ),
+        Setting(
+            "runs.older_than",
+            "ROSCOE_RUNS_OLDER_THAN",
+            None,
+            parse.duration_text,
+            "retention: prune runs that ended longer ago than this (e.g. 30d)",
+        ),
+        Setting(
+            "runs.keep",
+            "ROSCOE_RUNS_KEEP",
+            None,
+            parse.count,
+            "retention: prune all but this many of the newest finished runs",
+        ),
+        Setting(
+            "runs.max_size",
+            "ROSCOE_RUNS_MAX_SIZE",
+            None,
+            parse.bytes_text,
+            "retention: prune the oldest runs until the runs folder is at most this (e.g. 5g)",
+        ),
+        Setting(
+            "runs.warn_size",
+            "ROSCOE_RUNS_WARN_SIZE",
+            "10g",
+            parse.bytes_text,
+            "roscoe doctor warns when the runs folder is larger than this",
         ),
     ]
 }
@@ -157,7 +217,10 @@ ENV_TOKEN = "ROSCOE_TOKEN"  # noqa: S105 - the agent tool: the service's token (
 # What `server start` hands the execution service in the runner container (runner.layout),
 # besides the settings above:
 ENV_HOST_WORKSPACE = "ROSCOE_HOST_WORKSPACE"  # the workspace's path on the host
+ENV_HOST_RUNS_DIR = paths.ENV_HOST_RUNS_DIR  # the runs dir's path on the host
 ENV_TOKEN_FILE = "ROSCOE_TOKEN_FILE"  # noqa: S105 - where the token file is mounted
+ENV_TOKENS_FILE = "ROSCOE_TOKENS_FILE"  # where the scoped-token file is mounted
+ENV_HOST_RUNS_DIR = "ROSCOE_HOST_RUNS_DIR"  # the runs dir's path on the host (paths.py)
 ENV_PASSTHROUGH = "ROSCOE_PASSTHROUGH_ENV"  # names of the -e variables, for every run
 ENV_SHUTDOWN_GRACE = "ROSCOE_SHUTDOWN_GRACE"  # seconds runs may finish after SIGTERM
 SHUTDOWN_GRACE_S = 10.0  # the default of ROSCOE_SHUTDOWN_GRACE
@@ -173,6 +236,8 @@ class RunLimits:
     cpus: float | None = default("run.cpus")
     network: str = default("run.network")
     track_changes: bool = default("run.track_changes")
+    isolation: str = default("run.isolation")
+    gvisor_host: str | None = default("run.gvisor_host")
 
     @classmethod
     def resolve(
@@ -184,6 +249,7 @@ class RunLimits:
         cpus: float | None = None,
         network: str | None = None,
         track_changes: bool | None = None,
+        isolation: str | None = None,
     ) -> RunLimits:
         """Flags (None: not given) > environment > config file > default."""
         return cls(
@@ -192,6 +258,8 @@ class RunLimits:
             cpus=settings.get("run.cpus", cpus),
             network=settings.get("run.network", network),
             track_changes=settings.get("run.track_changes", track_changes),
+            isolation=settings.get("run.isolation", isolation),
+            gvisor_host=settings.get("run.gvisor_host"),
         )
 
 

@@ -36,6 +36,14 @@ def runner_state_check(status: Status) -> Check:
         if status.foreign:
             detail += " (a container that is not roscoe's holds the name)"
         return Check("runner", CheckStatus.WARN, detail, "`roscoe server start` starts it")
+    if status.state == RunnerState.DEGRADED:
+        return Check(
+            "runner",
+            CheckStatus.FAIL,
+            f"{status.name} answers on {status.endpoint} but cannot reach the engine "
+            f"({status.health.engine_error})",
+            "`roscoe server start` replaces it",
+        )
     if status.state == RunnerState.STARTING:
         return Check(
             "runner",
@@ -70,7 +78,7 @@ def runner_version_check(status: Status) -> Check:
 
 
 def runner_port_check(status: Status) -> Check:
-    if status.state in (RunnerState.RUNNING, RunnerState.STARTING):
+    if status.state in (RunnerState.RUNNING, RunnerState.STARTING, RunnerState.DEGRADED):
         return Check("runner port", CheckStatus.OK, f"{status.port} is the runner's")
     if health.port_in_use(status.port):
         return Check(

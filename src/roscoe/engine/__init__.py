@@ -5,12 +5,13 @@ test double (fake/, imported only by tests).
 Import from here; the docker SDK itself is imported only when a call needs it.
 """
 
-from roscoe.engine.connect import connect
+from roscoe.engine.connect import connect, connect_url
 from roscoe.engine.detect import Endpoint, Probe
 from roscoe.engine.engine import Engine
 from roscoe.engine.protocols import (
     ContainerEngine,
     DiagnosticsEngine,
+    EngineFacts,
     EngineInfo,
     GcEngine,
     ImageEngine,
@@ -24,6 +25,7 @@ __all__ = [
     "DiagnosticsEngine",
     "Endpoint",
     "Engine",
+    "EngineFacts",
     "EngineInfo",
     "GcEngine",
     "ImageEngine",
@@ -32,4 +34,5 @@ __all__ = [
     "RunState",
     "RunnerEngine",
     "connect",
+    "connect_url",
 ]

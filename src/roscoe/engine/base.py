@@ -10,11 +10,13 @@ pulls, the runner container, logs. tcp:// and ssh:// endpoints use the SDK for e
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roscoe.engine.detect import Endpoint
 from roscoe.engine.errors import call_failed, connect_failure
-from roscoe.engine.protocols import EngineInfo
+from roscoe.engine.facts import FactsCache, docker_facts, podman_facts
+from roscoe.engine.protocols import EngineFacts, EngineInfo
 from roscoe.engine.wire import SdkWire, Wire, WireError
 
 if TYPE_CHECKING:
@@ -33,12 +35,15 @@ class EngineBase:
         *,
         sdk: docker.APIClient | None = None,
         timeout: int = 60,
+        facts: EngineFacts | None = None,
+        facts_file: Path | None = None,
     ):
         self.endpoint = endpoint
         self.info = info
         self._sdk_client = sdk
         self._timeout = timeout
-        self._podman_rootless: bool | None = None
+        self._facts = facts
+        self._facts_cache = FactsCache(facts_file) if facts_file else None
         self._cpu_count: int | None = None
         # The transport of the hot path: stdlib on a unix socket, else through the SDK.
         self._wire: Wire | SdkWire
@@ -52,18 +57,34 @@ class EngineBase:
         return self.info.kind
 
     def rootless(self) -> bool | None:
-        """True when the engine runs without root (rootless Docker or Podman)."""
-        try:
-            info = self._wire.call("GET", "/info")
-        except (WireError, OSError):
-            return None
-        options = " ".join(info.get("SecurityOptions") or [])
-        if "rootless" in options:
-            return True
-        host = info.get("host") or {}
-        if isinstance(host, dict) and "security" in host:
-            return bool(host["security"].get("rootless"))
-        return False
+        """True when the engine runs without root (rootless Docker or Podman); None when it
+        does not say."""
+        return self.facts().rootless
+
+    def facts(self) -> EngineFacts:
+        """Rootless or not, cgroups, runtimes (engine/facts.py): asked once, then kept.
+
+        Podman's compat /info does not say rootless, so Podman is asked through its own API.
+        Empty facts when the engine does not answer.
+        """
+        if self._facts is not None:
+            return self._facts
+        socket_path = self.endpoint.socket_path
+        cache = self._facts_cache if socket_path else None
+        found = cache.get(socket_path) if cache and socket_path else None
+        if found is None:
+            try:
+                if self.kind == "podman":
+                    found = podman_facts(self._wire.call("GET", "/libpod/info"))
+                else:
+                    found = docker_facts(self._wire.call("GET", "/info"))
+            except (WireError, OSError, AttributeError) as exc:
+                log.debug("engine facts: %s", exc)
+                return EngineFacts()
+            if cache and socket_path:
+                cache.put(socket_path, found)
+        self._facts = found
+        return found
 
     def cpu_count(self) -> int | None:
         """How many CPUs the engine has (GET /info NCPU: its view, not this machine's, which

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roscoe.engine.base import sdk_client
-from roscoe.engine.detect import Endpoint, Probe, locate, runtime_choice
+from roscoe.engine.detect import Endpoint, Probe, check_explicit, locate, runtime_choice
 from roscoe.engine.engine import Engine
 from roscoe.engine.errors import connect_failure
-from roscoe.engine.protocols import EngineInfo
+from roscoe.engine.protocols import EngineFacts, EngineInfo
 from roscoe.engine.wire import SdkWire, Wire, WireError
 from roscoe.errors import EngineError
 
@@ -32,11 +33,27 @@ MIN_API_VERSION = "1.40"
 MAX_API_VERSION = "1.47"
 
 
-def connect(runtime: str | None = None, probe: Probe | None = None, timeout: int = 60) -> Engine:
-    """Find the engine, connect, and learn what it is. Raises EngineError (exit 3)."""
+def connect(
+    runtime: str | None = None,
+    probe: Probe | None = None,
+    timeout: int = 60,
+    *,
+    endpoint: Endpoint | None = None,
+    facts: EngineFacts | None = None,
+    facts_file: Path | None = None,
+) -> Engine:
+    """Find the engine, connect, and learn what it is. Raises EngineError (exit 3).
+
+    `endpoint` names the engine outright (a setting such as run.gvisor_host) instead of
+    detection; `facts` are the engine's facts when the caller already knows them, and
+    `facts_file` keeps them between invocations (engine/facts.py).
+    """
     probe = probe or Probe()
     family = runtime_choice(runtime, probe.env)
-    endpoint = locate(family, probe)
+    if endpoint is not None:
+        check_explicit(endpoint, probe)
+    else:
+        endpoint = locate(family, probe)
     sdk: docker.APIClient | None = None
     if endpoint.socket_path:
         info = _ping(Wire(endpoint.socket_path, timeout=timeout), endpoint)
@@ -61,7 +78,27 @@ def connect(runtime: str | None = None, probe: Probe | None = None, timeout: int
         if sdk is not None:
             sdk.close()
         raise problem
-    return Engine(endpoint, info, sdk=sdk, timeout=timeout)
+    return Engine(endpoint, info, sdk=sdk, timeout=timeout, facts=facts, facts_file=facts_file)
+
+
+def connect_url(url: str, source: str) -> Engine:
+    """Connect to the engine at `url`, named by the setting `source` (e.g. run.gvisor_host)."""
+    return connect("auto", endpoint=Endpoint(url=url, source=source))
+
+
+def unreachable(socket_path: str, timeout: float = 1.0) -> str | None:
+    """Why nothing answers GET /_ping on the unix socket at `socket_path` now, or None when
+    an engine does. One short request; never raises (the execution service's readiness)."""
+    try:
+        Wire(socket_path, timeout=timeout).ping()
+    except WireError as exc:
+        return f"the engine answered {exc.status}: {exc.message}"
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return f"nothing answers on {socket_path}: {why}"
+    except Exception as exc:  # an answer that is not HTTP
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def kind_from_version(payload: Mapping[str, Any]) -> str:

@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from roscoe.engine.detect import Endpoint, socket_error
 from roscoe.engine.wire import WireError
-from roscoe.errors import EngineError, ExitCode, ImageError, OperationFailed, RoscoeError
+from roscoe.errors import (
+    EngineError,
+    EngineUnreachable,
+    ExitCode,
+    ImageError,
+    IsolationError,
+    OperationFailed,
+    RoscoeError,
+)
 
 _REASON_MAX = 300
 
@@ -68,7 +76,11 @@ def call_failed(kind: str, what: str, exc: BaseException) -> RoscoeError:
 
 
 def run_failed(what: str, exc: BaseException) -> EngineError:
-    """A call on a run's container failed: the engine failed during the run (exit 125)."""
+    """A call on a run's container failed: the engine failed during the run (exit 125).
+    EngineUnreachable when it did not answer at all (the socket failed): how the run goes on
+    is then not known, rather than refused."""
+    if status_of(exc) is None:
+        return EngineUnreachable(f"{what}: {reason(exc)}")
     return EngineError(f"{what}: {reason(exc)}", exit_code=ExitCode.ENGINE_DURING_RUN)
 
 
@@ -140,4 +152,38 @@ def connect_failure(endpoint: Endpoint, exc: BaseException) -> EngineError:
     return EngineError(
         f"the engine at {endpoint.url} does not answer: {why}",
         hint="restart the engine, or name another with DOCKER_HOST or --runtime",
+    )
+
+
+GVISOR_RUNTIME = "runsc"  # the name gVisor's runtime is registered under (Docker) / has (Podman)
+PODMAN_GVISOR_SOCKET = "/run/podman/podman-gvisor.sock"
+
+
+def gvisor_hint(kind: str) -> str:
+    """How to make gVisor usable on this kind of engine (docs/usage.md, "Isolation")."""
+    if kind == "podman":
+        return (
+            "Podman's API ignores the runtime a client asks for, so gVisor needs a Podman API "
+            "service of its own whose default runtime is runsc: install runsc (Debian/Ubuntu: "
+            "`apt-get install runsc`), start `podman --runtime runsc --runtime-flag "
+            f"network=none system service --time=0 unix://{PODMAN_GVISOR_SOCKET}` and set "
+            f"ROSCOE_GVISOR_HOST=unix://{PODMAN_GVISOR_SOCKET} (or run.gvisor_host)"
+        )
+    return (
+        "install runsc (Debian/Ubuntu: `apt-get install runsc`; elsewhere see gvisor.dev), "
+        'register it in /etc/docker/daemon.json as {"runtimes": {"runsc": {"path": '
+        '"/usr/bin/runsc"}}} and restart dockerd (`docker info` then lists runsc)'
+    )
+
+
+def unknown_runtime(exc: BaseException) -> bool:
+    """Docker's answer to a runtime it does not know (400: 'Unknown runtime specified x')."""
+    return status_of(exc) == 400 and "unknown runtime" in reason(exc).lower()
+
+
+def unknown_runtime_error(kind: str, runtime: str, exc: BaseException) -> IsolationError:
+    """A runtime the engine does not know, asked for at create: nothing was created."""
+    return IsolationError(
+        f"{kind} has no runtime '{runtime}': gVisor is not set up there ({reason(exc)})",
+        hint=gvisor_hint(kind),
     )

@@ -6,7 +6,8 @@ One Protocol per consumer, so each names only the calls it makes:
   RunEngine          a one-shot run, its image pulled when absent: runs/start, runs/execute,
                      and their callers (the execution service's backend, the MCP server)
   GcEngine           runs/gc (sweeping what a killed roscoe left behind)
-  RunnerEngine       runner/* (the long-lived runner container), images/version
+  RunnerEngine       runner/* (the long-lived runner container, and the runs of one that
+                     is gone), images/version
   DiagnosticsEngine  diagnostics/* (`roscoe version`, `roscoe doctor`)
   ContainerEngine    all of them: what `connect()` gives and the CLI hands down
 
@@ -36,6 +37,32 @@ class EngineInfo:
     version: str
     api_version: str  # negotiated: what roscoe's requests use
     os: str = ""
+
+
+# The cgroup controllers a run's limits need: memory (--memory) and pids (the process limit),
+# and cpu when a run has a CPU limit.
+LIMIT_CONTROLLERS = ("memory", "pids")
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What an engine is like beyond its name and version (engine/facts.py reads them);
+    None where the engine did not say."""
+
+    rootless: bool | None = None
+    cgroup_version: str | None = None  # "v1" or "v2"
+    # The controllers a container of this engine may be limited by (Podman says; for a
+    # rootless Podman these are the ones delegated to the user). None: not said (Docker).
+    cgroup_controllers: tuple[str, ...] | None = None
+    default_runtime: str | None = None
+    runtimes: tuple[str, ...] = ()
+
+    def missing_controllers(self, cpus: bool) -> list[str]:
+        """The controllers a run's limits need that this engine's containers cannot use."""
+        if self.cgroup_controllers is None:
+            return []
+        wanted = [*LIMIT_CONTROLLERS, *(["cpu"] if cpus else [])]
+        return [name for name in wanted if name not in self.cgroup_controllers]
 
 
 @dataclass(frozen=True)
@@ -74,10 +101,18 @@ class RunEngine(ImageEngine, Protocol):
     its image, pulled when it is absent (runs/start).
 
     Failures once the container exists raise EngineError with exit code 125; a missing
-    image at create raises ImageError (4).
+    image at create raises ImageError (4); a runtime the engine does not know, IsolationError
+    (5).
     """
 
+    @property
+    def endpoint(self) -> Endpoint: ...
+
     def podman_rootless(self) -> bool: ...
+
+    def facts(self) -> EngineFacts:
+        """Rootless or not, cgroups, runtimes: asked once, then kept (empty when not said)."""
+        ...
 
     def cpu_count(self) -> int | None:
         """How many CPUs the engine has (its view); None when it does not say."""
@@ -101,7 +136,12 @@ class RunEngine(ImageEngine, Protocol):
         pids_limit: int,
         tmpfs: Mapping[str, str],
         userns: str | None = None,
+        runtime: str | None = None,
     ) -> str: ...
+
+    def run_runtime(self, container_id: str) -> str | None:
+        """The OCI runtime the container was created with, as the engine records it."""
+        ...
 
     def run_attach(self, container_id: str) -> RunOutput: ...
 
@@ -109,7 +149,9 @@ class RunEngine(ImageEngine, Protocol):
 
     def run_wait(self, container_id: str, timeout: float | None = None) -> int: ...
 
-    def run_kill(self, container_id: str) -> None: ...
+    def run_kill(self, container_id: str, signal: str | None = None) -> None:
+        """SIGKILL (or `signal`, e.g. "USR1") to the container's first process."""
+        ...
 
     def run_state(self, container_id: str) -> RunState | None: ...
 
@@ -129,7 +171,8 @@ class GcEngine(Protocol):
 
 
 class RunnerEngine(ImageEngine, Protocol):
-    """The long-lived runner container: its image, create, start, stop, remove, logs."""
+    """The long-lived runner container: its image, create, start, stop, remove, logs; and
+    sweeping the runs a runner that is no more left behind (`server start`, runs/gc)."""
 
     @property
     def info(self) -> EngineInfo: ...
@@ -138,6 +181,10 @@ class RunnerEngine(ImageEngine, Protocol):
     def endpoint(self) -> Endpoint: ...
 
     def cpu_count(self) -> int | None: ...
+
+    def containers(self, labels: Mapping[str, str], all: bool = True) -> list[dict[str, Any]]:
+        """As GcEngine's: `server start` sweeps the runs of a runner that is no more."""
+        ...
 
     def inspect_container(self, ref: str) -> dict[str, Any] | None: ...
 
@@ -170,11 +217,12 @@ class RunnerEngine(ImageEngine, Protocol):
         ...
 
 
-class DiagnosticsEngine(RunnerEngine, Protocol):
-    """What `roscoe doctor` looks at: the engine itself, the image, the runner."""
+class DiagnosticsEngine(RunnerEngine, RunEngine, Protocol):
+    """What `roscoe doctor` looks at: the engine itself, the image, the runner, and whether
+    gVisor can be had (runs/isolation, which places runs)."""
 
     def rootless(self) -> bool | None: ...
 
 
-class ContainerEngine(RunEngine, GcEngine, DiagnosticsEngine, Protocol):
+class ContainerEngine(DiagnosticsEngine, GcEngine, Protocol):
     """Every call roscoe makes: what `connect()` returns and the CLI hands down."""

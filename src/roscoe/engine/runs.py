@@ -7,12 +7,20 @@ failed during the run); an absent image raises ImageError (4).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from roscoe.engine.base import EngineBase
-from roscoe.engine.errors import going_anyway, image_missing, missing, not_running, run_failed
+from roscoe.engine.errors import (
+    going_anyway,
+    image_missing,
+    missing,
+    not_running,
+    run_failed,
+    unknown_runtime,
+    unknown_runtime_error,
+)
+from roscoe.engine.facts import socket_owner
 from roscoe.engine.protocols import RunState
 from roscoe.engine.streams import OutputStream
 from roscoe.engine.wire import WireError, quoted
@@ -39,8 +47,14 @@ class RunCalls(EngineBase):
         pids_limit: int,
         tmpfs: Mapping[str, str],
         userns: str | None = None,
+        runtime: str | None = None,
     ) -> str:
-        """Create (not start) a locked-down run container; return its id."""
+        """Create (not start) a locked-down run container; return its id.
+
+        `runtime` asks for an OCI runtime by name (HostConfig.Runtime: Docker honours it and
+        refuses a name it does not know, which raises IsolationError (5); Podman ignores it,
+        so check `run_runtime()` before starting).
+        """
         host_config: dict[str, Any] = {
             "Binds": binds,
             "NetworkMode": network,
@@ -56,6 +70,8 @@ class RunCalls(EngineBase):
             host_config["NanoCpus"] = int(cpus * 1e9)
         if userns:
             host_config["UsernsMode"] = userns  # podman's keep-id (the SDK would refuse it)
+        if runtime:
+            host_config["Runtime"] = runtime
         body = {
             "Image": image,
             "Entrypoint": entrypoint,
@@ -78,6 +94,8 @@ class RunCalls(EngineBase):
                 "POST", "/containers/create", params={"name": name}, body=body
             )
         except (WireError, OSError) as exc:
+            if runtime and unknown_runtime(exc):
+                raise unknown_runtime_error(self.kind, runtime, exc) from exc
             if missing(exc):  # the container does not exist yet: only the image can be missing
                 raise image_missing(image, self.kind) from exc
             raise run_failed("could not create the run container", exc) from exc
@@ -113,10 +131,15 @@ class RunCalls(EngineBase):
             raise run_failed("lost track of the run container", exc) from exc
         return int((result or {}).get("StatusCode", -1))
 
-    def run_kill(self, container_id: str) -> None:
-        """SIGKILL the container; nothing to do when it has already stopped or gone."""
+    def run_kill(self, container_id: str, signal: str | None = None) -> None:
+        """SIGKILL (or `signal`) the container's first process; nothing to do when it has
+        already stopped or gone."""
         try:
-            self._wire.call("POST", f"/containers/{quoted(container_id)}/kill")
+            self._wire.call(
+                "POST",
+                f"/containers/{quoted(container_id)}/kill",
+                params={"signal": signal} if signal else None,
+            )
         except (WireError, OSError) as exc:
             if isinstance(exc, WireError) and not_running(exc):
                 return
@@ -150,12 +173,30 @@ class RunCalls(EngineBase):
                 return
             raise run_failed("could not remove the run container", exc) from exc
 
+    def run_runtime(self, container_id: str) -> str | None:
+        """The OCI runtime the container was created with, as the engine records it: Docker's
+        HostConfig.Runtime, Podman's OCIRuntime (its compat inspect always says "oci")."""
+        try:
+            if self.kind == "podman":
+                found = self._wire.call("GET", f"/libpod/containers/{quoted(container_id)}/json")
+                name = found.get("OCIRuntime")
+            else:
+                found = self._wire.call("GET", f"/containers/{quoted(container_id)}/json")
+                name = (found.get("HostConfig") or {}).get("Runtime")
+        except (WireError, OSError) as exc:
+            raise run_failed("could not inspect the run container", exc) from exc
+        return str(name) if name else None
+
     def podman_rootless(self) -> bool:
-        """True for a rootless Podman (runs then need the keep-id user namespace). Cached."""
+        """True for a rootless Podman (runs then need the keep-id user namespace).
+
+        A local socket owned by root belongs to a rootful service (a rootless one runs as
+        its user, and so does its socket): no need to ask. Otherwise Podman's own API says
+        (its compat /info does not), once (`facts`).
+        """
         if self.kind != "podman":
             return False
-        if os.getuid() == 0 and self.endpoint.socket_path is not None:
-            return False  # root reaching a local socket is talking to a rootful Podman
-        if self._podman_rootless is None:
-            self._podman_rootless = bool(self.rootless())
-        return self._podman_rootless
+        socket_path = self.endpoint.socket_path
+        if socket_path is not None and socket_owner(socket_path) == 0:
+            return False
+        return bool(self.facts().rootless)

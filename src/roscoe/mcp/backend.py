@@ -2,8 +2,9 @@
 
 `roscoe mcp` (stdio) hands the tools a backend over the run core in its own process; the
 runner's `/mcp` endpoint hands them one over the execution service's machinery (its limiter,
-its records, its cancel). Every call says who asks (`Principal`), so a backend can scope what
-a caller may see or do; today every authenticated caller may do everything.
+its records, its cancel). Every call says who asks (`Principal`, roscoe.access): over HTTP the
+holder of a scoped token sees and runs only its cases and tools, as through the REST API;
+the local user of stdio, and the admin token, may do everything.
 
 Backends are called from worker threads, never on the event loop, and may block. They raise
 RoscoeError (UsageError for a caller's mistake) with the message and hint the CLI would print.
@@ -14,20 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from roscoe.access.principal import Principal
 
-@dataclass(frozen=True)
-class Principal:
-    """Who calls a tool. `name` is for logs and records; `scopes` is empty for full access.
-
-    stdio: the local user who started `roscoe mcp`. HTTP: the holder of the bearer token the
-    request carried (the service's own token today; scoped tokens narrow `scopes`).
-    """
-
-    name: str
-    scopes: frozenset[str] = frozenset()
+# stdio: the local user who started `roscoe mcp`, with every right (runs are theirs anyway).
+LOCAL_USER = Principal("local", admin=True, can_apply=True)
 
 
-LOCAL_USER = Principal("local")
+__all__ = ["LOCAL_USER", "Backend", "Principal", "RunAsk", "RunView"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +32,7 @@ class RunAsk:
     script: str
     args: tuple[str, ...] = ()
     timeout: float | None = None  # None: the backend's default
+    preview: bool = False  # on a copy of the case; its changes wait to be applied by a person
 
 
 @dataclass

@@ -29,17 +29,13 @@ if TYPE_CHECKING:
 
 PATH = "/mcp"
 PRINCIPAL_KEY = "roscoe.principal"  # where the guard leaves the caller in the ASGI scope
-TOKEN_HOLDER = Principal("service token")
 
 
 def principal_for(service: "ExecutionService", authorization: str | None) -> Principal:
-    """Who the Authorization header names; ApiError (401) when it names nobody.
-
-    Today one token gives full access. Scoped tokens extend this one place: the principal
-    they name (and its scopes) reaches every backend call.
-    """
-    service.require_token(authorization)
-    return TOKEN_HOLDER
+    """Who the Authorization header names (the admin, or a scoped token's holder); ApiError
+    (401) when it names nobody. That caller reaches every backend call, so a scoped token
+    gets the same cases and tools over MCP as over REST."""
+    return service.require_token(authorization)
 
 
 def principal_of(ctx: Context) -> Principal:

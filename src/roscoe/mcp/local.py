@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from roscoe.config.settings import RunLimits, default
 from roscoe.errors import ExitCode, RoscoeError, UsageError
-from roscoe.mcp.backend import Principal, RunAsk, RunView
+from roscoe.mcp.backend import LOCAL_USER, Principal, RunAsk, RunView
 from roscoe.runs.outcome import RunStatus
 from roscoe.runs.records import RunRecord, load_run, new_run_id, now_iso, read_output, write_record
 from roscoe.runs.spec import RunSpec
@@ -27,6 +27,7 @@ from roscoe.runs.spec import RunSpec
 if TYPE_CHECKING:
     from roscoe.engine.protocols import RunEngine
     from roscoe.images.choice import ImageChoice
+    from roscoe.runs.isolation import Connect
     from roscoe.runs.workspace import Workspace
 
 # After cancel_run kills a container: how long it may take to be reported over.
@@ -87,8 +88,10 @@ class LocalBackend:
         workspace: Workspace,
         image: ImageChoice,
         limits: LocalLimits,
+        connect_url: Connect | None = None,
     ):
         self._connect = connect
+        self._connect_url = connect_url
         self.workspace = workspace
         self.image = image
         self.limits = limits
@@ -129,6 +132,7 @@ class LocalBackend:
             limits=replace(run, timeout=ask.timeout or run.timeout),
             env=dict(self.limits.env),
             requested_by=f"mcp:{user_name()}",
+            preview=ask.preview,
         )
         plan_run(self.workspace, spec)  # refuse a bad case or script before anything waits
         record = RunRecord(
@@ -156,7 +160,7 @@ class LocalBackend:
     def wait(self, run_id: str, seconds: float) -> RunView:
         live = self._live.get(run_id)
         if live is None:
-            return self.view(run_id, Principal("local"), 0)
+            return self.view(run_id, LOCAL_USER, 0)
         live.done.wait(seconds)
         return self._snapshot(live)
 
@@ -254,6 +258,7 @@ class LocalBackend:
                     on_output=live.feed,
                     cancel=live.cancel,
                     run_id=live.record.id,
+                    connect=self._connect_url,
                 )
             finally:
                 engine.close()

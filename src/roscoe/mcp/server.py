@@ -33,6 +33,7 @@ Case = Annotated[str, Field(description=tools.CASE_HELP)]
 Script = Annotated[str, Field(description=tools.SCRIPT_HELP)]
 Args = Annotated[list[str], Field(description=tools.ARGS_HELP)]
 Timeout = Annotated[float | None, Field(description=tools.TIMEOUT_HELP)]
+Preview = Annotated[bool, Field(description=tools.PREVIEW_HELP)]
 RunId = Annotated[str, Field(description=tools.RUN_ID_HELP)]
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -72,10 +73,12 @@ def build_server(backend: Backend, principal_of: PrincipalOf) -> MCPServer:
         case: Case,
         script: Script,
         ctx: Context,
+        *,
         args: Args = [],  # noqa: B006 - copied by the SDK's validation on every call
         timeout: Timeout = None,
+        preview: Preview = False,
     ) -> CallToolResult:
-        ask = tools.make_ask(backend, case, script, args, timeout)
+        ask = tools.make_ask(backend, case, script, args, timeout, preview=preview)
         if isinstance(ask, tools.ToolResult):
             return to_result(ask)
         return to_result(await _run_and_wait(backend, principal_of(ctx), ask, ctx))
@@ -85,10 +88,12 @@ def build_server(backend: Backend, principal_of: PrincipalOf) -> MCPServer:
         case: Case,
         script: Script,
         ctx: Context,
+        *,
         args: Args = [],  # noqa: B006 - copied by the SDK's validation on every call
         timeout: Timeout = None,
+        preview: Preview = False,
     ) -> CallToolResult:
-        ask = tools.make_ask(backend, case, script, args, timeout)
+        ask = tools.make_ask(backend, case, script, args, timeout, preview=preview)
         if isinstance(ask, tools.ToolResult):
             return to_result(ask)
         return await call(tools.start_run, backend, principal_of(ctx), ask)

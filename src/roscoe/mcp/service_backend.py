@@ -35,10 +35,10 @@ class ServiceBackend:
         return float(self.service.max_timeout)
 
     def list_cases(self, who: Principal) -> list[dict[str, Any]]:
-        return list(self._api(self.service.list_cases)["cases"])
+        return list(self._api(self.service.list_cases, who)["cases"])
 
     def list_tools(self, who: Principal) -> list[dict[str, Any]]:
-        return list(self._api(self.service.list_tools)["tools"])
+        return list(self._api(self.service.list_tools, who)["tools"])
 
     def start(self, ask: RunAsk, who: Principal) -> RunView:
         from roscoe.service.validate import RunRequest
@@ -49,9 +49,14 @@ class ServiceBackend:
             args=tuple(ask.args),
             timeout=ask.timeout,
             wait=False,
+            preview=ask.preview,
         )
+        refusal = who.run_refusal(ask.case, ask.script)
+        if refusal is not None:  # before the case is looked for: nothing to learn about it
+            self.service.log("run_refused", caller=who.name, case=ask.case, script=ask.script)
+            raise UsageError(refusal)
         self.service.backend.check(request)  # UsageError with the run core's hint
-        live = self._api(self.service.submit, request)
+        live = self._api(self.service.submit, request, who)
         self.service.log(
             "mcp_run_submitted",
             run_id=live.id,
@@ -72,7 +77,7 @@ class ServiceBackend:
         return view
 
     def view(self, run_id: str, who: Principal, tail_bytes: int) -> RunView:
-        view = RunView(dict(self._api(self.service.get_run, run_id)))
+        view = RunView(dict(self._api(self.service.get_run, run_id, who)))
         if tail_bytes > 0:
             found = self.service.backend.read_output(run_id, tail_bytes)
             output, cut = found or (b"", False)
@@ -81,7 +86,7 @@ class ServiceBackend:
         return view
 
     def cancel(self, run_id: str, who: Principal) -> RunView:
-        live = self._api(self.service.cancel, run_id)
+        live = self._api(self.service.cancel, run_id, who)
         self.service.log("mcp_run_cancel_requested", run_id=run_id, principal=who.name)
         live.done.wait(CANCEL_WAIT_S)
         return RunView(dict(self.service.current_record(live)))

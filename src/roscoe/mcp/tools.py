@@ -37,6 +37,11 @@ TIMEOUT_HELP = (
     "Seconds the script may run before it is killed (status timed_out, exit code 124). "
     "Leave it out for the operator's default."
 )
+PREVIEW_HELP = (
+    "true: the script works on a copy of the case and the case itself is not touched; the "
+    "changes it made are listed in the run's record and wait for a person to apply them "
+    "(roscoe runs apply ID) or discard them."
+)
 RUN_ID_HELP = "The run id that run_script or start_run returned, e.g. 20261121-112715-3f9a1c2e."
 
 _SANDBOX = (
@@ -63,10 +68,10 @@ DESCRIPTIONS = {
     "run_script": (
         "Run a script from list_tools against one case from list_cases, and wait until it is "
         f"over. {_SANDBOX} Returns, as text, the outcome (succeeded, failed, timed_out, "
-        "oom_killed, cancelled, error), the exit code, the run id and the last part of the "
-        "output (stdout and stderr together); the run record comes as structured content. A "
-        "run that did not succeed is an error result, with its output. For long runs use "
-        "start_run, then get_run."
+        "oom_killed, cancelled, error, unknown), the exit code, the run id and the last part "
+        "of the output (stdout and stderr together); the run record comes as structured "
+        "content. A run that did not succeed is an error result, with its output. For long "
+        "runs use start_run, then get_run."
     ),
     "start_run": (
         "Start a script against a case exactly like run_script, but return at once with the "
@@ -126,7 +131,7 @@ def list_tools(backend: Backend, who: Principal) -> ToolResult:
 
 
 def make_ask(  # noqa: PLR0911 - one early refusal per rule reads as the list of rules
-    backend: Backend, case: Any, script: Any, args: Any, timeout: Any
+    backend: Backend, case: Any, script: Any, args: Any, timeout: Any, *, preview: Any = False
 ) -> RunAsk | ToolResult:
     """The run asked for, or the refusal (malformed on its face: before the backend looks)."""
     for what, value in (("case", case), ("script", script)):
@@ -159,7 +164,9 @@ def make_ask(  # noqa: PLR0911 - one early refusal per rule reads as the list of
                 "leave it out for the default",
             )
         timeout = float(timeout)
-    return RunAsk(case=case, script=script, args=tuple(args), timeout=timeout)
+    if not isinstance(preview, bool):
+        return _refused("'preview' must be true or false")
+    return RunAsk(case=case, script=script, args=tuple(args), timeout=timeout, preview=preview)
 
 
 def start_run(backend: Backend, who: Principal, ask: RunAsk) -> ToolResult:

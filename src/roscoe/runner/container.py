@@ -12,7 +12,13 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from roscoe.images.version import OCI_VERSION_LABEL
-from roscoe.labels import LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY_VALUE
+from roscoe.labels import (
+    LABEL_KIND,
+    LABEL_MANAGED_BY,
+    LABEL_OWNER_CONTAINER,
+    LABEL_OWNER_STARTED,
+    MANAGED_BY_VALUE,
+)
 from roscoe.runner import store as state
 
 if TYPE_CHECKING:
@@ -52,6 +58,15 @@ def find(engine: RunnerEngine, name: str, *, forget_stale: bool = False) -> Foun
     if by_name is not None and is_ours(by_name):
         return Found(ours=by_name, foreign=None)
     return Found(ours=ours, foreign=by_name)
+
+
+def owner_labels(inspected: dict[str, Any]) -> dict[str, str]:
+    """The labels that tie a run to this runner container and to this start of it: gc stops
+    and removes the run once the container is gone, stopped, or restarted (runs.gc)."""
+    return {
+        LABEL_OWNER_CONTAINER: str(inspected.get("Id") or ""),
+        LABEL_OWNER_STARTED: str((inspected.get("State") or {}).get("StartedAt") or ""),
+    }
 
 
 def container_name(inspected: dict[str, Any]) -> str:

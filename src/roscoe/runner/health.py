@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HOST = "127.0.0.1"
+ENGINE_PROBE_TIMEOUT_S = 3.0  # the service's own ping gives up after 1 s
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,26 @@ class Health:
     payload: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
+    @property
+    def engine_reachable(self) -> bool | None:
+        """Whether the service reaches its engine (asked with engine=True); None: not said
+        (not asked, or an older service that does not know the question)."""
+        value = self.payload.get("engine_reachable")
+        return value if isinstance(value, bool) else None
+
+    @property
+    def engine_error(self) -> str | None:
+        value = self.payload.get("engine_error")
+        return str(value) if value else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "answering": self.answering,
             "status": self.status,
             "latency_ms": self.latency_ms,
             "error": self.error,
+            "engine_reachable": self.engine_reachable,
+            "engine_error": self.engine_error,
         }
 
 
@@ -37,14 +52,18 @@ def endpoint(port: int) -> str:
     return f"http://{HOST}:{port}"
 
 
-def probe(port: int, timeout: float = 1.0) -> Health:
-    """One GET /health; never raises."""
+def probe(port: int, timeout: float = 1.0, *, engine: bool = False) -> Health:
+    """One GET /health; never raises. engine=True also asks whether the service reaches its
+    engine (/health?engine=1: one short ping there, so the wait is a little longer)."""
     import http.client
 
     began = time.perf_counter()
+    if engine:
+        timeout = max(timeout, ENGINE_PROBE_TIMEOUT_S)
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request("GET", "/health", headers={"Connection": "close"})
+        path = "/health?engine=1" if engine else "/health"
+        conn.request("GET", path, headers={"Connection": "close"})
         response = conn.getresponse()
         body = response.read(64 * 1024)
     except (OSError, http.client.HTTPException) as exc:

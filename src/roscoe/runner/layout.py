@@ -9,7 +9,9 @@ Why these choices:
   engine resolves bind mounts on the HOST, so the service must know the host path of the
   workspace (ROSCOE_HOST_WORKSPACE) and maps its own view (/workspace) onto it.
 - Run records go to the host's <data dir>/runs, mounted into the container, so `roscoe runs
-  list` on the host shows runs from both the CLI and the service.
+  list` on the host shows runs from both the CLI and the service. A run's container mounts a
+  folder of its run's (the launcher's report), so the service knows that dir's host path too
+  (ROSCOE_HOST_RUNS_DIR).
 - The token reaches the service as a read-only file mount, never as an environment variable
   (those show up in `inspect`).
 - Host networking with the service bound to 127.0.0.1: reachable from the host only.
@@ -24,16 +26,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from roscoe import __version__
 from roscoe.config.settings import (
     ENV_DATA_DIR,
+    ENV_HOST_RUNS_DIR,
     ENV_HOST_WORKSPACE,
     ENV_PASSTHROUGH,
     ENV_SHUTDOWN_GRACE,
     ENV_TOKEN_FILE,
+    ENV_TOKENS_FILE,
     SHUTDOWN_GRACE_S,
     default,
     env_name,
@@ -53,7 +57,19 @@ from roscoe.runs.host import container_user
 CONTAINER_WORKSPACE = "/workspace"
 CONTAINER_DATA_DIR = "/var/lib/roscoe"  # ROSCOE_DATA_DIR of the service; runs/ is the host's
 CONTAINER_TOKEN_FILE = "/run/roscoe/token"  # noqa: S105 - a path, not a secret
-CONTAINER_ENGINE_SOCKET = "/run/roscoe/engine.sock"
+CONTAINER_ENGINE_SOCKET = "/run/roscoe/engine.sock"  # the socket file, mounted by itself
+CONTAINER_ENGINE_DIR = "/run/roscoe/engine"  # or the socket's folder, mounted whole
+# A bind mount of a socket FILE keeps the file the engine had when the runner started: when
+# the engine's API service restarts (Podman's, which its containers outlive) it makes a new
+# socket, and the runner could no longer reach it while it went on answering /health. A
+# folder mount shows the new socket. Only a folder of the engine's own is mounted (never
+# all of /run for Docker's /var/run/docker.sock); readiness (/health?engine=1) covers the rest.
+ENGINE_SOCKET_FOLDERS = ("podman", "docker")
+# The scoped tokens' folder (a folder, not the file: a file replaced by a rename would stay
+# the old one inside a file mount, and revoking must count at once).
+CONTAINER_ACCESS_DIR = "/run/roscoe/access"
+TOKENS_FILE_NAME = "tokens.json"
+CONTAINER_GVISOR_SOCKET = "/run/roscoe/gvisor-engine.sock"  # run.gvisor_host's socket
 
 # The runner container's environment: the settings' variables, and those that are not
 # settings (config/settings.py names them all).
@@ -65,9 +81,16 @@ ENV_CONCURRENCY = env_name("service.concurrency")
 ENV_QUEUE = env_name("service.queue")
 ENV_PROJECTS_DIR = env_name("projects_dir")
 ENV_TOOLS_DIR = env_name("tools_dir")
+# Its own name: the service looks itself up by it, to tie its runs to its container id.
+ENV_CONTAINER_NAME = env_name("container_name")
+ENV_GVISOR_HOST = env_name("run.gvisor_host")
 # After the grace, the service cancels what still runs and waits for those containers to be
 # stopped and removed; `server stop` must wait at least this much longer before SIGKILL.
 CANCEL_MARGIN_S = 20.0
+
+# The runner's container log, capped by the engine (see RunnerConfig.log_config).
+LOG_MAX_SIZE = "10m"
+LOG_MAX_FILES = 3
 
 
 @dataclass
@@ -90,9 +113,14 @@ class RunnerConfig:
     env: dict[str, str] = field(default_factory=dict)  # -e passthrough
     # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK as resolved on the host (the service's run defaults)
     run_limits: dict[str, str] = field(default_factory=dict)
+    # host path of run.gvisor_host's socket: the engine whose runs are under gVisor (Podman)
+    gvisor_socket: str | None = None
+    # ROSCOE_LOG_LEVEL and the retention settings, as resolved on the host
+    service_settings: dict[str, str] = field(default_factory=dict)
     config_hash: str = ""  # digest of environment(), for the label
     selinux: bool = False
     shutdown_grace: float = SHUTDOWN_GRACE_S
+    access_dir: Path | None = None  # on the host: the scoped tokens' folder, mounted read-only
 
     def stop_timeout(self) -> float:
         """How long `server stop` should wait after SIGTERM: the grace plus the cancel margin."""
@@ -112,11 +140,13 @@ class RunnerConfig:
     def environment(self) -> dict[str, str]:
         env = dict(self.env)
         env.update(self.run_limits)
+        env.update(self.service_settings)
         env.update(
             {
                 ENV_PORT: str(self.port),
                 ENV_WORKSPACE: CONTAINER_WORKSPACE,
                 ENV_HOST_WORKSPACE: str(self.workspace),
+                ENV_HOST_RUNS_DIR: str(self.runs_dir),
                 ENV_DATA_DIR: CONTAINER_DATA_DIR,
                 ENV_TOKEN_FILE: CONTAINER_TOKEN_FILE,
                 ENV_RUNNER_IMAGE: self.image,
@@ -127,26 +157,70 @@ class RunnerConfig:
                 ENV_TOOLS_DIR: self.tools_dir,
                 ENV_PASSTHROUGH: ",".join(sorted(self.env)),
                 ENV_SHUTDOWN_GRACE: f"{self.shutdown_grace:g}",
-                "DOCKER_HOST": f"unix://{CONTAINER_ENGINE_SOCKET}",
+                ENV_CONTAINER_NAME: self.name,
+                "DOCKER_HOST": f"unix://{engine_socket_mount(self.engine_socket)[2]}",
             }
         )
+        if self.access_dir is not None:
+            env[ENV_TOKENS_FILE] = f"{CONTAINER_ACCESS_DIR}/{TOKENS_FILE_NAME}"
+        if self.gvisor_socket:
+            env[ENV_GVISOR_HOST] = f"unix://{CONTAINER_GVISOR_SOCKET}"
         return env
 
     def binds(self) -> dict[str, dict[str, str]]:
         relabel = ",z" if self.selinux else ""
+        source, target, _ = engine_socket_mount(self.engine_socket)
         return {
-            self.engine_socket: {"bind": CONTAINER_ENGINE_SOCKET, "mode": "rw"},
+            source: {"bind": target, "mode": "rw"},
             str(self.workspace): {"bind": CONTAINER_WORKSPACE, "mode": "ro" + relabel},
             str(self.runs_dir): {"bind": f"{CONTAINER_DATA_DIR}/runs", "mode": "rw" + relabel},
             str(self.token_file): {"bind": CONTAINER_TOKEN_FILE, "mode": "ro" + relabel},
+            **(
+                {str(self.access_dir): {"bind": CONTAINER_ACCESS_DIR, "mode": "ro" + relabel}}
+                if self.access_dir is not None
+                else {}
+            ),
+            **(
+                {self.gvisor_socket: {"bind": CONTAINER_GVISOR_SOCKET, "mode": "rw"}}
+                if self.gvisor_socket
+                else {}
+            ),
         }
 
     def group_add(self) -> list[str]:
-        """The socket's group, so the unprivileged service may use a 0660 engine socket."""
-        try:
-            return [str(os.stat(self.engine_socket).st_gid)]
-        except OSError:
-            return []
+        """The sockets' groups, so the unprivileged service may use 0660 engine sockets."""
+        groups: list[str] = []
+        for socket_path in (self.engine_socket, self.gvisor_socket):
+            try:
+                group = str(os.stat(socket_path).st_gid) if socket_path else None
+            except OSError:
+                group = None
+            if group is not None and group not in groups:
+                groups.append(group)
+        return groups
+
+    def restart_policy(self) -> str:
+        """Back after the engine restarts (and so after a reboot), with no roscoe command.
+
+        Docker brings back `unless-stopped` containers when dockerd starts. Podman has no
+        daemon: podman-restart.service runs `podman start --all --filter
+        restart-policy=always` at boot, which starts `always` containers only.
+        """
+        return "always" if self.engine_kind == "podman" else "unless-stopped"
+
+    def log_config(self) -> dict[str, Any]:
+        """The engine caps the runner's log (the service may run for months).
+
+        Docker rotates json-file logs (LOG_MAX_FILES files of LOG_MAX_SIZE); Podman 4.3's
+        compatible API takes max-size for its k8s-file log (when the cap is reached, the file
+        starts over) and ignores max-file.
+        """
+        if self.engine_kind == "podman":
+            return {"Type": "k8s-file", "Config": {"max-size": LOG_MAX_SIZE}}
+        return {
+            "Type": "json-file",
+            "Config": {"max-size": LOG_MAX_SIZE, "max-file": str(LOG_MAX_FILES)},
+        }
 
     def create_arguments(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(create_container kwargs, create_host_config kwargs) for the low-level API."""
@@ -162,7 +236,8 @@ class RunnerConfig:
         host = {
             "binds": self.binds(),
             "network_mode": "host",
-            "restart_policy": {"Name": "unless-stopped"},
+            "restart_policy": {"Name": self.restart_policy()},
+            "log_config": self.log_config(),
             "group_add": self.group_add(),
             "cap_drop": ["ALL"],
             # On SELinux hosts the container policy forbids connecting to the engine socket
@@ -174,6 +249,14 @@ class RunnerConfig:
             "init": False,
         }
         return container, host
+
+
+def engine_socket_mount(host_socket: str) -> tuple[str, str, str]:
+    """(what to bind-mount from the host, where in the runner, the socket's path there)."""
+    path = PurePosixPath(host_socket)
+    if path.parent.name in ENGINE_SOCKET_FOLDERS:
+        return str(path.parent), CONTAINER_ENGINE_DIR, f"{CONTAINER_ENGINE_DIR}/{path.name}"
+    return host_socket, CONTAINER_ENGINE_SOCKET, CONTAINER_ENGINE_SOCKET
 
 
 @dataclass(frozen=True)
@@ -191,6 +274,7 @@ class ServiceEnv:
     tools_dir: str
     passthrough: tuple[str, ...]
     shutdown_grace: float = SHUTDOWN_GRACE_S
+    tokens_file: Path | None = None  # the scoped tokens, when the runner was given them
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceEnv:
@@ -210,4 +294,5 @@ class ServiceEnv:
             tools_dir=from_environment("tools_dir", env),
             passthrough=tuple(n for n in env.get(ENV_PASSTHROUGH, "").split(",") if n),
             shutdown_grace=float(grace) if grace else SHUTDOWN_GRACE_S,
+            tokens_file=Path(env[ENV_TOKENS_FILE]) if env.get(ENV_TOKENS_FILE) else None,
         )

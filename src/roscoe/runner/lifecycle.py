@@ -32,7 +32,7 @@ from roscoe.runner.launch import (
     likely_cause,
     wait_ready,
 )
-from roscoe.runner.layout import CANCEL_MARGIN_S, ENV_PORT, RunnerConfig
+from roscoe.runner.layout import CANCEL_MARGIN_S, ENV_PORT, ENV_RUNNER_IMAGE, RunnerConfig
 from roscoe.runner.plan import (
     DEFAULT_STOP_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
@@ -64,6 +64,8 @@ if TYPE_CHECKING:
     from roscoe.config.settings import Settings
     from roscoe.engine.protocols import RunnerEngine
     from roscoe.images.pull import OnPull
+    from roscoe.images.version import VersionMatch
+    from roscoe.runs.gc import GcItem
 
 
 Progress = Callable[[str], None]
@@ -93,6 +95,8 @@ class StartResult:
     seconds: float = 0.0
     # (message, hint) about the image: version differs from the CLI's, reference not pinned
     warnings: list[tuple[str, str | None]] = field(default_factory=list)
+    # runs of runner containers that are no more, stopped and removed (their records finished)
+    swept: list[GcItem] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -231,13 +235,26 @@ def _start_locked(
     config = build_config(engine, plan, image)
     replaced_because = None
     if found.ours is not None:
-        replaced_because = _why_replace(found.ours, image, plan, config)
+        held = None if replace else _other_version(engine, found.ours, image, plan, config)
+        if held is not None:
+            # An upgrade is the operator's call: a routine start must not cut runs short.
+            state.write_container_id(str(found.ours["Id"]))
+            state.save_settings(plan.settings)  # what `restart` moves it to
+            result = _result(StartOutcome.ALREADY_RUNNING, found.ours["Id"], plan, None, began)
+            result.warnings = [*image_status.warnings, held]
+            result.port = _port_of(found.ours, plan.port)
+            result.swept = _sweep_left_behind(engine, result)
+            return result
+        replaced_because = _why_replace(engine, found.ours, image, plan, config) or _why_cut_off(
+            plan.port
+        )
         if replaced_because is None:
             state.write_container_id(str(found.ours["Id"]))
             state.save_settings(plan.settings)  # they describe this very container
             outcome = StartOutcome.ALREADY_RUNNING
             result = _result(outcome, found.ours["Id"], plan, None, began)
             result.warnings = list(image_status.warnings)
+            result.swept = _sweep_left_behind(engine, result)
             return result
     if not _holds_port(found.ours, plan.port):
         _check_port(plan.port)
@@ -258,7 +275,21 @@ def _start_locked(
     outcome = StartOutcome.REPLACED if replaced_because else StartOutcome.STARTED
     result = _result(outcome, container_id, plan, replaced_because, began)
     result.warnings = list(image_status.warnings)
+    result.swept = _sweep_left_behind(engine, result)
     return result
+
+
+def _sweep_left_behind(engine: RunnerEngine, result: StartResult) -> list[GcItem]:
+    """Stop and remove the runs of runner containers that are no more (a killed runner's, for
+    one), and finish their records; what could not be removed becomes a warning."""
+    from roscoe.runs.gc import collect
+
+    swept = collect(engine, dry_run=False, runner_runs_only=True)
+    for item, error in swept.failed:
+        result.warnings.append(
+            (f"could not remove {item.name or item.container_id}: {error}", "`roscoe gc` retries")
+        )
+    return swept.removed
 
 
 def _holds_port(ours: dict[str, Any] | None, port: int) -> bool:
@@ -295,15 +326,69 @@ def _result(
     )
 
 
+def _port_of(ours: dict[str, Any], default: int) -> int:
+    value = runner.env_value(ours, ENV_PORT) or ""
+    return int(value) if value.isdigit() else default
+
+
+def _running_version(engine: RunnerEngine, ours: dict[str, Any]) -> VersionMatch:
+    """How the version of the image our runner runs compares with this CLI's."""
+    from roscoe.images.version import version_match
+
+    image = engine.image_inspect(str(ours.get("Image") or "")) if ours.get("Image") else None
+    return version_match(runner.image_version(image))
+
+
+def _other_version(
+    engine: RunnerEngine,
+    ours: dict[str, Any],
+    image: dict[str, Any],
+    plan: StartPlan,
+    config: RunnerConfig,
+) -> tuple[str, str] | None:
+    """(warning, hint) when our running runner is on another roscoe version and nothing but
+    its image sets it apart from what was asked: it stays until --replace or restart."""
+    if runner.status_of(ours) != "running" or ours.get("Image") == image.get("Id"):
+        return None
+    verdict = _running_version(engine, ours)
+    if verdict.status != "differs":
+        return None
+    running_ref = runner.env_value(ours, ENV_RUNNER_IMAGE) or ""
+    labels = (ours.get("Config") or {}).get("Labels") or {}
+    same_otherwise = (
+        runner.env_value(ours, ENV_PORT) == str(plan.port)
+        and runner.env_value(ours, ENV_HOST_WORKSPACE) == str(plan.workspace)
+        and labels.get(LABEL_CONFIG_HASH)
+        == config_hash({**config.environment(), ENV_RUNNER_IMAGE: running_ref})
+    )
+    if not same_otherwise:
+        return None
+    return (
+        f"the runner is on roscoe {verdict.image_version} ({running_ref}); this CLI is "
+        f"{verdict.cli_version} and pins {plan.image.ref}",
+        f"`roscoe server start --replace` or `roscoe server restart` moves it to "
+        f"{verdict.cli_version} (runs in flight get the shutdown grace to finish)",
+    )
+
+
 def _why_replace(
-    ours: dict[str, Any], image: dict[str, Any], plan: StartPlan, config: RunnerConfig
+    engine: RunnerEngine,
+    ours: dict[str, Any],
+    image: dict[str, Any],
+    plan: StartPlan,
+    config: RunnerConfig,
 ) -> str | None:
     """Why our existing runner cannot stay, or None when it is what was asked for."""
     status = runner.status_of(ours)
     if status != "running":
         return f"it was {status}"
     if ours.get("Image") != image.get("Id"):
-        return f"it runs another image than {plan.image.ref}"
+        verdict = _running_version(engine, ours)
+        return (
+            f"it is on roscoe {verdict.image_version}, this CLI is {verdict.cli_version}"
+            if verdict.status == "differs"
+            else f"it runs another image than {plan.image.ref}"
+        )
     if runner.env_value(ours, ENV_PORT) != str(plan.port):
         return f"it listens on port {runner.env_value(ours, ENV_PORT)}, not {plan.port}"
     if runner.env_value(ours, ENV_HOST_WORKSPACE) != str(plan.workspace):
@@ -311,4 +396,12 @@ def _why_replace(
     labels = (ours.get("Config") or {}).get("Labels") or {}
     if labels.get(LABEL_CONFIG_HASH) != config_hash(config.environment()):
         return "it was started with other settings (-e, run limits, concurrency, queue or folders)"
+    return None
+
+
+def _why_cut_off(port: int) -> str | None:
+    """Why a runner that is as asked must still be replaced: it cannot reach its engine."""
+    look = health.probe(port, engine=True)
+    if look.answering and look.engine_reachable is False:
+        return f"it cannot reach the engine ({look.engine_error or 'no answer'})"
     return None

@@ -8,7 +8,7 @@ import hmac
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +22,9 @@ from roscoe.runner.store import StartSettings
 
 if TYPE_CHECKING:
     from roscoe.config.settings import Settings
-    from roscoe.engine.protocols import RunnerEngine
+    from roscoe.engine.protocols import RunEngine, RunnerEngine
     from roscoe.images.choice import ImageChoice
+    from roscoe.runs.isolation import Connect
 
 
 # SIGTERM to SIGKILL: the service's grace for its runs, plus the time it takes to cancel
@@ -45,7 +46,11 @@ class StartPlan:
     queue: int
     projects_dir: str
     tools_dir: str
-    run_limits: dict[str, str]  # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK for the service's runs
+    run_limits: dict[str, str]  # ROSCOE_TIMEOUT/MEMORY/CPUS/NETWORK/ISOLATION for its runs
+    isolation: str = "runc"
+    gvisor_host: str | None = None  # run.gvisor_host, mounted into the runner (unix:// only)
+    # ROSCOE_LOG_LEVEL, the retention (ROSCOE_SERVICE_PRUNE, ROSCOE_RUNS_*) for the service
+    service_settings: dict[str, str] = field(default_factory=dict)
 
 
 def plan_start(settings: Settings, wanted: StartSettings) -> StartPlan:
@@ -79,11 +84,30 @@ def plan_start(settings: Settings, wanted: StartSettings) -> StartPlan:
         projects_dir=settings.get("projects_dir"),
         tools_dir=settings.get("tools_dir"),
         run_limits=run_limits(settings),
+        isolation=settings.get("run.isolation"),
+        gvisor_host=gvisor_host(settings),
+        service_settings=service_settings(settings, wanted.log_level),
     )
 
 
-RUN_LIMIT_KEYS = ("run.timeout", "run.memory", "run.cpus", "run.network", "run.track_changes")
+RUN_LIMIT_KEYS = (
+    "run.timeout",
+    "run.memory",
+    "run.cpus",
+    "run.network",
+    "run.track_changes",
+    "run.isolation",
+)
 UNPRIVILEGED_PORTS = 1024
+
+
+SERVICE_KEYS = (
+    "service.log_level",
+    "service.prune",
+    "runs.older_than",
+    "runs.keep",
+    "runs.max_size",
+)
 
 
 def run_limits(settings: Settings) -> dict[str, str]:
@@ -92,19 +116,55 @@ def run_limits(settings: Settings) -> dict[str, str]:
     The service reads them with its own Settings; neither the host's environment nor its
     config file reaches the container, so they are handed over explicitly.
     """
+    return _as_environment(settings, RUN_LIMIT_KEYS)
+
+
+def service_settings(settings: Settings, log_level: str | None = None) -> dict[str, str]:
+    """The service's log level (--log-level first) and its retention, handed over likewise."""
+    return _as_environment(settings, SERVICE_KEYS, {"service.log_level": log_level})
+
+
+def _as_environment(
+    settings: Settings, keys: tuple[str, ...], flags: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     from roscoe.config.settings import SETTINGS
 
     found: dict[str, str] = {}
-    for key in RUN_LIMIT_KEYS:
-        value = settings.get(key)
+    for key in keys:
+        value = settings.get(key, (flags or {}).get(key))
         name = SETTINGS[key].env
         if value is None or name is None:
-            continue  # no CPU limit: the service's default is none as well
+            continue  # no CPU limit, no retention: the service's default is none as well
         if isinstance(value, bool):
             found[name] = "true" if value else "false"
         else:
             found[name] = f"{value:g}" if isinstance(value, float) else str(value)
     return found
+
+
+def gvisor_host(settings: Settings) -> str | None:
+    """run.gvisor_host, which the runner reaches through a bind mount of its socket."""
+    url: str | None = settings.get("run.gvisor_host")
+    if url is None or url.startswith("unix://"):
+        return url
+    raise UsageError(
+        f"run.gvisor_host is {url}: the runner reaches gVisor's engine only through a unix "
+        "socket on this machine",
+        hint="point ROSCOE_GVISOR_HOST at a unix:// socket (docs/usage.md, Isolation)",
+    )
+
+
+def check_isolation(engine: RunEngine, settings: Settings, connect: Connect | None) -> None:
+    """The service's runs can be had under run.isolation; else IsolationError (5). Checked
+    before `server start` (or `restart`) changes anything.
+
+    The runner itself always runs under the engine's usual runtime: under gVisor its host
+    networking would be the sandbox's own loopback, out of the host's reach.
+    """
+    from roscoe.runs.isolation import place
+
+    isolation = settings.get("run.isolation")
+    place(engine, isolation, gvisor_host(settings), connect, thorough=True).close()
 
 
 def check_wait_timeout(wait_timeout: float) -> None:
@@ -139,7 +199,9 @@ def config_hash(environment: Mapping[str, str]) -> str:
 
 
 def build_config(engine: RunnerEngine, plan: StartPlan, image: dict[str, Any]) -> RunnerConfig:
-    """The runner container as it would be created; prepares the token and the runs dir."""
+    """The runner container as it would be created; prepares the token, the scoped tokens'
+    folder and the runs dir."""
+    from roscoe.access.tokens import ensure_readable_by_service
     from roscoe.runner.token import ensure_token
     from roscoe.runs.host import container_user, selinux_enforcing
 
@@ -147,6 +209,7 @@ def build_config(engine: RunnerEngine, plan: StartPlan, image: dict[str, Any]) -
     owner = container_user() if root else None
     token_file = paths.token_file()
     ensure_token(token_file, owner=owner)
+    access = ensure_readable_by_service()
     runs = paths.ensure_dir(paths.runs_dir())
     if owner is not None:
         # The service runs as uid 1000 under a root roscoe: it writes run records here.
@@ -175,7 +238,10 @@ def build_config(engine: RunnerEngine, plan: StartPlan, image: dict[str, Any]) -
         tools_dir=plan.tools_dir,
         env=dict(plan.settings.env),
         run_limits=dict(plan.run_limits),
+        gvisor_socket=plan.gvisor_host.removeprefix("unix://") if plan.gvisor_host else None,
+        service_settings=dict(plan.service_settings),
         selinux=selinux_enforcing(),
+        access_dir=access,
     )
     config.config_hash = config_hash(config.environment())
     return config

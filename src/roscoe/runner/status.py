@@ -1,7 +1,9 @@
 """`roscoe server status`: what the runner is doing, as one result object.
 
 The JSON keys of `Status.to_json()` are a contract (tests/unit/test_server_core.py):
-state is one of running, starting (container up, /health not answering yet), exited, absent.
+state is one of running, starting (container up, /health not answering yet), degraded (the
+service answers but cannot reach its engine: `roscoe server start` replaces it), exited,
+absent.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class RunnerState(StrEnum):
 
     RUNNING = "running"  # up, and its service answers /health
     STARTING = "starting"  # the container is up, /health does not answer yet
+    DEGRADED = "degraded"  # its service answers but cannot reach the engine: replace it
     EXITED = "exited"
     ABSENT = "absent"
 
@@ -129,9 +132,14 @@ def server_status(engine: RunnerEngine, settings: Settings) -> Status:
         if started is not None:
             status.started_at = started.isoformat()
             status.uptime_s = round((datetime.now(timezone.utc) - started).total_seconds(), 1)
-        status.health = health.probe(status.port)
+        status.health = health.probe(status.port, engine=True)
         answering = status.health.answering and engine_state == "running"
-        status.state = RunnerState.RUNNING if answering else RunnerState.STARTING
+        if not answering:
+            status.state = RunnerState.STARTING
+        elif status.health.engine_reachable is False:
+            status.state = RunnerState.DEGRADED
+        else:
+            status.state = RunnerState.RUNNING
         in_flight = status.health.payload.get("runs_in_flight")
         status.runs_in_flight = int(in_flight) if isinstance(in_flight, int) else None
     else:

@@ -33,6 +33,7 @@ class StartSettings:
     pull: str = "missing"
     port: int | None = None
     workspace: str | None = None
+    log_level: str | None = None  # --log-level, None: the setting service.log_level
     env: dict[str, str] = field(default_factory=dict)  # values: never written to settings.json
 
     def to_json(self) -> dict[str, Any]:
@@ -86,6 +87,7 @@ def load_settings() -> StartSettings | None:
         pull=str(data.get("pull") or "missing"),
         port=data.get("port"),
         workspace=data.get("workspace"),
+        log_level=data.get("log_level"),
         env={name: str(values[name]) for name in names if name in values},
     )
 

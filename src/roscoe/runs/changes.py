@@ -72,7 +72,8 @@ class Snapshot:
 _KINDS = {stat.S_IFREG: FILE, stat.S_IFDIR: DIR, stat.S_IFLNK: SYMLINK}
 
 
-def _entry(info: os.stat_result) -> Stat:
+def stat_entry(info: os.stat_result) -> Stat:
+    """One entry's stat as the walks compare it."""
     mode = info.st_mode
     kind = _KINDS.get(stat.S_IFMT(mode), OTHER)
     if kind == DIR:  # a folder's times move with its entries, which are compared themselves
@@ -195,7 +196,7 @@ def rewalk(before: Snapshot, touched: Touched) -> tuple[Snapshot, set[str], set[
         except (FileNotFoundError, NotADirectoryError):
             after.stats.pop(path, None)
             continue
-        entry = _entry(info)
+        entry = stat_entry(info)
         if entry[0] != DIR and info.st_nlink > 1:
             raise Doubt(f"{path} has hard links")
         after.stats[path] = entry
@@ -223,6 +224,14 @@ def file_sha256(path: str) -> str | None:
     except OSError:
         return None
     try:
+        return sha256_of_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_of_fd(fd: int) -> str | None:
+    """sha256 of what an open descriptor holds, if it is a regular file; None otherwise."""
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         digest = hashlib.sha256()
@@ -233,8 +242,6 @@ def file_sha256(path: str) -> str | None:
             digest.update(chunk)
     except OSError:
         return None
-    finally:
-        os.close(fd)
 
 
 # -- comparing two walks ------------------------------------------------------------------

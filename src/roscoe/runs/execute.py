@@ -12,17 +12,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from roscoe.errors import ExitCode, RoscoeError
+from roscoe.config import paths
+from roscoe.errors import ExitCode, RoscoeError, UsageError
+from roscoe.runs import changes, preview
+from roscoe.runs.casecopy import remove_tree
 from roscoe.runs.records import (
     OUTPUT_FILE,
     RunRecord,
     make_run_dir,
     now_iso,
+    run_dir,
     write_record,
 )
 from roscoe.runs.spec import RunSpec
@@ -32,7 +36,8 @@ from roscoe.runs.workspace import Workspace
 if TYPE_CHECKING:
     from roscoe.engine.protocols import RunEngine, RunOutput, RunState
 
-from roscoe.runs.outcome import RunStatus, classify
+from roscoe.runs.isolation import Connect, Placement, place
+from roscoe.runs.outcome import Ending, RunStatus, classify, engine_failure
 from roscoe.runs.output import OnOutput, OutputSink
 from roscoe.runs.plan import (
     DATA_MOUNT,
@@ -44,12 +49,20 @@ from roscoe.runs.plan import (
     plan_run,
     run_labels,
 )
+from roscoe.runs.report import (
+    LaunchReport,
+    launcher_started,
+    make_report_dir,
+    read_report,
+    remove_report_dir,
+)
 
 log = logging.getLogger("roscoe.runs")
 
 POLL_S = 0.05  # how often the watcher looks at the cancel event
 SETTLE_S = 0.5  # how long to look for "exited" after the output stream ends, before waiting
 KILL_WAIT_S = 20.0  # after a kill, how long the engine may take to report the exit
+STOP_GRACE_S = 3.0  # after asking the launcher to stop, how long before the kill
 
 
 @dataclass
@@ -106,48 +119,85 @@ def execute(
     on_output: OnOutput | None = None,
     cancel: threading.Event | None = None,
     run_id: str | None = None,
+    owner: Mapping[str, str] | None = None,
+    connect: Connect | None = None,
 ) -> RunRecord:
     """Run `spec` and return its record (also written to <data dir>/runs/<id>/run.json).
 
     Raises before any container exists: UsageError (2) for a bad case, script, id or
     limit (a CPU limit above the engine's CPU count too); ImageError (4) when the image is
-    absent; EngineError (125) when the container
-    cannot be created. Once the container exists, nothing is raised: an engine failure
-    gives a record with status "error", exit_code 125 and the engine's reason in
-    `message`. Setting `cancel` (from any thread) stops the container: status
-    "interrupted". The container is removed in every case. Never prints, never exits,
-    installs no signal handlers; safe to call from many threads at once.
+    absent; IsolationError (5) when the isolation asked for cannot be had (`runs.isolation`;
+    `connect` reaches spec.gvisor_host); EngineError (125) when the container cannot be
+    created. A container created under the wrong runtime is removed unstarted
+    (IsolationError). Once the container has started, nothing is raised: an engine that
+    answers with a failure gives status "error", exit_code 125 and the engine's reason in
+    `message`; an engine that stops answering gives status "unknown" (exit_code 125): the
+    container may still be running, so it is left for `roscoe gc`, which finishes the record
+    from its real end. Setting `cancel` (from any thread) stops the container: status
+    "interrupted". Otherwise the container is removed in every case. Never prints, never
+    exits, installs no signal handlers; safe to call from many threads at once. `owner`: the
+    labels of the runner container that starts the run (the service passes them), instead
+    of this process's pid and host name.
     """
     plan = plan_run(workspace, spec, run_id)
-    if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
-        check_cpus(spec.cpus, engine.cpu_count(), engine.kind)
-    # The before-walk of the case goes on while the engine creates the container.
-    tracker = Tracker(
-        plan.case_dir, str(workspace.host_path(plan.case_dir)), enabled=spec.track_changes
-    )
-    tracker.begin()
-    started_wall = time.time()
-    started_at = now_iso()
-    container_id = engine.run_create(
-        name=container_name(plan.run_id),
-        image=spec.image,
-        entrypoint=plan.entrypoint,
-        command=plan.command,
-        user=plan.user,
-        workdir=DATA_MOUNT,
-        env=plan.env,
-        labels=run_labels(plan.run_id, started_wall, spec.timeout),
-        binds=plan.binds,
-        network=spec.network,
-        memory_bytes=plan.memory_bytes,
-        cpus=spec.cpus,
-        pids_limit=PIDS_LIMIT,
-        tmpfs=TMPFS,
-        userns="keep-id" if engine.podman_rootless() else None,
-    )
-    # Hashed once the container exists (it has not started): the before-walk thread has
-    # imported hashlib meanwhile, while the engine was creating it.
-    script_sha256 = file_digest(plan.script_path)
+    if spec.preview and not spec.track_changes:
+        raise UsageError(
+            "a preview needs change tracking: its changes are what `apply` lands",
+            hint="leave out --no-track-changes (or run.track_changes = false)",
+        )
+    placement = place(engine, spec.isolation, spec.gvisor_host, connect)
+    try:
+        if spec.cpus is not None:  # only then: Podman takes ~0.3 s to answer /info
+            target = placement.engine
+            check_cpus(spec.cpus, target.cpu_count(), target.kind)
+        return _execute(
+            placement, workspace, spec, plan, on_output=on_output, cancel=cancel, owner=owner
+        )
+    finally:
+        placement.close()
+
+
+def _execute(
+    placement: Placement,
+    workspace: Workspace,
+    spec: RunSpec,
+    plan: RunPlan,
+    *,
+    on_output: OnOutput | None,
+    cancel: threading.Event | None,
+    owner: Mapping[str, str] | None,
+) -> RunRecord:
+    engine = placement.engine
+    case_path = str(workspace.host_path(plan.case_dir))
+    tracker = Tracker(plan.case_dir, case_path, enabled=spec.track_changes)
+    # The run's folder first: the launcher's report folder in it is mounted in the container
+    # (and a preview's copy of the case).
+    if spec.preview:
+        plan = preview.prepare(plan, tracker)  # the run's folder, the copy at /data
+        where = run_dir(plan.run_id)
+    else:
+        where = make_run_dir(plan.run_id)
+        tracker.begin()  # the before-walk goes on while the engine creates the container
+    try:
+        report_dir = make_report_dir(where)
+        started_wall = time.time()
+        started_at = now_iso()
+        container_id = _create(
+            engine,
+            spec,
+            plan,
+            started_wall,
+            owner,
+            binds=[*plan.binds, plan.report_bind(paths.host_view(report_dir))],
+            runtime=placement.runtime,
+        )
+        placement.verify(container_id)  # removes it and raises when it is not under gVisor
+        # Hashed once the container exists (it has not started): the before-walk thread has
+        # imported hashlib meanwhile, while the engine was creating it.
+        script_sha256 = file_digest(plan.script_path)
+    except BaseException:
+        remove_tree(where)  # nothing ran: no record, no folder (no preview copy either)
+        raise
     record = RunRecord(
         id=plan.run_id,
         case=spec.case,
@@ -155,16 +205,18 @@ def execute(
         args=list(spec.args),
         image=spec.image,
         engine=engine.kind,
+        isolation=spec.isolation,
         started_at=started_at,
         requested_by=spec.requested_by,
         script_sha256=script_sha256,
         env_names=sorted(spec.env),
+        preview=spec.preview,
     )
     tracker.ready()  # the script must not start before the case has been walked
     # Records are fsynced (config.atomic): each write is made while the engine works anyway,
     # the first while it starts the container, the last while it removes it.
-    where = make_run_dir(plan.run_id)
     first_record = _Later(write_record, replace(record))
+    last_record: _Later | None = None
     try:
         record = _supervise(
             engine,
@@ -172,23 +224,99 @@ def execute(
             plan,
             container_id,
             record,
-            where=where,
+            folders=_Folders(where, report_dir),
             on_output=on_output,
             cancel=cancel,
         )
-        if record.status != RunStatus.ERROR:  # the container has stopped: walk the case
-            tracker.end()
-        record.changes = tracker.result()
         first_record.wait()
-        last_record = _Later(write_record, record)
+        if record.status not in (RunStatus.ERROR, RunStatus.UNKNOWN):
+            # The container has stopped: the case is compared, and the record written, while
+            # it is removed.
+            tracker.end()
+            last_record = _Later(_finish, record, tracker, case_path)
     finally:
         try:
-            engine.run_remove(container_id)
+            if record.status != RunStatus.UNKNOWN:
+                engine.run_remove(container_id)
+            # else: the script may still be running: removing it (should the engine be back
+            # this very moment) would kill it. gc removes it once it has ended, and finishes
+            # the record from its real end.
         except RoscoeError as exc:
             # gc removes it later (it is labelled); the outcome of the run still stands.
             log.warning("run %s: %s", plan.run_id, exc.message)
-    last_record.wait()
+        remove_report_dir(report_dir)
+    if last_record is None:  # an engine failure: the case is walked once the container is gone
+        # (unknown: not walked at all, the script may still be changing it)
+        _finish(record, tracker, case_path)
+    else:
+        last_record.wait()
     return record
+
+
+def _create(
+    engine: RunEngine,
+    spec: RunSpec,
+    plan: RunPlan,
+    started_wall: float,
+    owner: Mapping[str, str] | None,
+    *,
+    binds: list[str],
+    runtime: str | None,
+) -> str:
+    """Create (not start) the run's container, locked down; its id."""
+    return engine.run_create(
+        name=container_name(plan.run_id),
+        image=spec.image,
+        entrypoint=plan.entrypoint,
+        command=plan.command,
+        user=plan.user,
+        workdir=DATA_MOUNT,
+        env=plan.env,
+        labels=run_labels(plan.run_id, started_wall, spec.timeout, owner),
+        binds=binds,
+        network=spec.network,
+        memory_bytes=plan.memory_bytes,
+        cpus=spec.cpus,
+        pids_limit=PIDS_LIMIT,
+        tmpfs=TMPFS,
+        userns="keep-id" if engine.podman_rootless() else None,
+        runtime=runtime,
+    )
+
+
+def _finish(record: RunRecord, tracker: Tracker, case_path: str) -> None:
+    """The run is over: what it changed, a preview's changes kept or dropped, the record."""
+    if record.status == RunStatus.UNKNOWN:  # the script may go on changing the case
+        record.changes = changes.untracked(
+            "roscoe lost track of the run while it was under way: its changes are not known"
+        )
+    else:
+        record.changes = tracker.result()
+    if record.preview:
+        preview.finish(record, tracker, case_path)
+    write_record(record)
+
+
+def _stop(engine: RunEngine, container_id: str, report_dir: Path, follow: _Follow) -> None:
+    """Stop a running container. The launcher, when it is up, is asked first (SIGUSR1): it
+    kills the script and writes what it used; if it has not ended the container soon after,
+    or was never there, the container is killed outright."""
+    if launcher_started(report_dir):
+        engine.run_kill(container_id, signal="USR1")
+        if follow.done.wait(STOP_GRACE_S):
+            return
+    engine.run_kill(container_id)
+    if not follow.done.wait(KILL_WAIT_S):
+        raise RoscoeError(
+            f"the container did not stop within {KILL_WAIT_S:g} s of being killed",
+            exit_code=ExitCode.ENGINE_DURING_RUN,
+        )
+
+
+@dataclass(frozen=True)
+class _Folders:
+    run: Path  # the run's folder: run.json, output.log
+    report: Path  # the launcher's folder, mounted in the container
 
 
 class _Later:
@@ -219,14 +347,15 @@ def _supervise(
     container_id: str,
     record: RunRecord,
     *,
-    where: Path,
+    folders: _Folders,
     on_output: OnOutput | None,
     cancel: threading.Event | None,
 ) -> RunRecord:
-    sink = OutputSink(where / OUTPUT_FILE, on_output)
+    sink = OutputSink(folders.run / OUTPUT_FILE, on_output)
     clock = time.monotonic()
     stopped_for: str | None = None
     state: RunState | None = None
+    report: LaunchReport | None = None
     try:
         stream = engine.run_attach(container_id)
         try:
@@ -244,52 +373,39 @@ def _supervise(
             ).start()
             stopped_for = _watch(follow.done, clock + spec.timeout, cancel)
             if stopped_for is not None:
-                engine.run_kill(container_id)
-                if not follow.done.wait(KILL_WAIT_S):
-                    raise RoscoeError(
-                        f"the container did not stop within {KILL_WAIT_S:g} s of being killed",
-                        exit_code=ExitCode.ENGINE_DURING_RUN,
-                    )
+                _stop(engine, container_id, folders.report, follow)
             if follow.error is not None:
                 raise follow.error
             state = follow.state
         finally:
             stream.close()
-        status, code, message = classify(
+        report = read_report(folders.report)
+        ending = Ending(
             state.exit_code if state is not None else None,
             timed_out=stopped_for == "timeout",
             interrupted=stopped_for == "cancel",
             oom_killed=state is not None and state.oom_killed,
-            timeout=spec.timeout,
-            memory=spec.memory,
+            report=report,
+            launched=launcher_started(folders.report),
+            isolation=spec.isolation,
         )
+        status, code, message = classify(ending, timeout=spec.timeout, memory=spec.memory)
     except _CancelledBeforeStart:
-        stopped_for = "cancel"
-        status, code, message = classify(
-            None,
-            timed_out=False,
-            interrupted=True,
-            oom_killed=False,
-            timeout=spec.timeout,
-            memory=spec.memory,
-        )
+        status, code = RunStatus.INTERRUPTED, ExitCode.INTERRUPTED
         message = "interrupted before the script started"
-    except RoscoeError as exc:
-        status, code, message = RunStatus.ERROR, ExitCode.ENGINE_DURING_RUN, exc.message
-    except Exception as exc:  # the engine's transport failing mid-stream, for one
-        status = RunStatus.ERROR
-        code, message = ExitCode.ENGINE_DURING_RUN, f"engine failure: {exc}"
+    except Exception as exc:  # the engine failing, or its socket
+        status, code, message = engine_failure(exc)
     finally:
         sink.close()
-    record.status = status
-    record.exit_code = int(code)
-    record.message = message
-    record.timed_out = stopped_for == "timeout"
+    record.status, record.exit_code, record.message = status, int(code), message
+    record.timed_out = status == RunStatus.TIMED_OUT
     record.image_digest = state.image_id if state is not None else None
     record.finished_at = now_iso()
     record.duration_s = round(time.monotonic() - clock, 3)
-    record.output_bytes = sink.bytes
-    record.saved_output_truncated = sink.truncated
+    record.output_bytes, record.saved_output_truncated = sink.bytes, sink.truncated
+    if report is not None:
+        record.peak_memory_bytes = report.max_rss_bytes
+        record.cpu_user_s, record.cpu_system_s = report.user_s, report.system_s
     return record
 
 

@@ -3,9 +3,11 @@ command, mounts, user, limits and labels. Nothing here touches the engine."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from roscoe.runs.records import (
     check_run_id,
     new_run_id,
 )
+from roscoe.runs.report import REPORT_MOUNT
 from roscoe.runs.spec import RunSpec
 from roscoe.runs.workspace import Workspace, interpreter
 
@@ -41,11 +44,20 @@ BASE_ENV = {
     "PYTHONUNBUFFERED": "1",  # output shows up live, not when a buffer fills
     "PYTHONDONTWRITEBYTECODE": "1",  # /tools is read-only
 }
-# If roscoe is SIGKILLed it cannot kill the container at the timeout; coreutils `timeout`
-# inside the container does, this long after. gc may sweep a container still running
-# DEADLINE_SLACK_S after that.
+# If roscoe is SIGKILLed it cannot kill the container at the timeout; the launcher inside the
+# container (or coreutils `timeout` in an image without python3) does, this long after. gc may
+# sweep a container still running DEADLINE_SLACK_S after that.
 BACKSTOP_GRACE_S = 3.0
 DEADLINE_SLACK_S = 30
+# The container's first process: the launcher (runs/launcher.py) when the image has python3,
+# else coreutils `timeout` as before (no figures then). $0 is the launcher's source; $1-$4 its
+# report folder, backstop, memory limit and pump flag; $5 is "--"; the rest the command.
+ENTRYPOINT = [
+    "sh",
+    "-c",
+    'command -v python3 >/dev/null 2>&1 && exec python3 -I -S -c "$0" "$@"; '
+    'backstop=$2; shift 5; exec timeout -s KILL "$backstop" "$@"',
+]
 MIN_CPUS = 0.01  # the engines refuse less (docker: "Range of CPUs is from 0.01 to ...")
 
 
@@ -62,6 +74,11 @@ class RunPlan:
     env: dict[str, str]
     user: str
     memory_bytes: int
+    relabel: str = ""  # ",z" on an SELinux host: bind mounts are relabelled
+
+    def report_bind(self, host_path: Path) -> str:
+        """The bind mount of the launcher's report folder (runs/report.py)."""
+        return f"{host_path}:{REPORT_MOUNT}:rw{self.relabel}"
 
 
 def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> RunPlan:
@@ -95,15 +112,21 @@ def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> 
                 hint="rename the folder, or move the workspace",
             )
     backstop = f"{spec.timeout + BACKSTOP_GRACE_S:g}"
+    # Under gVisor a write to the container's output can be cut short, and Python's unbuffered
+    # output drops the rest: the launcher passes the output on through pipes of its own.
+    pump = "1" if spec.isolation == "gvisor" else "0"
     return RunPlan(
         run_id=check_run_id(run_id) if run_id else new_run_id(),
         case_dir=case_dir,
         script_path=script,
-        entrypoint=["timeout"],
+        entrypoint=list(ENTRYPOINT),
         command=[
-            "-s",
-            "KILL",
+            launcher_source(),
+            REPORT_MOUNT,
             backstop,
+            str(memory_bytes),
+            pump,
+            "--",
             *interpreter(script),
             workspace.in_container(script),
             *spec.args,
@@ -112,7 +135,20 @@ def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> 
         env={**BASE_ENV, **spec.env},
         user=spec.user or default_user(),
         memory_bytes=memory_bytes,
+        relabel=relabel,
     )
+
+
+@functools.cache
+def launcher_source() -> str:
+    """runs/launcher.py as it goes on the command line: without its module docstring,
+    comment lines and blank lines (the engines show a container's command in full)."""
+    text = Path(__file__).with_name("launcher.py").read_text(encoding="utf-8")
+    body = text.split('"""', 2)[2] if text.startswith('"""') else text
+    kept = [
+        line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    return "\n".join(kept) + "\n"
 
 
 def check_cpus(cpus: float | None, available: int | None, engine: str) -> None:
@@ -131,18 +167,27 @@ def default_user() -> str:
     return f"{uid}:{gid}"
 
 
-def run_labels(run_id: str, started: float, timeout: float) -> dict[str, str]:
+def run_labels(
+    run_id: str, started: float, timeout: float, owner: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The run container's labels. `owner`: the runner container that starts it (its id and
+    start time, `runner.container.owner_labels`), which replaces this process's pid and host
+    name: from inside a container in host networking those could never say it is gone."""
     deadline = int(started + math.ceil(timeout) + BACKSTOP_GRACE_S + DEADLINE_SLACK_S)
-    return {
+    labels = {
         LABEL_MANAGED_BY: MANAGED_BY_VALUE,
         LABEL_KIND: "run",
         LABEL_RUN_ID: run_id,
-        LABEL_OWNER_PID: str(os.getpid()),
-        LABEL_OWNER_HOST: socket.gethostname(),
         LABEL_STARTED: str(int(started)),
         LABEL_DEADLINE: str(deadline),
         LABEL_VERSION: __version__,
     }
+    if owner:
+        labels.update(owner)
+    else:
+        labels[LABEL_OWNER_PID] = str(os.getpid())
+        labels[LABEL_OWNER_HOST] = socket.gethostname()
+    return labels
 
 
 def container_name(run_id: str) -> str:

@@ -34,6 +34,11 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + os.urandom(4).hex()
 
 
+def is_run_id(name: str) -> bool:
+    """True when `name` has the shape of a run id (and so names a run folder)."""
+    return bool(_RUN_ID.fullmatch(name))
+
+
 def check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise UsageError(
@@ -52,8 +57,8 @@ class RunRecord:
     """What happened in one run. `to_json()` keys are a contract: keep them stable.
 
     `exit_code` is the code `roscoe run` exits with: the script's own code when it finished,
-    124 timed out, 137 killed at the memory limit, 130 interrupted, 125 engine error;
-    None while running.
+    124 timed out, 137 killed at the memory limit, 130 interrupted, 125 engine error or
+    engine lost (status "unknown", until gc records the real end); None while running.
     """
 
     id: str
@@ -63,6 +68,7 @@ class RunRecord:
     image: str = ""
     image_digest: str | None = None
     engine: str | None = None
+    isolation: str = "runc"  # runc, or gvisor (runs.isolation)
     status: RunStatus = RunStatus.RUNNING
     exit_code: int | None = None
     started_at: str | None = None
@@ -79,6 +85,19 @@ class RunRecord:
     # {"tracked": true, "created": [...], "modified": [...], "deleted": [...]} or
     # {"tracked": false, "reason": ...}; None while running (runs.changes)
     changes: dict[str, Any] | None = None
+    # A preview's changes wait in the run's folder: "pending", then "applied" or
+    # "discarded" (runs.preview); None for a run that was not a preview.
+    preview: bool = False
+    preview_state: str | None = None
+    applied_at: str | None = None
+    applied_by: str | None = None
+    discarded_at: str | None = None
+    discarded_by: str | None = None
+    # What the script used (runs/launcher.py): the largest resident set of any of its
+    # processes, and the CPU time of all of them; None when it could not be had.
+    peak_memory_bytes: int | None = None
+    cpu_user_s: float | None = None
+    cpu_system_s: float | None = None
 
     def __post_init__(self) -> None:
         self.status = RunStatus(self.status)  # given as its value ("running") or as itself
@@ -223,10 +242,12 @@ class RunListing:
     skipped: list[str] = field(default_factory=list)  # one line each: which and why
 
 
-def scan_runs(limit: int = 20, case: str | None = None) -> RunListing:
-    """The most recent runs first (by start time), of one case when `case` is given. One
-    unreadable or malformed record never takes the listing down: it is skipped, and said in
-    `skipped`."""
+def scan_runs(
+    limit: int = 20, case: str | None = None, shown: Callable[[str], bool] | None = None
+) -> RunListing:
+    """The most recent runs first (by start time), of one case when `case` is given, of the
+    cases `shown` accepts when it is. One unreadable or malformed record never takes the
+    listing down: it is skipped, and said in `skipped`."""
     root = paths.runs_dir()
     try:
         entries = [e for e in os.scandir(root) if e.is_dir() and _RUN_ID.fullmatch(e.name)]
@@ -242,6 +263,8 @@ def scan_runs(limit: int = 20, case: str | None = None) -> RunListing:
             # else: a run folder whose record is not written yet (it is being created)
     if case is not None:
         listing.runs = [record for record in listing.runs if record.case == case]
+    if shown is not None:
+        listing.runs = [record for record in listing.runs if shown(record.case)]
     listing.runs.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
     del listing.runs[max(limit, 0) :]
     return listing

@@ -17,6 +17,8 @@ class RunSpec:
     1000:1000 when the caller is root (a script never runs as root). `requested_by` goes into
     the record as is: `cli:<user name>` from the command line, a token's name through the
     service. `track_changes` false leaves the case unwalked (the record says so).
+    `isolation` is "runc" or "gvisor" (runs.isolation); `gvisor_host` an engine endpoint whose
+    default runtime is gVisor (the engine's own endpoint is used when None).
     """
 
     case: str
@@ -31,6 +33,9 @@ class RunSpec:
     user: str | None = None
     requested_by: str | None = None
     track_changes: bool = _DEFAULTS.track_changes
+    preview: bool = False  # work on a copy of the case; its changes wait for `apply`
+    isolation: str = _DEFAULTS.isolation
+    gvisor_host: str | None = _DEFAULTS.gvisor_host
 
     @classmethod
     def of(
@@ -43,6 +48,7 @@ class RunSpec:
         limits: RunLimits,
         env: dict[str, str] | None = None,
         requested_by: str | None = None,
+        preview: bool = False,
     ) -> RunSpec:
         """A run with the limits resolved for it (RunLimits.resolve)."""
         return cls(
@@ -57,4 +63,7 @@ class RunSpec:
             env=dict(env or {}),
             requested_by=requested_by,
             track_changes=limits.track_changes,
+            preview=preview,
+            isolation=limits.isolation,
+            gvisor_host=limits.gvisor_host,
         )

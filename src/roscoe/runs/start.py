@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from roscoe.engine.protocols import RunEngine
     from roscoe.images.choice import ImageChoice
     from roscoe.images.pull import OnPull
+    from roscoe.runs.isolation import Connect
     from roscoe.runs.output import OnOutput
     from roscoe.runs.records import RunRecord
     from roscoe.runs.spec import RunSpec
@@ -46,16 +47,32 @@ def start_run(
     cancel: threading.Event | None = None,
     run_id: str | None = None,
     pulling: Pulling = _unseen,
+    owner: Mapping[str, str] | None = None,
+    connect: Connect | None = None,
 ) -> RunRecord:
     """Run `spec` (see `execute`), pulling its image first when it is absent.
 
     `choice` is where the image reference came from (the dev image is never pulled); by
-    default the reference in `spec`. Raises what `execute` raises; ImageError (4) when the
-    image is absent and cannot be pulled; Interrupted (130) when `cancel` was set before the
-    pull, or a KeyboardInterrupt ended it: nothing ran then.
+    default the reference in `spec`. `owner`: the runner container's labels (see `execute`).
+    Raises what `execute` raises; ImageError (4) when the image is absent and cannot be
+    pulled; Interrupted (130) when `cancel` was set before the pull, or a KeyboardInterrupt
+    ended it: nothing ran then.
     """
+
+    def run() -> RunRecord:
+        return execute(
+            engine,
+            workspace,
+            spec,
+            on_output=on_output,
+            cancel=cancel,
+            run_id=run_id,
+            owner=owner,
+            connect=connect,
+        )
+
     try:
-        return execute(engine, workspace, spec, on_output=on_output, cancel=cancel, run_id=run_id)
+        return run()
     except ImageError:
         if engine.image_inspect(spec.image) is not None:
             raise  # the image is there: something else is wrong
@@ -69,4 +86,4 @@ def start_run(
             ensure_image(engine, choice or ImageChoice(spec.image, "run"), "missing", progress)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted while pulling {spec.image}; nothing ran") from None
-    return execute(engine, workspace, spec, on_output=on_output, cancel=cancel, run_id=run_id)
+    return run()

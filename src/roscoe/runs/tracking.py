@@ -59,7 +59,9 @@ class Tracker:
 
     def __init__(self, case_dir: Path, case_key: str, *, enabled: bool = True):
         self.case_dir = case_dir
+        self.walked = case_dir  # the case, or for a preview its copy
         self.enabled = enabled
+        self.case: changes.Snapshot | None = None  # the case when the run started
         self._case_key = case_key
         self._cache_path: Path | None = None  # found by the before-walk
         self._cache_found = False
@@ -69,6 +71,7 @@ class Tracker:
         self._reason: str | None = None if enabled else OFF_REASON
         self._watch: CaseWatch | None = None
         self._early: Touched | None = None  # writes seen between the before-walk and the start
+        self._drained = False
         self._before_thread: threading.Thread | None = None
         self._after_thread: threading.Thread | None = None
         self.how = ""  # "events" or "walk": how the after-state was found (for the bench)
@@ -85,13 +88,13 @@ class Tracker:
 
     def ready(self) -> None:
         """Wait for the before-walk: the script must not start before it is done."""
-        if self._before_thread is None:
-            return
-        self._before_thread.join()
-        self._before_thread = None
-        if self._watch is not None:
+        if self._before_thread is not None:
+            self._before_thread.join()
+            self._before_thread = None
+        if self._watch is not None and not self._drained:
             from roscoe.runs.watch import Unavailable
 
+            self._drained = True
             try:
                 # Our own hashing opened files; only writes by others count from here.
                 self._early = self._watch.touched()
@@ -99,14 +102,38 @@ class Tracker:
             except Unavailable:
                 self._drop_watch()
 
+    def preview(self, view: Path) -> None:
+        """Walk the case, copy it to `view` (which must not exist) and walk the copy: the run
+        then works on the copy, and its changes are the copy's. Synchronous, before the
+        container is created; UsageError (2) when the case is too large to track."""
+        from roscoe.errors import UsageError
+        from roscoe.runs import changes, hashcache
+        from roscoe.runs.casecopy import copy_case, seed_from_case
+
+        self._watch = _watch_or_none()
+        try:
+            self._cache_path = cache_file(self._case_key)
+            cache = hashcache.load_cache(self._cache_path)
+            self._cache_found = bool(cache)
+            case = changes.walk(self.case_dir)
+            hashcache.fill_hashes(case, cache)
+            copy_case(self.case_dir, view)
+            copy = changes.walk(view, watch=self._watch)
+        except changes.TooLarge as exc:
+            self._drop_watch()
+            raise UsageError(
+                f"{exc}: too large to preview", hint="run it without --preview"
+            ) from None
+        except BaseException:
+            self._drop_watch()
+            raise
+        seed_from_case(copy, case)
+        self.case, self._before, self.walked = case, copy, view
+
     def _walk_before(self) -> None:
         from roscoe.runs import changes, hashcache
-        from roscoe.runs.watch import CaseWatch, Unavailable
 
-        try:
-            self._watch = CaseWatch()
-        except Unavailable:
-            self._watch = None
+        self._watch = _watch_or_none()
         try:
             self._cache_path = cache_file(self._case_key)
             cache = hashcache.read_cache(self._cache_path)
@@ -115,7 +142,7 @@ class Tracker:
             # A valid cache that had nothing to vouch for counts as found: a case without
             # files must not rewrite (and fsync) its cache on every run.
             self._cache_found = bool(cache) or (cache is not None and not snapshot.hashed_files)
-            self._before = snapshot
+            self._before = self.case = snapshot
         except changes.TooLarge as exc:
             self._reason = f"{exc}: too large to track"
         except Exception as exc:  # the run goes on; the record says why
@@ -161,7 +188,7 @@ class Tracker:
                     return
                 except (Unavailable, changes.Doubt) as exc:
                     log.debug("walking all of the case after the run: %s", exc)
-            self._after = changes.walk(self.case_dir)
+            self._after = changes.walk(self.walked)
             self._found = changes.compare(before, self._after)
             self.how = "walk"
         except changes.TooLarge as exc:
@@ -189,8 +216,11 @@ class Tracker:
             from roscoe.runs import changes
 
             return changes.untracked(self._reason or "the case could not be walked")
-        if self._worth_saving(self._before, self._after):
-            self._save_cache(self._after)
+        if self.walked == self.case_dir:
+            if self._worth_saving(self._before, self._after):
+                self._save_cache(self._after)
+        elif self.case is not None and self._worth_saving(self.case, self._after):
+            self._save_cache(self.case)  # a preview leaves the case as it was
         return self._found.to_json()
 
     def _worth_saving(self, before: changes.Snapshot, after: changes.Snapshot) -> bool:
@@ -214,3 +244,12 @@ class Tracker:
             write_atomic(self._cache_path, text, mode=0o600, owner=runs_owner())
         except OSError as exc:
             log.debug("could not save the hash cache %s: %s", self._cache_path, exc)
+
+
+def _watch_or_none() -> CaseWatch | None:
+    from roscoe.runs.watch import CaseWatch, Unavailable
+
+    try:
+        return CaseWatch()
+    except Unavailable:
+        return None

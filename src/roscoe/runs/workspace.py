@@ -77,7 +77,7 @@ class Workspace:
         if found.source == "default":
             for sub in (settings.get("projects_dir"), settings.get("tools_dir")):
                 (root / sub).mkdir(parents=True, exist_ok=True)
-        elif not root.is_dir():
+        elif not _is_folder(root, found.source):
             raise UsageError(
                 f"workspace {root} ({found.source}) is not a folder",
                 hint="pass --workspace DIR naming a folder with projects/ and Tools/ in it",
@@ -149,6 +149,18 @@ class Workspace:
 
     def _tools_hint(self) -> str:
         return f"scripts are the files in {self.tools_dir}"
+
+
+def _is_folder(root: Path, source: str) -> bool:
+    """Whether `root` is a folder; UsageError (2) when it may not even be looked at."""
+    try:
+        return root.is_dir()
+    except PermissionError as exc:
+        # A FUSE mount without allow_other made by another user is closed even to root.
+        raise UsageError(
+            f"workspace {root} ({source}) cannot be read: {exc.strerror}",
+            hint="`roscoe doctor` says why (a bucket mounted with FUSE needs -o allow_other)",
+        ) from exc
 
 
 def interpreter(script: Path) -> list[str]:

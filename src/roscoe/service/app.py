@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive
 
 from roscoe import __version__
+from roscoe.access.principal import Principal
 from roscoe.service import schema, streams
 from roscoe.service.api import TRUNCATED_HEADER, ApiError, ExecutionService
 from roscoe.service.frame import RequestFrame, error_answer, json_answer
@@ -86,12 +87,18 @@ def create_app(
 
 # -- the routes ------------------------------------------------------------------------------
 def _add_routes(app: FastAPI, service: ExecutionService) -> None:  # noqa: PLR0915 - the table
-    def token(request: Request) -> None:
-        service.require_token(request.headers.get("authorization"))
+    def token(request: Request) -> Principal:
+        """The caller; 401 without a valid token. Its name goes into the request's log line."""
+        who = service.require_token(request.headers.get("authorization"))
+        request.state.caller = who.name
+        return who
 
     @app.get("/health", response_model=schema.Health, summary="Is the service up (no token)")
-    async def health() -> Response:
-        return json_answer(200, service.health())
+    async def health(engine: bool = False) -> Response:
+        if not engine:  # counters only: answers at once, never touches the engine
+            return json_answer(200, service.health())
+        # ?engine=1: whether the service reaches its engine (one short, cached ping)
+        return json_answer(200, await run_in_threadpool(service.health, True))
 
     @app.get("/openapi.json", include_in_schema=True, summary="This API's OpenAPI document")
     async def openapi(request: Request) -> Response:
@@ -100,18 +107,18 @@ def _add_routes(app: FastAPI, service: ExecutionService) -> None:  # noqa: PLR09
 
     @app.get("/metrics", summary="Counters in Prometheus' text format")
     async def metrics(request: Request) -> Response:
-        token(request)
+        service.require_admin(token(request), "the metrics")
         return Response(service.metrics(), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/cases", response_model=schema.CaseList, summary="The case folders")
     async def cases(request: Request) -> Response:
-        token(request)
-        return json_answer(200, await run_in_threadpool(service.list_cases))
+        who = token(request)
+        return json_answer(200, await run_in_threadpool(service.list_cases, who))
 
     @app.get("/tools", response_model=schema.ToolList, summary="The scripts in Tools/")
     async def tools(request: Request) -> Response:
-        token(request)
-        return json_answer(200, await run_in_threadpool(service.list_tools))
+        who = token(request)
+        return json_answer(200, await run_in_threadpool(service.list_tools, who))
 
     @app.post(
         "/runs",
@@ -121,13 +128,13 @@ def _add_routes(app: FastAPI, service: ExecutionService) -> None:  # noqa: PLR09
         openapi_extra=schema.RUN_REQUEST_BODY,
     )
     async def post_run(request: Request) -> Response:
-        token(request)
+        who = token(request)
         length = service.parse_run(request.headers.get("content-length"), None)
         assert isinstance(length, int)
         body = await _read_body(request, length)
         run_request = service.parse_run(None, body)
         assert not isinstance(run_request, int)
-        live = await run_in_threadpool(service.submit, run_request)
+        live = await run_in_threadpool(service.submit, run_request, who)
         request.state.run_id = live.id
         if not run_request.wait:
             return json_answer(202, service.current_record(live), {"Location": f"/runs/{live.id}"})
@@ -139,16 +146,20 @@ def _add_routes(app: FastAPI, service: ExecutionService) -> None:  # noqa: PLR09
 
     @app.get("/runs", response_model=schema.RunList, summary="Recent runs, newest first")
     async def list_runs(request: Request) -> Response:
-        token(request)
+        who = token(request)
         limits = request.query_params.getlist("limit")
+        cases = request.query_params.getlist("case")
         return json_answer(
-            200, await run_in_threadpool(service.list_runs, limits[-1] if limits else None)
+            200,
+            await run_in_threadpool(
+                service.list_runs, limits[-1] if limits else None, who, cases[-1] if cases else None
+            ),
         )
 
     @app.get("/runs/{id}", response_model=schema.RunRecord, summary="One run's record")
     async def get_run(request: Request, run_id: RunId) -> Response:
-        token(request)
-        return json_answer(200, await run_in_threadpool(service.get_run, run_id))
+        who = token(request)
+        return json_answer(200, await run_in_threadpool(service.get_run, run_id, who))
 
     @app.delete(
         "/runs/{id}",
@@ -157,14 +168,34 @@ def _add_routes(app: FastAPI, service: ExecutionService) -> None:  # noqa: PLR09
         summary="Cancel a queued or running run",
     )
     async def cancel_run(request: Request, run_id: RunId) -> Response:
-        token(request)
-        live = await run_in_threadpool(service.cancel, run_id)
+        who = token(request)
+        live = await run_in_threadpool(service.cancel, run_id, who)
         request.state.run_id = live.id
         try:
             await asyncio.wait_for(live.wait(), CANCEL_ANSWER_WAIT_S)
         except asyncio.TimeoutError:
             return json_answer(202, service.current_record(live))
         return json_answer(200, service.current_record(live))
+
+    @app.post(
+        "/runs/{id}/apply",
+        response_model=schema.RunRecord,
+        summary="Land a preview run's changes in its case (admin, or a token with --can-apply)",
+    )
+    async def apply_preview(request: Request, run_id: RunId) -> Response:
+        who = token(request)
+        request.state.run_id = run_id
+        return json_answer(200, await run_in_threadpool(service.apply_preview, run_id, who))
+
+    @app.post(
+        "/runs/{id}/discard",
+        response_model=schema.RunRecord,
+        summary="Drop a preview run's changes",
+    )
+    async def discard_preview(request: Request, run_id: RunId) -> Response:
+        who = token(request)
+        request.state.run_id = run_id
+        return json_answer(200, await run_in_threadpool(service.discard_preview, run_id, who))
 
     @app.get(
         "/runs/{id}/output",
@@ -173,8 +204,9 @@ def _add_routes(app: FastAPI, service: ExecutionService) -> None:  # noqa: PLR09
         responses={200: {"content": {"text/plain": {}, "application/octet-stream": {}}}},
     )
     async def run_output(request: Request, run_id: RunId) -> Response:
-        token(request)
+        who = token(request)
         run_id = service.run_id(run_id)
+        await run_in_threadpool(service.require_visible, run_id, who)
         tails = request.query_params.getlist("tail")
         tail = service.output_tail(tails[-1] if tails else None)
         follow = request.query_params.get("follow", "false").lower()
@@ -187,7 +219,7 @@ def _add_routes(app: FastAPI, service: ExecutionService) -> None:  # noqa: PLR09
                 media_type="application/octet-stream",
                 headers={"X-Roscoe-Follow": "true"},
             )
-        output, truncated = await run_in_threadpool(service.saved_output, run_id, tail)
+        output, truncated = await run_in_threadpool(service.saved_output, run_id, tail, who)
         try:
             output.decode("utf-8")
             content_type = "text/plain; charset=utf-8"
@@ -206,12 +238,13 @@ def _add_routes(app: FastAPI, service: ExecutionService) -> None:  # noqa: PLR09
         responses={200: {"content": {"text/event-stream": {}}}},
     )
     async def run_events(request: Request, run_id: RunId) -> Response:
-        token(request)
+        who = token(request)
         run_id = service.run_id(run_id)
+        await run_in_threadpool(service.require_visible, run_id, who)
         live = service.scheduler.get(run_id)
         record = None
         if live is None:
-            record = await run_in_threadpool(service.get_run, run_id)  # 404 when none
+            record = await run_in_threadpool(service.get_run, run_id, who)  # 404 when none
         return StreamingResponse(
             streams.events(service, run_id, live, record),
             media_type="text/event-stream",

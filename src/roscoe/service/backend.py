@@ -18,6 +18,7 @@ from roscoe.service.validate import RunRequest
 
 if TYPE_CHECKING:
     from roscoe.engine.protocols import RunEngine
+    from roscoe.runs.isolation import Connect
 
 ADMIN_NAME = "admin"  # the name runs made with the service's own token are recorded under
 
@@ -27,7 +28,8 @@ class RunDefaults:
     """What a request does not choose: the image and the limits every run gets."""
 
     image: str
-    limits: RunLimits = field(default_factory=RunLimits)  # a request may ask another timeout
+    # A request may ask for another timeout; never for another isolation (run.isolation).
+    limits: RunLimits = field(default_factory=RunLimits)
     env: Mapping[str, str] = field(default_factory=dict)  # the server's -e passthrough
 
 
@@ -38,11 +40,16 @@ class CoreBackend:
         workspace: Workspace,
         defaults: RunDefaults,
         engine_kind: str | None = None,
+        *,
+        owner: Mapping[str, str] | None = None,
+        connect_url: Connect | None = None,
     ):
         self._connect = connect
+        self._connect_url = connect_url
         self.workspace = workspace
         self.defaults = defaults
         self.engine_kind = engine_kind
+        self.owner = dict(owner or {})  # the runner container's labels for every run
 
     def new_run_id(self) -> str:
         from roscoe.runs.records import new_run_id
@@ -64,9 +71,15 @@ class CoreBackend:
             args=list(request.args),
             image=self.defaults.image,
             engine=self.engine_kind,
+            isolation=self.defaults.limits.isolation,
             status=RunStatus(status),
             started_at=now_iso(),
             finished_at=None if status in ("queued", "running") else now_iso(),
+            requested_by=request.requested_by or ADMIN_NAME,
+            env_names=sorted({**self.defaults.env, **request.env}),
+            preview=request.preview,
+            # A preview cancelled before it started has nothing to keep.
+            preview_state="discarded" if request.preview and status == "cancelled" else None,
         ).to_json()
 
     def run(self, live: LiveRun) -> dict[str, Any]:
@@ -82,7 +95,8 @@ class CoreBackend:
             self.defaults.image,
             limits=replace(limits, timeout=request.timeout or limits.timeout),
             env={**self.defaults.env, **request.env},
-            requested_by=ADMIN_NAME,
+            requested_by=request.requested_by or ADMIN_NAME,
+            preview=request.preview,
         )
         engine = self._connect()
         try:
@@ -94,20 +108,49 @@ class CoreBackend:
                 on_output=live.publish_output,
                 cancel=live.cancel,
                 run_id=live.id,
+                owner=self.owner,
+                connect=self._connect_url,
             )
         finally:
             engine.close()
         return record.to_json()
+
+    def apply_preview(self, run_id: str, caller: str) -> dict[str, Any]:
+        """Land a preview's changes in its case, in a one-shot container (the runner sees the
+        workspace read-only); the record as it now is. UsageError for a run that is not a
+        pending preview, Conflict when the case changed where it would write."""
+        from roscoe.runs.apply_container import land_in_container
+        from roscoe.runs.preview import apply_run
+
+        engine = self._connect()
+        try:
+            record, _count = apply_run(
+                run_id,
+                caller,
+                land=lambda record, base: land_in_container(
+                    engine, self.defaults.image, record, base
+                ),
+            )
+        finally:
+            engine.close()
+        return record.to_json()
+
+    def discard_preview(self, run_id: str, caller: str) -> dict[str, Any]:
+        from roscoe.runs.preview import discard_run
+
+        return discard_run(run_id, caller).to_json()
 
     def save_record(self, record: dict[str, Any]) -> None:
         from roscoe.runs.records import RunRecord, write_record
 
         write_record(RunRecord.from_json(record))
 
-    def list_runs(self, limit: int) -> list[dict[str, Any]]:
-        from roscoe.runs.records import list_runs
+    def list_runs(
+        self, limit: int, shown: Callable[[str], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        from roscoe.runs.records import scan_runs
 
-        return [r.to_json() for r in list_runs(limit)]
+        return [r.to_json() for r in scan_runs(limit, shown=shown).runs]
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         from roscoe.runs.records import load_run

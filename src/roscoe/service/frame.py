@@ -76,6 +76,8 @@ class RequestFrame:
         query = scope.get("query_string", b"").decode("latin-1")
         state = scope.get("state") or {}
         fields: dict[str, Any] = {}
+        if state.get("caller"):
+            fields["caller"] = state["caller"]  # the token's name, never the token
         if state.get("run_id"):
             fields["run_id"] = state["run_id"]
         if state.get("client_gone"):

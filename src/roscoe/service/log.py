@@ -2,7 +2,8 @@
 
 The container's stdout is what `roscoe logs` shows, so nothing reaches it without passing
 through redact_fields(): the token and every credential-looking value are masked even when a
-caller forgets to leave them out.
+caller forgets to leave them out. Lines below the log level (service.log_level, `info` by
+default) are not written: at `info`, the /health probes stay out of a log kept for months.
 """
 
 from __future__ import annotations
@@ -16,12 +17,31 @@ from typing import Any, TextIO
 
 from roscoe.service.redact import redact_fields
 
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
 
 class JsonLog:
-    def __init__(self, stream: TextIO | None = None, secrets: Iterable[str] = ()):
+    def __init__(
+        self, stream: TextIO | None = None, secrets: Iterable[str] = (), level: str = "info"
+    ):
         self._stream = stream or sys.stdout
         self._secrets = tuple(secrets)
         self._lock = threading.Lock()
+        self.level = level
+
+    @property
+    def level(self) -> str:
+        return self._level
+
+    @level.setter
+    def level(self, level: str) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"'{level}' is not a log level ({', '.join(LEVELS)})")
+        self._level = level
+        self._threshold = LEVELS[level]
+
+    def enabled(self, level: str) -> bool:
+        return LEVELS.get(level, LEVELS["error"]) >= self._threshold
 
     def add_secret(self, secret: str) -> None:
         self._secrets = (*self._secrets, secret)
@@ -37,6 +57,8 @@ class JsonLog:
         return json.dumps(redact_fields(record, self._secrets), default=str, ensure_ascii=False)
 
     def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        if not self.enabled(level):
+            return
         text = self.line(event, level, **fields)
         with self._lock:
             try:

@@ -15,6 +15,9 @@ from roscoe.errors import RoscoeError
 from roscoe.runner.layout import ServiceEnv
 from roscoe.service.api import ExecutionService
 from roscoe.service.log import JsonLog
+from roscoe.service.owner import runner_owner, sweep_left_behind
+from roscoe.service.readiness import EngineProbe
+from roscoe.service.retention import RetentionJob
 
 if TYPE_CHECKING:
     from roscoe.mcp.http import McpEndpoint
@@ -24,6 +27,7 @@ def main() -> int:
     log = JsonLog()
     try:
         service, port, grace = _build(log)
+        retention = _retention(log)
     except RoscoeError as exc:
         log("startup_failed", level="error", error=exc.message, hint=exc.hint)
         return int(exc.exit_code)
@@ -53,9 +57,16 @@ def main() -> int:
         concurrency=service.scheduler.concurrency,
         queue=service.scheduler.queue,
         shutdown_grace_s=grace,
+        log_level=log.level,
         **service.health_info,
     )
-    server.serve_until_stopped()
+    if retention is not None:
+        retention.start()
+    try:
+        server.serve_until_stopped()
+    finally:
+        if retention is not None:
+            retention.stop()
     log("shutdown", phase="done")
     return 0
 
@@ -96,9 +107,30 @@ def route_library_logs(log: JsonLog) -> None:
         logger.setLevel(logging.WARNING)
 
 
+def _retention(log: JsonLog) -> RetentionJob | None:
+    """The pruning job when service.prune is on and a retention is set, else None."""
+    from roscoe.config.settings import Settings
+    from roscoe.runs.retention import policy_from_settings
+
+    settings = Settings()
+    if not settings.get("service.prune"):
+        return None
+    policy = policy_from_settings(settings)
+    if policy.empty:
+        log(
+            "retention",
+            level="warning",
+            phase="off",
+            reason="service.prune is on, but none of runs.older_than, runs.keep, "
+            "runs.max_size is set",
+        )
+        return None
+    return RetentionJob(policy, log)
+
+
 def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     from roscoe.config.settings import RunLimits, Settings, env_name
-    from roscoe.engine import connect
+    from roscoe.engine import connect, connect_url
     from roscoe.errors import UsageError
     from roscoe.runner.token import read_token
     from roscoe.runs.workspace import Workspace
@@ -112,12 +144,17 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
     if not env.runner_image:
         raise UsageError(f"{env_name('image')} is not set: the service needs an image for runs")
     settings = Settings()
+    log.level = settings.get("service.log_level")
     runtime = settings.get("engine")
     engine = connect(runtime)
     try:
         engine_info = {"kind": engine.info.kind, "version": engine.info.version}
+        owner = runner_owner(engine, settings.get("container_name"))
+        # Asked once for the service's life, not once a run: Podman takes up to a second.
+        facts = engine.facts() if engine.kind == "podman" else None
     finally:
         engine.close()
+    log("owner", labels=owner or None)
     defaults = RunDefaults(
         image=env.runner_image,
         limits=RunLimits.resolve(settings),
@@ -129,11 +166,23 @@ def _build(log: JsonLog) -> tuple[ExecutionService, int, float]:
         tools=env.tools_dir,
         host_root=env.host_workspace,
     )
-    backend = CoreBackend(lambda: connect(runtime), workspace, defaults, engine_info["kind"])
+    backend = CoreBackend(
+        lambda: connect(runtime, facts=facts),
+        workspace,
+        defaults,
+        engine_info["kind"],
+        owner=owner,
+        connect_url=connect_url,
+    )
+    sweep_left_behind(lambda: connect(runtime, facts=facts), log)
     service = ExecutionService(
         token=token,
         scheduler=Scheduler(backend, env.concurrency, env.queue, log),
         health_info={"version": __version__, "engine": engine_info},
         log=log,
+        engine_probe=EngineProbe.from_environ(os.environ).check,
+        tokens_file=env.tokens_file,
     )
+    if service.book.problem:
+        log("token_file_unusable", level="error", reason=service.book.problem)
     return service, env.port, grace

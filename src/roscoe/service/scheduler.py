@@ -18,9 +18,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from roscoe.errors import EngineError, ImageError, Interrupted, RoscoeError, UsageError
+from roscoe.errors import (
+    EngineError,
+    ImageError,
+    Interrupted,
+    IsolationError,
+    RoscoeError,
+    UsageError,
+)
 from roscoe.service.live import QUEUED, LiveRun
 from roscoe.service.metrics import Metrics
 from roscoe.service.validate import RunRequest
@@ -53,12 +61,21 @@ class RunBackend(Protocol):
     def save_record(self, record: dict[str, Any]) -> None:
         """Write a record (a cancelled run, a run that failed before it started)."""
 
-    def list_runs(self, limit: int) -> list[dict[str, Any]]: ...
+    def list_runs(
+        self, limit: int, shown: Callable[[str], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest `limit` records, of the cases `shown` accepts (all when None)."""
 
     def get_run(self, run_id: str) -> dict[str, Any] | None: ...
 
     def read_output(self, run_id: str, tail_bytes: int) -> tuple[bytes, bool] | None:
         """At most the last tail_bytes of the output, and whether it was cut; None: no run."""
+
+    def apply_preview(self, run_id: str, caller: str) -> dict[str, Any]:
+        """Land a pending preview's changes; UsageError when it is not one, Conflict."""
+        ...
+
+    def discard_preview(self, run_id: str, caller: str) -> dict[str, Any]: ...
 
     def list_cases(self) -> list[dict[str, Any]]: ...
 
@@ -160,6 +177,9 @@ class Scheduler:
         except EngineError as exc:
             self.log("run_failed", level="error", run_id=live.id, reason=exc.message)
             failure = (503, f"the container engine failed: {exc.message}")
+        except IsolationError as exc:  # the host's run.isolation cannot be had: nothing ran
+            self.log("run_failed", level="error", run_id=live.id, reason=exc.message)
+            failure = (503, f"the run cannot be isolated as configured: {reason_of(exc)}")
         except ImageError as exc:
             self.log("run_failed", level="error", run_id=live.id, reason=exc.message)
             failure = (500, reason_of(exc))
@@ -172,9 +192,8 @@ class Scheduler:
         if record is None and failure is not None and not request.wait:
             # The caller already holds the id (202): leave a record that says what happened.
             record = self._failed_record(live, failure[1])
-        self._end(live, record, failure)
-        if record is not None:
-            self.log(
+        if record is not None:  # logged before the answer: a client that reads the log
+            self.log(  # after its answer finds the run's end there
                 "run_finished",
                 run_id=live.id,
                 status=record.get("status"),
@@ -182,6 +201,7 @@ class Scheduler:
                 duration_s=record.get("duration_s"),
                 wall_s=round(time.monotonic() - started, 3),
             )
+        self._end(live, record, failure)
 
     def _finish_cancelled(self, live: LiveRun, record: dict[str, Any]) -> dict[str, Any]:
         """The run core calls every stop `interrupted`; a cancel asked for is `cancelled`."""

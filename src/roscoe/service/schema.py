@@ -31,6 +31,10 @@ class Health(BaseModel):
     engine: Engine
     runs_in_flight: int
     runs_queued: int
+    engine_reachable: bool | None = Field(
+        None, description="with ?engine=1: whether the service reaches its engine now"
+    )
+    engine_error: str | None = Field(None, description="with ?engine=1: why it does not")
 
 
 class RunRecord(BaseModel):
@@ -43,7 +47,7 @@ class RunRecord(BaseModel):
     engine: str | None
     status: str = Field(
         description="queued, running, succeeded, failed, timed_out, oom_killed, "
-        "interrupted, cancelled or error"
+        "interrupted, cancelled, error or unknown (the engine stopped answering mid-run)"
     )
     exit_code: int | None
     started_at: str | None
@@ -54,6 +58,22 @@ class RunRecord(BaseModel):
     output_bytes: int
     saved_output_truncated: bool
     message: str | None
+    requested_by: str | None = Field(
+        None, description="who asked: the token's name (admin for the service's own)"
+    )
+    script_sha256: str | None = None
+    env_names: list[str] = Field(default_factory=list, description="never the values")
+    changes: dict[str, Any] | None = Field(
+        None,
+        description='{"tracked": true, "created", "modified", "deleted"} or '
+        '{"tracked": false, "reason"}; see docs/usage.md',
+    )
+    preview: bool = False
+    preview_state: str | None = Field(None, description="pending, applied or discarded")
+    applied_at: str | None = None
+    applied_by: str | None = None
+    discarded_at: str | None = None
+    discarded_by: str | None = None
 
 
 class RunAnswer(RunRecord):
@@ -119,6 +139,12 @@ RUN_REQUEST_BODY: dict[str, Any] = {
                             "type": "boolean",
                             "default": True,
                             "description": "false: answer 202 at once with a Location header",
+                        },
+                        "preview": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "run on a copy of the case; the changes wait for "
+                            "POST /runs/{id}/apply",
                         },
                     },
                 }

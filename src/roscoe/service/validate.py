@@ -27,7 +27,7 @@ MAX_HEADERS = 100
 # Seconds a client has to send its whole request (request line, headers and body).
 REQUEST_DEADLINE_S = 30.0
 
-_FIELDS = {"case", "script", "args", "timeout", "env", "wait"}
+_FIELDS = {"case", "script", "args", "timeout", "env", "wait", "preview"}
 
 
 class Rejected(Exception):
@@ -47,6 +47,8 @@ class RunRequest:
     timeout: float | None = None  # None: the service's default
     env: dict[str, str] = field(default_factory=dict)
     wait: bool = True  # False: answer 202 at once and carry the run out in the background
+    requested_by: str | None = None  # the caller's token name, set by the service (not the body)
+    preview: bool = False  # on a copy of the case; its changes wait for POST /runs/{id}/apply
 
 
 def check_body_size(content_length: str | None) -> int:
@@ -89,7 +91,8 @@ def parse_run_request(body: bytes, max_timeout: float = MAX_TIMEOUT_S) -> RunReq
         args=_args(data.get("args", [])),
         timeout=_timeout(data.get("timeout"), max_timeout),
         env=_env(data.get("env", {})),
-        wait=_wait(data.get("wait", True)),
+        wait=_flag(data.get("wait", True), "wait"),
+        preview=_flag(data.get("preview", False), "preview"),
     )
 
 
@@ -107,9 +110,9 @@ def _encodable(value: Any) -> bool:
     return True
 
 
-def _wait(value: Any) -> bool:
+def _flag(value: Any, what: str) -> bool:
     if not isinstance(value, bool):
-        raise Rejected(400, "'wait' must be true or false")
+        raise Rejected(400, f"'{what}' must be true or false")
     return value
 
 

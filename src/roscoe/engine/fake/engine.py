@@ -16,9 +16,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from roscoe.engine.errors import call_failed, image_missing, pull_failure, run_failed
+from roscoe.engine.errors import (
+    call_failed,
+    image_missing,
+    pull_failure,
+    run_failed,
+    unknown_runtime_error,
+)
 from roscoe.engine.fake.world import FakeOutput, FakeState
-from roscoe.engine.protocols import RunState
+from roscoe.engine.protocols import EngineFacts, RunState
 from roscoe.engine.wire import WireError
 
 if TYPE_CHECKING:
@@ -46,6 +52,10 @@ class FakeEngine(FakeState):
     def cpu_count(self) -> int | None:
         self._call("cpu_count", None)
         return self.cpus
+
+    def facts(self) -> EngineFacts:
+        self._call("facts", None)
+        return self.facts_answer
 
     def close(self) -> None:
         self.closed = True
@@ -230,6 +240,7 @@ class FakeEngine(FakeState):
         pids_limit: int,
         tmpfs: Mapping[str, str],
         userns: str | None = None,
+        runtime: str | None = None,
     ) -> str:
         self._call("run_create", name)
         self.run_requests.append(
@@ -249,8 +260,12 @@ class FakeEngine(FakeState):
                 "pids_limit": pids_limit,
                 "tmpfs": tmpfs,
                 "userns": userns,
+                "runtime": runtime,
             }
         )
+        if runtime and self.kind == "docker" and runtime not in self.facts_answer.runtimes:
+            error = WireError(400, f"Unknown runtime specified {runtime}")
+            raise unknown_runtime_error(self.kind, runtime, error)
         if self._image(image) is None:
             raise image_missing(image, self.kind)
         if self._find(name) is not None:
@@ -266,6 +281,9 @@ class FakeEngine(FakeState):
             "SecurityOpt": ["no-new-privileges"],
             "ReadonlyRootfs": True,
             "Tmpfs": dict(tmpfs),
+            # Docker runs a container under the runtime asked for; Podman under its own.
+            "Runtime": (runtime if self.kind == "docker" else None)
+            or self.facts_answer.default_runtime,
         }
         container_id = self._new_container(
             name, image, labels, [f"{k}={v}" for k, v in env.items()], host
@@ -301,11 +319,21 @@ class FakeEngine(FakeState):
             raise run_failed("lost track of the run container", TimeoutError("timed out"))
         return int(self.containers_by_id[container_id]["State"]["ExitCode"])
 
-    def run_kill(self, container_id: str) -> None:
+    def run_runtime(self, container_id: str) -> str | None:
+        self._call("run_runtime", container_id)
+        found = self._find(container_id)
+        if found is None:
+            raise run_failed("could not inspect the run container", WireError(404, "no such"))
+        runtime = self.containers_by_id[found]["HostConfig"].get("Runtime")
+        return str(runtime) if runtime else None
+
+    def run_kill(self, container_id: str, signal: str | None = None) -> None:
         self._call("run_kill", container_id)
+        self.kill_signals.append(signal)
         found = self._find(container_id)
         if found is not None and self.containers_by_id[found]["State"]["Running"]:
-            self._end(found, exit_code=137)
+            handled = self._lives[found].program.signals
+            self._end(found, exit_code=handled.get(signal or "KILL", 137))
 
     def run_state(self, container_id: str) -> RunState | None:
         self._call("run_state", container_id)

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from roscoe.engine.detect import Endpoint
-from roscoe.engine.protocols import EngineInfo
+from roscoe.engine.protocols import EngineFacts, EngineInfo
 
 # The calls that change what the engine holds (the rest only read).
 CHANGES = frozenset(
@@ -43,6 +43,9 @@ class Program:
     exit_code: int = 0
     until_stopped: bool = False
     oom_killed: bool = False  # as the engine reports it (Podman never says True)
+    # Signals its first process handles by exiting with the code given (run_kill(signal=));
+    # any other signal kills it (137).
+    signals: dict[str, int] = field(default_factory=dict)
     # After it ends, run_state still says "running" this many times (Podman's lag), unless
     # the run was waited for.
     slow_exit_reports: int = 0
@@ -96,6 +99,11 @@ class FakeState:
         self.endpoint = Endpoint("unix:///nonexistent/fake-engine.sock", "fake engine")
         self.rootless_answer = rootless
         self.cpus: int | None = 2  # what cpu_count() says
+        # What facts() says; runtimes: Docker's registered ones (add "runsc" for gVisor);
+        # default_runtime: what Podman's containers run under, whatever a client asks for.
+        self.facts_answer = EngineFacts(
+            rootless=rootless, default_runtime="runc", runtimes=("runc",)
+        )
         self.images: dict[str, dict[str, Any]] = {}  # by reference, "name:tag"
         self.containers_by_id: dict[str, dict[str, Any]] = {}  # inspect data
         self.registry: dict[str, Published] = {}  # what pull_stream can fetch, by reference
@@ -107,6 +115,7 @@ class FakeState:
         self.label_queries: list[dict[str, str]] = []  # containers()' labels, in order
         self.pull_requests: list[tuple[str, str]] = []  # pull_stream's (repository, tag)
         self.attached: list[FakeOutput] = []  # the streams run_attach handed out, in order
+        self.kill_signals: list[str | None] = []  # run_kill's signals (None: SIGKILL), in order
         self.closed = False
         self._failures: dict[tuple[str, str | None], BaseException] = {}
         self._lives: dict[str, Life] = {}
