@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING
 
 from roscoe.config import paths
 from roscoe.errors import ExitCode, RoscoeError, UsageError
-from roscoe.runs import changes, preview
-from roscoe.runs.casecopy import remove_tree
 from roscoe.runs.records import (
     OUTPUT_FILE,
     RunRecord,
@@ -173,6 +171,8 @@ def _execute(
     # The run's folder first: the launcher's report folder in it is mounted in the container
     # (and a preview's copy of the case).
     if spec.preview:
+        from roscoe.runs import preview  # only here: it loads what applying changes needs
+
         plan = preview.prepare(plan, tracker)  # the run's folder, the copy at /data
         where = run_dir(plan.run_id)
     else:
@@ -196,6 +196,8 @@ def _execute(
         # imported hashlib meanwhile, while the engine was creating it.
         script_sha256 = file_digest(plan.script_path)
     except BaseException:
+        from roscoe.runs.casecopy import remove_tree
+
         remove_tree(where)  # nothing ran: no record, no folder (no preview copy either)
         raise
     record = RunRecord(
@@ -287,12 +289,16 @@ def _create(
 def _finish(record: RunRecord, tracker: Tracker, case_path: str) -> None:
     """The run is over: what it changed, a preview's changes kept or dropped, the record."""
     if record.status == RunStatus.UNKNOWN:  # the script may go on changing the case
+        from roscoe.runs import changes
+
         record.changes = changes.untracked(
             "roscoe lost track of the run while it was under way: its changes are not known"
         )
     else:
         record.changes = tracker.result()
     if record.preview:
+        from roscoe.runs import preview
+
         preview.finish(record, tracker, case_path)
     write_record(record)
 
