@@ -74,12 +74,25 @@ def roscoe_run(ws: Path) -> list[str]:
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
+    return timed_with_cpu(command, env)[0]
+
+
+def timed_with_cpu(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the client process itself, user + system).
+
+    The CPU time moves much less with the machine's load than the wall time does: on a busy
+    machine it is the steadier figure of what the client itself costs.
+    """
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, check=False)
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    with child.stderr as errors:
+        output = errors.read()
+    _, status, usage = os.wait4(child.pid, 0)
     took = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:4])}... failed: {done.stderr.decode()[-400:]}")
-    return took
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command[:4])}... failed: {output.decode()[-400:]}")
+    return took, usage.ru_utime + usage.ru_stime
 
 
 def compare(engine: str, reps: int, ws: Path, env: dict[str, str]) -> tuple[float, float]:
@@ -88,14 +101,23 @@ def compare(engine: str, reps: int, ws: Path, env: dict[str, str]) -> tuple[floa
     for _ in range(2):  # warm the page cache and the engine
         timed(theirs, env)
         timed(ours, env)
-    docker_times, roscoe_times = [], []
+    docker_times, roscoe_times, docker_cpu, roscoe_cpu = [], [], [], []
     for _ in range(reps):
-        docker_times.append(timed(theirs, env))
-        roscoe_times.append(timed(ours, env))
+        for times, cpus, command in ((docker_times, docker_cpu, theirs),
+                                     (roscoe_times, roscoe_cpu, ours)):  # fmt: skip
+            wall, cpu = timed_with_cpu(command, env)
+            times.append(wall)
+            cpus.append(cpu)
     d, r = statistics.median(docker_times), statistics.median(roscoe_times)
     label = "docker run" if engine == "docker" else "docker -H podman.sock run"
-    for name, times, mid in ((label, docker_times, d), ("roscoe run", roscoe_times, r)):
-        print(f"{engine}: {name:<26} median {mid * 1000:7.0f} ms  (min {min(times) * 1000:.0f})")
+    for name, times, mid, cpus in (
+        (label, docker_times, d, docker_cpu),
+        ("roscoe run", roscoe_times, r, roscoe_cpu),
+    ):
+        print(
+            f"{engine}: {name:<26} median {mid * 1000:7.0f} ms  (min {min(times) * 1000:.0f}; "
+            f"the client's CPU {statistics.median(cpus) * 1000:.0f} ms)"
+        )
     print(f"{engine}: ratio {r / d:.2f}x, roscoe's own overhead {(r - d) * 1000:+.0f} ms")
     return d, r
 

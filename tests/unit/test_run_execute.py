@@ -13,11 +13,11 @@ from roscoe.config import paths
 from roscoe.engine.fake import FakeEngine, Program
 from roscoe.errors import EngineError, EngineUnreachable, ImageError, UsageError
 from roscoe.labels import LABEL_DEADLINE, LABEL_KIND, LABEL_RUN_ID, LABEL_STARTED
-from roscoe.runs import execute as run_exec
 from roscoe.runs import host as run_host
 from roscoe.runs import output as run_output
 from roscoe.runs import plan as run_plan
 from roscoe.runs import records
+from roscoe.runs import supervise as supervise_module
 from roscoe.runs.execute import execute
 from roscoe.runs.outcome import Ending, classify
 from roscoe.runs.report import LaunchReport
@@ -348,7 +348,7 @@ def test_a_container_slow_to_report_its_exit_is_looked_at_again(
 def test_a_script_that_closed_its_output_is_waited_for(
     ws: Workspace, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(run_exec, "SETTLE_S", 0.1)
+    monkeypatch.setattr(supervise_module, "SETTLE_S", 0.1)
     engine = fake_engine(exit_code=4, slow_exit_reports=10_000)
     record = execute(engine, ws, _spec())
     assert (record.status, record.exit_code) == ("failed", 4)
