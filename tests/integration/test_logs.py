@@ -69,12 +69,20 @@ def test_tail_gives_exactly_the_last_lines(engine, runner, unique_name) -> None:
 def test_follow_survives_silence_and_ends_cleanly_on_ctrl_c(runner) -> None:
     # The configured read timeout is 2 s; the stream then stays silent for 5 s.
     env = {**os.environ, **runner, "ROSCOE_LOGS_READ_TIMEOUT": "2"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "roscoe", "logs", "-f", "--tail", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    # As for a command in a terminal's foreground: a test run started in the background
+    # ignores SIGINT, a child would inherit that, and Python would then never raise
+    # KeyboardInterrupt (right for a background `roscoe logs -f`). A signal caught here is
+    # reset to its default in the child.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "roscoe", "logs", "-f", "--tail", "0"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     lines: queue.Queue[bytes] = queue.Queue()
     threading.Thread(
         target=lambda: [lines.put(line) for line in iter(proc.stdout.readline, b"")],
