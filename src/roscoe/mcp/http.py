@@ -3,9 +3,9 @@
 `McpEndpoint(service)` builds the MCP server over the service's own run machinery
 (`ServiceBackend`); `install(app)` routes `/mcp` to it (exactly that path, no redirect) and
 `lifespan` starts and stops the SDK's session manager with the app. Every request must carry
-`Authorization: Bearer <token>`, checked by the service itself (401 otherwise, with the same
-JSON body as the REST API); the caller that token names (`principal_for`) is what the tools
-pass to the backend, so scoped tokens apply to MCP as they do to REST.
+`Authorization: Bearer <token>`, checked by the service's own guard (`service.frame.TokenGuard`:
+401 otherwise, with the same JSON body as the REST API); the caller that token names is what
+the tools pass to the backend, so scoped tokens apply to MCP as they do to REST.
 
 Stateless: each MCP request stands alone (no session to keep or to leak), and a `run_script`
 call streams its progress notifications on its own response.
@@ -28,20 +28,14 @@ if TYPE_CHECKING:
     from roscoe.service.api import ExecutionService
 
 PATH = "/mcp"
-PRINCIPAL_KEY = "roscoe.principal"  # where the guard leaves the caller in the ASGI scope
-
-
-def principal_for(service: "ExecutionService", authorization: str | None) -> Principal:
-    """Who the Authorization header names (the admin, or a scoped token's holder); ApiError
-    (401) when it names nobody. That caller reaches every backend call, so a scoped token
-    gets the same cases and tools over MCP as over REST."""
-    return service.require_token(authorization)
 
 
 def principal_of(ctx: Context) -> Principal:
     """The caller of this tool call, as the guard found it (never read from a header here)."""
     request = ctx.request_context.request
     scope = getattr(request, "scope", None) or {}
+    from roscoe.service.frame import PRINCIPAL_KEY
+
     found = scope.get(PRINCIPAL_KEY)
     if not isinstance(found, Principal):  # the guard always sets it: refuse rather than guess
         raise PermissionError("no authenticated caller on this request")
@@ -56,22 +50,11 @@ class McpEndpoint:
         self.server = build_server(ServiceBackend(service), principal_of)
         # Makes the session manager (with the SDK's DNS-rebinding protection for loopback).
         self.server.streamable_http_app(streamable_http_path=PATH, stateless_http=True)
-        self._app = StreamableHTTPASGIApp(self.server.session_manager)
+        from roscoe.service.frame import TokenGuard
+
+        self._app = TokenGuard(StreamableHTTPASGIApp(self.server.session_manager), service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            from roscoe.service.api import ApiError
-            from roscoe.service.frame import error_answer
-
-            authorization = None
-            for name, value in scope.get("headers") or []:
-                if name.lower() == b"authorization":
-                    authorization = value.decode("latin-1")
-            try:
-                scope[PRINCIPAL_KEY] = principal_for(self.service, authorization)
-            except ApiError as exc:
-                await error_answer(exc.status, exc.reason, exc.headers)(scope, receive, send)
-                return
         await self._app(scope, receive, send)
 
     @asynccontextmanager

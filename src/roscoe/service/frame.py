@@ -94,8 +94,13 @@ class RequestFrame:
         )
 
 
+PRINCIPAL_KEY = "roscoe.principal"  # where the guard leaves the caller in the ASGI scope
+
+
 class TokenGuard:
-    """Wraps a mounted ASGI app (e.g. /mcp) so it answers only to the service's token."""
+    """Wraps a mounted ASGI app (e.g. /mcp) so it answers only to a token the service knows
+    (401 otherwise, with the REST API's JSON body); the caller that token names is left in
+    the scope under PRINCIPAL_KEY, so scoped tokens reach the app as they reach REST."""
 
     def __init__(self, app: ASGIApp, service: ExecutionService):
         self.app = app
@@ -108,7 +113,7 @@ class TokenGuard:
                 if name.lower() == b"authorization":
                     authorization = value.decode("latin-1")
             try:
-                self.service.require_token(authorization)
+                scope[PRINCIPAL_KEY] = self.service.require_token(authorization)
             except ApiError as exc:
                 await error_answer(exc.status, exc.reason, exc.headers)(scope, receive, send)
                 return
