@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from roscoe.runner.layout import CONTAINER_TOKEN_FILE, RunnerConfig, ServiceEnv
+from roscoe.runner.layout import CONTAINER_TOKEN_FILE, RunnerConfig, ServiceEnv, engine_socket_mount
 
 
 def config(tmp_path: Path, **overrides: Any) -> RunnerConfig:
@@ -89,6 +89,50 @@ def test_the_engine_socket_is_mounted_by_its_folder_when_it_has_one(
     assert host["binds"][bound] == {"bind": target, "mode": "rw"}
     assert socket not in host["binds"] or socket == bound
     assert container["environment"]["DOCKER_HOST"] == docker_host
+
+
+@pytest.mark.parametrize(
+    ("engine_socket", "gvisor_socket", "bound", "gvisor_host"),
+    [
+        # Podman's gVisor service next to Podman's own socket: the folder is mounted once.
+        (
+            "/run/podman/podman.sock",
+            "/run/podman/podman-gvisor.sock",
+            None,
+            "unix:///run/roscoe/engine/podman-gvisor.sock",
+        ),
+        # In an engine folder of its own: that folder, so a restarted service is seen.
+        (
+            "/var/run/docker.sock",
+            "/run/podman/podman-gvisor.sock",
+            ("/run/podman", "/run/roscoe/gvisor-engine"),
+            "unix:///run/roscoe/gvisor-engine/podman-gvisor.sock",
+        ),
+        # Anywhere else: the file alone.
+        (
+            "/var/run/docker.sock",
+            "/srv/gvisor.sock",
+            ("/srv/gvisor.sock", "/run/roscoe/gvisor-engine.sock"),
+            "unix:///run/roscoe/gvisor-engine.sock",
+        ),
+    ],
+)
+def test_the_gvisor_socket_is_mounted_like_the_engines(
+    tmp_path: Path,
+    engine_socket: str,
+    gvisor_socket: str,
+    bound: tuple[str, str] | None,
+    gvisor_host: str,
+) -> None:
+    wanted = config(tmp_path, engine_socket=engine_socket, gvisor_socket=gvisor_socket)
+    container, host = wanted.create_arguments()
+    assert container["environment"]["ROSCOE_GVISOR_HOST"] == gvisor_host
+    engine_source = engine_socket_mount(engine_socket)[0]
+    extra = {k: v["bind"] for k, v in host["binds"].items() if k != engine_source}
+    if bound is None:
+        assert not any(v.startswith("/run/roscoe/gvisor") for v in extra.values())
+    else:
+        assert extra[bound[0]] == bound[1]
 
 
 @pytest.mark.parametrize(

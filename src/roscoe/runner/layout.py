@@ -70,6 +70,7 @@ ENGINE_SOCKET_FOLDERS = ("podman", "docker")
 CONTAINER_ACCESS_DIR = "/run/roscoe/access"
 TOKENS_FILE_NAME = "tokens.json"
 CONTAINER_GVISOR_SOCKET = "/run/roscoe/gvisor-engine.sock"  # run.gvisor_host's socket
+CONTAINER_GVISOR_DIR = "/run/roscoe/gvisor-engine"  # or its folder (as for the engine's)
 
 # The runner container's environment: the settings' variables, and those that are not
 # settings (config/settings.py names them all).
@@ -167,14 +168,29 @@ class RunnerConfig:
         )
         if self.access_dir is not None:
             env[ENV_TOKENS_FILE] = f"{CONTAINER_ACCESS_DIR}/{TOKENS_FILE_NAME}"
-        if self.gvisor_socket:
-            env[ENV_GVISOR_HOST] = f"unix://{CONTAINER_GVISOR_SOCKET}"
+        gvisor = self._gvisor_mount()
+        if gvisor is not None:
+            env[ENV_GVISOR_HOST] = f"unix://{gvisor[2]}"
         return env
+
+    def _gvisor_mount(self) -> tuple[str, str, str] | None:
+        """run.gvisor_host's socket as engine_socket_mount() gives it: its folder when that is
+        an engine's own (a restarted gVisor service makes a new socket there too), and no
+        second mount when it shares the engine socket's folder (Podman's /run/podman)."""
+        if not self.gvisor_socket:
+            return None
+        engine = engine_socket_mount(self.engine_socket)
+        source, target, inside = engine_socket_mount(
+            self.gvisor_socket, CONTAINER_GVISOR_DIR, CONTAINER_GVISOR_SOCKET
+        )
+        if target == CONTAINER_GVISOR_DIR and source == engine[0]:
+            return engine[0], engine[1], f"{engine[1]}/{PurePosixPath(inside).name}"
+        return source, target, inside
 
     def binds(self) -> dict[str, dict[str, str]]:
         relabel = ",z" if self.selinux else ""
         source, target, _ = engine_socket_mount(self.engine_socket)
-        return {
+        binds = {
             source: {"bind": target, "mode": "rw"},
             str(self.workspace): {"bind": CONTAINER_WORKSPACE, "mode": "ro" + relabel},
             str(self.runs_dir): {"bind": f"{CONTAINER_DATA_DIR}/runs", "mode": "rw" + relabel},
@@ -184,12 +200,11 @@ class RunnerConfig:
                 if self.access_dir is not None
                 else {}
             ),
-            **(
-                {self.gvisor_socket: {"bind": CONTAINER_GVISOR_SOCKET, "mode": "rw"}}
-                if self.gvisor_socket
-                else {}
-            ),
         }
+        gvisor = self._gvisor_mount()
+        if gvisor is not None and gvisor[0] != source:
+            binds[gvisor[0]] = {"bind": gvisor[1], "mode": "rw"}
+        return binds
 
     def group_add(self) -> list[str]:
         """The sockets' groups, so the unprivileged service may use 0660 engine sockets."""
@@ -259,12 +274,16 @@ class RunnerConfig:
         return container, host
 
 
-def engine_socket_mount(host_socket: str) -> tuple[str, str, str]:
+def engine_socket_mount(
+    host_socket: str,
+    folder_target: str = CONTAINER_ENGINE_DIR,
+    file_target: str = CONTAINER_ENGINE_SOCKET,
+) -> tuple[str, str, str]:
     """(what to bind-mount from the host, where in the runner, the socket's path there)."""
     path = PurePosixPath(host_socket)
     if path.parent.name in ENGINE_SOCKET_FOLDERS:
-        return str(path.parent), CONTAINER_ENGINE_DIR, f"{CONTAINER_ENGINE_DIR}/{path.name}"
-    return host_socket, CONTAINER_ENGINE_SOCKET, CONTAINER_ENGINE_SOCKET
+        return str(path.parent), folder_target, f"{folder_target}/{path.name}"
+    return host_socket, file_target, file_target
 
 
 @dataclass(frozen=True)

@@ -235,7 +235,13 @@ def _start_locked(
     config = build_config(engine, plan, image)
     replaced_because = None
     if found.ours is not None:
-        held = None if replace else _other_version(engine, found.ours, image, plan, config)
+        # Another image than this CLI pins: which roscoe it is on, asked once.
+        other = (
+            _running_version(engine, found.ours)
+            if found.ours.get("Image") != image.get("Id")
+            else None
+        )
+        held = None if replace else _other_version(found.ours, other, plan, config)
         if held is not None:
             # An upgrade is the operator's call: a routine start must not cut runs short.
             state.write_container_id(str(found.ours["Id"]))
@@ -245,9 +251,7 @@ def _start_locked(
             result.port = _port_of(found.ours, plan.port)
             result.swept = _sweep_left_behind(engine, result)
             return result
-        replaced_because = _why_replace(engine, found.ours, image, plan, config) or _why_cut_off(
-            plan.port
-        )
+        replaced_because = _why_replace(found.ours, other, plan, config) or _why_cut_off(plan.port)
         if replaced_because is None:
             state.write_container_id(str(found.ours["Id"]))
             state.save_settings(plan.settings)  # they describe this very container
@@ -340,17 +344,16 @@ def _running_version(engine: RunnerEngine, ours: dict[str, Any]) -> VersionMatch
 
 
 def _other_version(
-    engine: RunnerEngine,
     ours: dict[str, Any],
-    image: dict[str, Any],
+    verdict: VersionMatch | None,
     plan: StartPlan,
     config: RunnerConfig,
 ) -> tuple[str, str] | None:
     """(warning, hint) when our running runner is on another roscoe version and nothing but
-    its image sets it apart from what was asked: it stays until --replace or restart."""
-    if runner.status_of(ours) != "running" or ours.get("Image") == image.get("Id"):
+    its image sets it apart from what was asked: it stays until --replace or restart.
+    `verdict`: the running image's version against this CLI's (None: the same image)."""
+    if runner.status_of(ours) != "running" or verdict is None:
         return None
-    verdict = _running_version(engine, ours)
     if verdict.status != "differs":
         return None
     running_ref = runner.env_value(ours, ENV_RUNNER_IMAGE) or ""
@@ -372,18 +375,17 @@ def _other_version(
 
 
 def _why_replace(
-    engine: RunnerEngine,
     ours: dict[str, Any],
-    image: dict[str, Any],
+    verdict: VersionMatch | None,
     plan: StartPlan,
     config: RunnerConfig,
 ) -> str | None:
-    """Why our existing runner cannot stay, or None when it is what was asked for."""
+    """Why our existing runner cannot stay, or None when it is what was asked for.
+    `verdict` as for _other_version."""
     status = runner.status_of(ours)
     if status != "running":
         return f"it was {status}"
-    if ours.get("Image") != image.get("Id"):
-        verdict = _running_version(engine, ours)
+    if verdict is not None:
         return (
             f"it is on roscoe {verdict.image_version}, this CLI is {verdict.cli_version}"
             if verdict.status == "differs"

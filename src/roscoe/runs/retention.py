@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,13 +127,7 @@ class Pruned:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "ended_at": self.ended_at,
-            "bytes": self.bytes,
-            "reason": self.reason,
-        }
+        return asdict(self)
 
 
 @dataclass
