@@ -25,13 +25,11 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from benchlib import HOSTS, timed
+
 from roscoe.engine import Engine, connect
 from roscoe.images.pull import pull_image
 
-HOSTS = {
-    "docker": os.environ.get("ROSCOE_TEST_DOCKER_HOST", "unix:///var/run/docker.sock"),
-    "podman": os.environ.get("ROSCOE_TEST_PODMAN_HOST", "unix:///run/podman/podman.sock"),
-}
 REGISTRY = os.environ.get("ROSCOE_TEST_REGISTRY", "127.0.0.1:5000")
 
 
@@ -48,15 +46,6 @@ def rootfs(megabytes: int) -> bytes:
         info.size = megabytes << 20
         tar.addfile(info, io.BytesIO(os.urandom(info.size)))
     return buffer.getvalue()
-
-
-def timed(command: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, timeout=600, check=False)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stderr.decode()}")
-    return elapsed
 
 
 def delete_from_registry(repository: str, tag: str) -> None:
@@ -122,7 +111,7 @@ def main() -> None:
                         pull_image(connected, ref)
                         times[tool].append(time.perf_counter() - start)
                     else:
-                        times[tool].append(timed(tools[tool], env))
+                        times[tool].append(timed(tools[tool], env, timeout=600))
             connected.close()
             dk(host, "rmi", ref)
             results[engine] = times

@@ -15,31 +15,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-HOSTS = {
-    "docker": os.environ.get("ROSCOE_TEST_DOCKER_HOST", "unix:///var/run/docker.sock"),
-    "podman": os.environ.get("ROSCOE_TEST_PODMAN_HOST", "unix:///run/podman/podman.sock"),
-}
+from benchlib import HOSTS, IMAGE, roscoe_command, timed
+
 GVISOR_HOST = os.environ.get(
     "ROSCOE_TEST_PODMAN_GVISOR_HOST", "unix:///run/podman/podman-gvisor.sock"
 )
-IMAGE = os.environ.get("ROSCOE_BENCH_IMAGE", "roscoe-base:bookworm")
-BIN = Path(sys.executable).parent
 SCRIPTS = {
     "noop.py": "pass\n",
     # 200,000 small system calls: stat of a file in the case, over and over.
     "syscalls.py": "import os\nfor _ in range(200_000):\n    os.stat('/data/file.txt')\n",
 }
-
-
-def roscoe_command() -> list[str]:
-    script = BIN / "roscoe"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "roscoe"]
 
 
 def workspace(root: Path) -> Path:
@@ -51,15 +39,6 @@ def workspace(root: Path) -> Path:
     for name, text in SCRIPTS.items():
         (root / "Tools" / name).write_text(text)
     return root
-
-
-def timed(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, check=False)
-    took = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command[-3:])} failed: {done.stderr.decode()[-400:]}")
-    return took
 
 
 def compare(engine: str, script: str, reps: int, ws: Path, data: Path) -> None:

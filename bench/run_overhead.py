@@ -25,18 +25,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-HOSTS = {
-    "docker": os.environ.get("ROSCOE_TEST_DOCKER_HOST", "unix:///var/run/docker.sock"),
-    "podman": os.environ.get("ROSCOE_TEST_PODMAN_HOST", "unix:///run/podman/podman.sock"),
-}
-IMAGE = os.environ.get("ROSCOE_BENCH_IMAGE", "roscoe-base:bookworm")
+from benchlib import HOSTS, IMAGE, docker_run, roscoe_command
+
 TIMEOUT = 300
-BIN = Path(sys.executable).parent
-
-
-def roscoe_command() -> list[str]:
-    script = BIN / "roscoe"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "roscoe"]
 
 
 def workspace(root: Path) -> Path:
@@ -46,23 +37,6 @@ def workspace(root: Path) -> Path:
     (root / "Tools").mkdir()
     (root / "Tools" / "noop.py").write_text("pass\n")
     return root
-
-
-def docker_run(host: str, ws: Path) -> list[str]:
-    """The docker CLI doing what roscoe run does (see roscoe.runs.execute)."""
-    uid = "1000:1000" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
-    return [
-        "docker", "-H", host, "run", "--rm",
-        "--network", "none", "--user", uid,
-        "--memory", "2g", "--memory-swap", "2g", "--pids-limit", "512",
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,mode=1777",
-        "-e", "HOME=/tmp", "-e", "PYTHONUNBUFFERED=1", "-e", "PYTHONDONTWRITEBYTECODE=1",
-        "-v", f"{ws / 'projects' / 'bench-case'}:/data:rw", "-v", f"{ws / 'Tools'}:/tools:ro",
-        "-w", "/data", "--label", "io.roscoe.bench=1",
-        "--entrypoint", "timeout", IMAGE, "-s", "KILL", str(TIMEOUT + 3), "python3",
-        "/tools/noop.py",
-    ]  # fmt: skip
 
 
 def roscoe_run(ws: Path) -> list[str]:
@@ -97,7 +71,7 @@ def timed_with_cpu(command: list[str], env: dict[str, str]) -> tuple[float, floa
 
 def compare(engine: str, reps: int, ws: Path, env: dict[str, str]) -> tuple[float, float]:
     host = HOSTS[engine]
-    theirs, ours = docker_run(host, ws), roscoe_run(ws)
+    theirs, ours = docker_run(host, IMAGE, ws, TIMEOUT), roscoe_run(ws)
     for _ in range(2):  # warm the page cache and the engine
         timed(theirs, env)
         timed(ours, env)

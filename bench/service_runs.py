@@ -34,10 +34,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-HOSTS = {
-    "docker": os.environ.get("ROSCOE_TEST_DOCKER_HOST", "unix:///var/run/docker.sock"),
-    "podman": os.environ.get("ROSCOE_TEST_PODMAN_HOST", "unix:///run/podman/podman.sock"),
-}
+from benchlib import HOSTS, docker_run
+
 TIMEOUT = 300
 STAMPS = "import sys, time\nfor _ in range(int(sys.argv[1])):\n    print(repr(time.time()), flush=True)\n    time.sleep(0.2)\n"  # noqa: E501
 SLEEP = "import sys, time\ntime.sleep(float(sys.argv[1]))\n"
@@ -60,23 +58,6 @@ def workspace(root: Path) -> Path:
     for path in (root, root / "projects", case, tools):
         path.chmod(0o777)
     return root
-
-
-def docker_run(host: str, image: str, ws: Path) -> list[str]:
-    """The docker CLI doing what a service run does (see roscoe.runs.execute)."""
-    uid = "1000:1000" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
-    return [
-        "docker", "-H", host, "run", "--rm",
-        "--network", "none", "--user", uid,
-        "--memory", "2g", "--memory-swap", "2g", "--pids-limit", "512",
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,mode=1777",
-        "-e", "HOME=/tmp", "-e", "PYTHONUNBUFFERED=1", "-e", "PYTHONDONTWRITEBYTECODE=1",
-        "-v", f"{ws / 'projects' / 'bench-case'}:/data:rw", "-v", f"{ws / 'Tools'}:/tools:ro",
-        "-w", "/data", "--label", "io.roscoe.bench=1",
-        "--entrypoint", "timeout", image, "-s", "KILL", str(TIMEOUT + 3), "python3",
-        "/tools/noop.py",
-    ]  # fmt: skip
 
 
 class Runner:
@@ -120,7 +101,7 @@ def bench_runs(runner: Runner, host: str, image: str, ws: Path, reps: int) -> No
     service_s: list[float] = []
     docker_s: list[float] = []
     runner.post_run("noop.py")  # warm both paths once
-    subprocess.run(docker_run(host, image, ws), env=env, capture_output=True, check=True)
+    subprocess.run(docker_run(host, image, ws, TIMEOUT), env=env, capture_output=True, check=True)
     for _ in range(reps):
         began = time.perf_counter()
         record = runner.post_run("noop.py")
@@ -128,7 +109,9 @@ def bench_runs(runner: Runner, host: str, image: str, ws: Path, reps: int) -> No
         if record["status"] != "succeeded":
             raise SystemExit(f"the run did not succeed: {record}")
         began = time.perf_counter()
-        subprocess.run(docker_run(host, image, ws), env=env, capture_output=True, check=True)
+        subprocess.run(
+            docker_run(host, image, ws, TIMEOUT), env=env, capture_output=True, check=True
+        )
         docker_s.append(time.perf_counter() - began)
     service, docker = median_ms(service_s), median_ms(docker_s)
     print(

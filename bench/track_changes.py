@@ -22,24 +22,14 @@ import random
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-HOSTS = {
-    "docker": os.environ.get("ROSCOE_TEST_DOCKER_HOST", "unix:///var/run/docker.sock"),
-    "podman": os.environ.get("ROSCOE_TEST_PODMAN_HOST", "unix:///run/podman/podman.sock"),
-}
-IMAGE = os.environ.get("ROSCOE_BENCH_IMAGE", "roscoe-base:bookworm")
-BIN = Path(sys.executable).parent
+from benchlib import HOSTS, IMAGE, roscoe_command, timed
+
 SCRIPT = "from pathlib import Path\nPath('report.txt').write_text('done\\n')\n"
 RACY_WAIT_S = 2.5  # files younger than this are hashed on every walk (changes.RACY_NS)
-
-
-def roscoe_command() -> list[str]:
-    script = BIN / "roscoe"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "roscoe"]
 
 
 def make_case(case: Path, files: int) -> int:
@@ -84,15 +74,6 @@ def roscoe_run(ws: Path, track: bool, preview: bool = False) -> list[str]:
         *(["--preview"] if preview else []),
         "bench-case", "report.py",
     ]  # fmt: skip
-
-
-def timed(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, check=False)
-    took = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:4])}... failed: {done.stderr.decode()[-400:]}")
-    return took
 
 
 def compare(engine: str, reps: int, ws: Path, env: dict[str, str]) -> None:
