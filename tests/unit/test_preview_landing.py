@@ -104,8 +104,11 @@ def test_the_case_is_untouched_and_apply_lands_exactly_the_copy(case: Path) -> N
     assert (applied.preview_state, applied.applied_by) == ("applied", "cli:tester")
     assert applied.applied_at and load_run(record.id).preview_state == "applied"
     assert not copy.exists()
-    with pytest.raises(UsageError, match="was applied at"):
+    with pytest.raises(UsageError, match="was applied at") as again:
         preview.apply_run(record.id, "cli:tester")
+    assert again.value.hint == (
+        f"its changes are in the case now; `roscoe runs show {record.id}` lists them"
+    )
 
 
 def test_a_conflicting_edit_refuses_and_changes_nothing(case: Path) -> None:

@@ -43,6 +43,15 @@ def post_run(client: TestClient, data: object, **headers: str) -> httpx.Response
     return client.post("/runs", content=json.dumps(data).encode(), headers={**AUTH, **headers})
 
 
+@pytest.mark.parametrize("value", ["banana", ""])
+def test_a_bad_query_parameter_is_the_documented_400(client: TestClient, value: str) -> None:
+    answer = client.get(f"/health?engine={value}")
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "'engine': Input should be a valid boolean, unable to interpret input"
+    }
+
+
 def test_health_needs_no_token(client: TestClient) -> None:
     answer = client.get("/health")
     assert answer.status_code == 200

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from helpers import roscoe
 from roscoe.config import paths
-from roscoe.config.parse import format_bytes, parse_bytes, parse_duration, parse_size
+from roscoe.config.parse import (
+    format_bytes,
+    parse_bytes,
+    parse_duration,
+    parse_expiry,
+    parse_size,
+)
 from roscoe.config.settings import Settings
 from roscoe.errors import UsageError
 
@@ -109,6 +116,26 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("soon", "--expires 'soon': not a duration"),
+        ("0d", "--expires '0d' must be longer than 0"),
+        ("99999999999w", "--expires '99999999999w' is longer than 100 years"),
+        ("600000w", "--expires '600000w' is longer than 100 years"),
+    ],
+)
+def test_parse_expiry_refuses_with_a_hint(text: str, said: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_expiry(text, "--expires")
+    assert (caught.value.message, caught.value.exit_code) == (said, 2)
+    assert caught.value.hint
+
+
+def test_parse_expiry() -> None:
+    assert parse_expiry("30d", "--expires") == timedelta(days=30)
 
 
 def test_retention_settings_are_checked() -> None:

@@ -296,15 +296,24 @@ def parse_env(items: Iterable[str], host_env: Mapping[str, str]) -> dict[str, st
     return found
 
 
+MAX_EXPIRY_S = 100 * 365 * 86400  # past this no clock can add it to today's date
+
+
 def parse_expiry(text: str, option: str) -> timedelta:
-    """A positive duration (parse_duration) as a timedelta; UsageError (2) naming `option`."""
+    """A positive duration (parse_duration) of at most 100 years, as a timedelta; UsageError
+    (2) naming `option`."""
     try:
         seconds = parse_duration(text)
     except ValueError:
-        seconds = 0
-    if seconds <= 0:
         raise UsageError(
             f"{option} {text!r}: not a duration",
             hint="a number and a unit: s, m, h, d or w (e.g. 30d, 12h)",
+        ) from None
+    if seconds <= 0:
+        raise UsageError(f"{option} {text!r} must be longer than 0", hint="e.g. 30d or 12h")
+    if seconds > MAX_EXPIRY_S:
+        raise UsageError(
+            f"{option} {text!r} is longer than 100 years",
+            hint=f"leave out {option} for a token that does not expire",
         )
     return timedelta(seconds=seconds)

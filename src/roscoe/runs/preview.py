@@ -126,7 +126,8 @@ def check_pending(record: RunRecord) -> None:
         )
     if record.preview_state == APPLIED:
         raise UsageError(
-            f"run {record.id} was applied at {record.applied_at} by {record.applied_by}"
+            f"run {record.id} was applied at {record.applied_at} by {record.applied_by}",
+            hint=f"its changes are in the case now; `roscoe runs show {record.id}` lists them",
         )
     if record.preview_state == DISCARDED:
         why = "" if record.status in APPLICABLE else f" (the run ended {record.status})"
