@@ -364,7 +364,7 @@ class Settings:
     def resolve(self, key: str, flag: Any = None) -> Resolved:
         setting = SETTINGS[key]
         if flag is not None:
-            return Resolved(key, validate(key, flag, "option"), "flag")
+            return Resolved(key, validate(key, flag, "command line"), "flag")
         if setting.env and self.env.get(setting.env):
             value = validate(key, self.env[setting.env], setting.env)
             return Resolved(key, value, f"env {setting.env}")
