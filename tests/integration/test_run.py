@@ -70,6 +70,16 @@ facts["root_mount"] = [m[3].split(",")[0] for m in mounts if m[1] == "/"]
 facts["tmp"] = attempt("/tmp/new.txt")
 facts["data"] = attempt("/data/written-by-script.txt")
 facts["interfaces"] = sorted(os.listdir("/sys/class/net"))
+facts["netns"] = os.readlink("/proc/self/ns/net")
+try:  # the container's own loopback works, by address and by name
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    socket.create_connection(("localhost", server.getsockname()[1]), timeout=3).close()
+    facts["loopback"] = socket.gethostbyname("localhost")
+except OSError as exc:
+    facts["loopback"] = repr(exc)
+facts["hosts_file"] = attempt("/etc/hosts")
 sock = socket.socket()
 sock.settimeout(3)
 try:
@@ -324,6 +334,9 @@ def test_the_sandbox(
     assert facts["root_mount"] == ["ro"]
     assert facts["tmp"] == "writable" and facts["data"] == "writable"
     assert facts["interfaces"] == ["lo"]  # network none: loopback only
+    assert facts["netns"] != os.readlink("/proc/self/ns/net")  # a namespace of its own
+    assert facts["loopback"] == "127.0.0.1"  # which works, `localhost` included
+    assert facts["hosts_file"] in ("Read-only file system", "Permission denied")
     assert facts["host_port"] == "ConnectionRefusedError"  # the host's port is not there
     assert facts["cap_eff"] == "0000000000000000"
     assert facts["no_new_privs"] == "1"

@@ -48,8 +48,8 @@ def test_a_sigkilled_roscoe_keeps_what_it_printed_in_output_log(
         leftovers(engine, isolated_dirs, [proc.pid])
 
 
-def test_run_containers_carry_no_healthcheck(
-    tmp_path: Path, engine: Any, runner_image: str, isolated_dirs: Path
+def test_run_containers_carry_no_healthcheck_and_no_network_sandbox(
+    tmp_path: Path, engine: Any, runner_image: str, isolated_dirs: Path, engine_name: str
 ) -> None:
     # The runner image has a HEALTHCHECK for its service; a run in it must not inherit it.
     ws = make_workspace(tmp_path / "ws", {"sleeper.py": PRINT_THEN_SLEEP})
@@ -60,6 +60,10 @@ def test_run_containers_carry_no_healthcheck(
         inspected = engine.inspect_container(container["Id"])
         assert inspected["Config"]["Healthcheck"]["Test"] == ["NONE"]
         assert not (inspected["State"].get("Health") or {}).get("Status")
+        if engine_name == "docker":  # no sandbox from the network controller (engine/runs.py)
+            assert inspected["Config"]["NetworkDisabled"] is True
+            assert inspected["HostConfig"]["NetworkMode"] == "none"
+            assert not inspected["NetworkSettings"]["SandboxID"]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)

@@ -112,6 +112,8 @@ def test_the_container_is_shaped_and_labelled(ws: Workspace, isolated_dirs: Path
         f"{ws.root}/projects/case-a:/data:rw",
         f"{ws.root}/Tools:/tools:ro",
         f"{paths.run_dir(record.id)}/launcher:/run/roscoe:rw",
+        # network none: Docker writes no /etc/hosts then (engine/runs.py), so roscoe does
+        f"{paths.run_dir(record.id)}/launcher/hosts:/etc/hosts:ro",
     ]
     assert not (paths.run_dir(record.id) / "launcher").exists()  # gone after the run
     assert made["memory_bytes"] == 2 << 30
@@ -119,6 +121,24 @@ def test_the_container_is_shaped_and_labelled(ws: Workspace, isolated_dirs: Path
     labels = made["labels"]
     assert labels[LABEL_KIND] == "run" and labels[LABEL_RUN_ID] == record.id
     assert int(labels[LABEL_DEADLINE]) > int(labels[LABEL_STARTED]) + 7
+
+
+def test_the_hosts_file_is_written_for_the_container_and_only_without_a_network(
+    ws: Workspace, isolated_dirs: Path
+) -> None:
+    engine = fake_engine()
+    seen: dict[str, str] = {}
+
+    def look(name: str, data: bytes) -> None:  # while the container runs
+        hosts = Path(engine.run_requests[-1]["binds"][-1].split(":")[0])
+        seen["hosts"] = hosts.read_text()
+
+    engine.default_program = Program(output=[("stdout", b"x")])
+    execute(engine, ws, _spec(), on_output=look)
+    assert seen["hosts"] == run_plan.LOCAL_HOSTS
+    assert seen["hosts"].startswith("127.0.0.1\tlocalhost\n")
+    execute(engine, ws, _spec(network="host"))  # the host's own /etc/hosts, from the engine
+    assert not any(":/etc/hosts" in bind for bind in engine.run_requests[-1]["binds"])
 
 
 def test_shell_scripts_run_with_sh(ws: Workspace, isolated_dirs: Path) -> None:

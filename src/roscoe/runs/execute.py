@@ -147,7 +147,7 @@ def _execute(
         where = make_run_dir(plan.run_id)
         tracker.begin()  # the before-walk goes on while the engine creates the container
     try:
-        report_dir = make_report_dir(where)
+        report_dir = make_report_dir(where, plan.hosts)
         started_wall = time.time()
         started_at = now_iso()
         container_id = _create(
@@ -156,7 +156,7 @@ def _execute(
             plan,
             started_wall,
             owner,
-            binds=[*plan.binds, plan.report_bind(paths.host_view(report_dir))],
+            binds=[*plan.binds, *plan.report_binds(paths.host_view(report_dir))],
             runtime=placement.runtime,
             keep_id=keep_id,
         )

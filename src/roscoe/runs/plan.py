@@ -31,7 +31,7 @@ from roscoe.runs.records import (
     check_run_id,
     new_run_id,
 )
-from roscoe.runs.report import REPORT_MOUNT
+from roscoe.runs.report import HOSTS_FILE, REPORT_MOUNT
 from roscoe.runs.spec import RunSpec
 from roscoe.runs.workspace import Workspace, interpreter
 
@@ -58,6 +58,17 @@ ENTRYPOINT = [
     'command -v python3 >/dev/null 2>&1 && exec python3 -I -S -c "$0" "$@"; '
     'backstop=$2; shift 5; exec timeout -s KILL "$backstop" "$@"',
 ]
+# A run without a network gets no /etc/hosts from Docker (engine/runs.py: NetworkDisabled), so
+# it gets this one, Docker's own for such a container: `localhost` resolves as it does in any.
+HOSTS_MOUNT = "/etc/hosts"
+LOCAL_HOSTS = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
 MIN_CPUS = 0.01  # the engines refuse less (docker: "Range of CPUs is from 0.01 to ...")
 
 
@@ -75,10 +86,15 @@ class RunPlan:
     user: str
     memory_bytes: int
     relabel: str = ""  # ",z" on an SELinux host: bind mounts are relabelled
+    hosts: str | None = None  # the container's /etc/hosts, when roscoe gives it one
 
-    def report_bind(self, host_path: Path) -> str:
-        """The bind mount of the launcher's report folder (runs/report.py)."""
-        return f"{host_path}:{REPORT_MOUNT}:rw{self.relabel}"
+    def report_binds(self, host_path: Path) -> list[str]:
+        """The bind mounts of the launcher's report folder (runs/report.py), and of the
+        container's /etc/hosts in it when the run has one."""
+        binds = [f"{host_path}:{REPORT_MOUNT}:rw{self.relabel}"]
+        if self.hosts is not None:
+            binds.append(f"{host_path / HOSTS_FILE}:{HOSTS_MOUNT}:ro{self.relabel}")
+        return binds
 
 
 def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> RunPlan:
@@ -136,6 +152,7 @@ def plan_run(workspace: Workspace, spec: RunSpec, run_id: str | None = None) -> 
         user=spec.user or default_user(),
         memory_bytes=memory_bytes,
         relabel=relabel,
+        hosts=LOCAL_HOSTS if spec.network == "none" else None,
     )
 
 

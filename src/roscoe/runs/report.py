@@ -24,6 +24,7 @@ REPORT_DIR = "launcher"  # in the run's folder
 REPORT_MOUNT = "/run/roscoe"  # where the run's container sees it
 REPORT_FILE = "report.json"
 STARTED_FILE = "started"
+HOSTS_FILE = "hosts"  # the container's /etc/hosts (runs/plan.py), mounted read-only
 MAX_REPORT_BYTES = 4096
 
 
@@ -38,13 +39,16 @@ class LaunchReport:
     stopped: str | None  # "backstop" or "asked" (roscoe's timeout or cancel)
 
 
-def make_report_dir(run_dir: Path) -> Path:
+def make_report_dir(run_dir: Path, hosts: str | None = None) -> Path:
     """The folder the launcher writes into: anyone may write it, for the container's user is
     whoever the engine makes it; the run's folder above (0700) keeps every other host user out.
+    `hosts`: the container's /etc/hosts, written there too.
     """
     where = run_dir / REPORT_DIR
     where.mkdir()
     os.chmod(where, 0o777)  # noqa: S103 - reachable only through the 0700 run folder
+    if hosts is not None:
+        (where / HOSTS_FILE).write_text(hosts, encoding="utf-8")
     return where
 
 
