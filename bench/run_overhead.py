@@ -115,6 +115,41 @@ def concurrent(ws: Path, env: dict[str, str], count: int = 20) -> None:
         raise SystemExit(1)
 
 
+def engine_side(host: str, ws: Path, reps: int) -> None:
+    """Where the engine's share of the difference comes from: the same network-less container
+    created, started, waited for and removed over the API (no CLI at all), as the docker CLI
+    asks for it (NetworkMode none) and as roscoe does (plus NetworkDisabled: Docker then sets
+    up no sandbox in its network controller; see roscoe.engine.runs)."""
+    from roscoe.engine.wire import Wire
+
+    wire = Wire(host.removeprefix("unix://"), "1.41")
+    uid = "1000:1000" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
+    body = {
+        "Image": IMAGE, "User": uid, "Entrypoint": ["python3"], "Cmd": ["/tools/noop.py"],
+        "HostConfig": {
+            "NetworkMode": "none", "ReadonlyRootfs": True, "CapDrop": ["ALL"],
+            "Binds": [f"{ws / 'projects' / 'bench-case'}:/data:rw", f"{ws / 'Tools'}:/tools:ro"],
+        },
+        "Labels": {"io.roscoe.bench": "1"},
+    }  # fmt: skip
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(reps):
+        for disabled in (False, True):
+            started = time.perf_counter()
+            shape = {**body, "NetworkDisabled": disabled}
+            made = wire.call("POST", "/containers/create", body=shape)
+            wire.call("POST", f"/containers/{made['Id']}/start")
+            wire.call("POST", f"/containers/{made['Id']}/wait", forever=True)
+            wire.call("DELETE", f"/containers/{made['Id']}")
+            times[disabled].append(time.perf_counter() - started)
+    plain, disabled = (statistics.median(times[k]) * 1000 for k in (False, True))
+    print(
+        f"docker: the engine alone (create, start, wait, remove; median of {reps}): "
+        f"{plain:.0f} ms as the docker CLI asks, {disabled:.0f} ms with NetworkDisabled "
+        f"({disabled - plain:+.0f} ms)"
+    )
+
+
 # What `roscoe run` imports before its first engine call, and what the change tracking's
 # before-walk thread imports while the engine creates the container.
 RUN_PATH = "roscoe.cli.app, roscoe.cli.run, roscoe.runs.start, roscoe.engine, roscoe.images.choice"
@@ -180,6 +215,8 @@ def main() -> None:
                 "ROSCOE_DATA_DIR": str(Path(temp) / f"data-{engine}"),
             }
             compare(engine, options.reps, ws, env)
+            if engine == "docker":
+                engine_side(HOSTS[engine], ws, options.reps)
             if options.concurrent > 0:  # 0: no concurrent part
                 concurrent(ws, env, options.concurrent)
             print()
