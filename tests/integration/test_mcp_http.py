@@ -192,7 +192,10 @@ def test_refused_inputs_are_error_results(live: LiveService) -> None:
             "timeout": {"case": DEMO_CASE, "script": "sleep.py", "args": ["30"], "timeout": 1},
         }
         answers = {why: await session.call_tool("run_script", ask) for why, ask in asks.items()}
-        answers["no such run"] = await session.call_tool("get_run", {"run_id": "20990101-0-x"})
+        answers["no such run"] = await session.call_tool(
+            "get_run", {"run_id": "20990101-000000-00000000"}
+        )
+        answers["not a run id"] = await session.call_tool("get_run", {"run_id": "20990101-0-x"})
         return answers
 
     answers = drive(live, steps)
@@ -202,7 +205,8 @@ def test_refused_inputs_are_error_results(live: LiveService) -> None:
     assert "'..'" in said["traversal"]
     assert "script 'missing.py' does not exist" in said["no such script"]
     assert answers["timeout"].structured_content["status"] == "timed_out"
-    assert "no run" in said["no such run"]
+    assert said["no such run"].startswith("Error: no run 20990101-000000-00000000\nhint: ")
+    assert said["not a run id"].startswith("Error: '20990101-0-x' is not a run id\nhint: ")
 
 
 def test_the_agent_example_over_http(live: LiveService) -> None:

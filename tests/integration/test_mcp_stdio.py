@@ -156,7 +156,7 @@ def test_start_get_and_cancel_a_running_run(engine: Any, base_image: str, worksp
         130,
     )
     assert again.is_error
-    assert "already over (cancelled)" in text_of(again)
+    assert "is over already (cancelled)" in text_of(again)
     assert after.is_error  # a cancelled run did not succeed
     assert after.structured_content["status"] == "cancelled"
     assert load_run(run_id).status == "cancelled"
@@ -174,7 +174,9 @@ def test_refused_inputs_are_error_results(base_image: str, workspace: Path, engi
             "failure": {"case": DEMO_CASE, "script": "fail.py"},
         }
         answers = {why: await session.call_tool("run_script", ask) for why, ask in asks.items()}
-        answers["no such run"] = await session.call_tool("get_run", {"run_id": "20990101-0-x"})
+        answers["no such run"] = await session.call_tool(
+            "get_run", {"run_id": "20990101-000000-00000000"}
+        )
         answers["bad run id"] = await session.call_tool("cancel_run", {"run_id": "../etc"})
         return answers
 
@@ -190,7 +192,7 @@ def test_refused_inputs_are_error_results(base_image: str, workspace: Path, engi
     assert said["timeout"].startswith("Timeout:")
     assert answers["failure"].structured_content["exit_code"] == 3
     assert "about to fail" in said["failure"]
-    assert "no run with id" in said["no such run"]
+    assert said["no such run"].startswith("Error: no run 20990101-000000-00000000\nhint: ")
     assert "is not a run id" in said["bad run id"]
 
 

@@ -1,4 +1,4 @@
-"""The backend of `roscoe mcp`: runs in this process through the run core, with the engine
+"""The backend of `roscoe mcp`: the service's run machinery in this process, with the engine
 faked at its one seam. Slots, the waiting line, cancel of queued and running runs, records."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from roscoe.engine.fake import FakeEngine, Program
 from roscoe.errors import UsageError
 from roscoe.images.choice import ImageChoice
-from roscoe.mcp.backend import LOCAL_USER, RunAsk
-from roscoe.mcp.local import LocalBackend, LocalLimits
+from roscoe.mcp.backend import RunAsk
+from roscoe.mcp.local import LocalBackend, LocalLimits, local_user
 from roscoe.runs.records import load_run
 from roscoe.runs.workspace import Workspace
 
@@ -47,6 +47,7 @@ def backend(tmp_path: Path, isolated_dirs: Path, engine: FakeEngine) -> Iterator
 
 
 ASK = RunAsk(case="case-a", script="tool.py", args=("x",))
+LOCAL_USER = local_user()
 
 
 def wait_until(predicate: Any, what: str) -> None:
@@ -82,14 +83,15 @@ def test_slots_then_the_line_then_a_refusal(backend: LocalBackend) -> None:
 
     queued = backend.cancel(second.run_id, LOCAL_USER)
     assert (queued.status, queued.record["exit_code"]) == ("cancelled", 130)
-    assert load_run(second.run_id).message == "cancelled before it started"
+    assert load_run(second.run_id).message == "cancelled on request (cancel_run)"
+    assert load_run(second.run_id).requested_by == LOCAL_USER.name  # mcp:<user>
 
     running = backend.cancel(first.run_id, LOCAL_USER)
     assert (running.status, running.record["exit_code"]) == ("cancelled", 130)
     assert load_run(first.run_id).status == "cancelled"
-    with pytest.raises(UsageError, match="already over"):
+    with pytest.raises(UsageError, match="over already"):
         backend.cancel(first.run_id, LOCAL_USER)
-    with pytest.raises(UsageError, match="no run with id"):
+    with pytest.raises(UsageError, match="no run 20990101-000000-00000000"):
         backend.cancel("20990101-000000-00000000", LOCAL_USER)
 
 
@@ -107,9 +109,10 @@ def test_wait_returns_when_the_run_is_over(backend: LocalBackend, engine: FakeEn
 def test_close_stops_everything(backend: LocalBackend, engine: FakeEngine) -> None:
     first = backend.start(ASK, LOCAL_USER)
     second = backend.start(ASK, LOCAL_USER)
-    backend.close()
+    assert sorted(backend.close()) == sorted([first.run_id, second.run_id])
     assert load_run(second.run_id).status == "cancelled"
     assert load_run(first.run_id).status == "interrupted"
+    assert engine.containers_by_id == {}  # removed before close() returned
     with pytest.raises(Exception, match="shutting down"):
         backend.start(ASK, LOCAL_USER)
 

@@ -19,9 +19,10 @@ pytest.importorskip("mcp")
 from mcp import Client
 
 from roscoe.errors import UsageError
-from roscoe.mcp.backend import LOCAL_USER, Principal, RunAsk, RunView
+from roscoe.mcp.backend import Principal, RunAsk, RunView
 from roscoe.mcp.server import build_server
 
+LOCAL_USER = Principal("local", admin=True, can_apply=True)  # as `roscoe mcp`'s caller
 TOOLS = {"list_cases", "list_tools", "run_script", "start_run", "get_run", "cancel_run"}
 
 
@@ -34,9 +35,6 @@ class FakeBackend:
         self.release = threading.Event()
         self.asked: list[tuple[RunAsk, Principal]] = []
         self.cancelled: list[str] = []
-
-    def default_timeout(self) -> float:
-        return 300
 
     def max_timeout(self) -> float:
         return 3600

@@ -1,10 +1,10 @@
 """What the MCP tools need from whoever carries out runs: the contract both transports serve.
 
-`roscoe mcp` (stdio) hands the tools a backend over the run core in its own process; the
-runner's `/mcp` endpoint hands them one over the execution service's machinery (its limiter,
-its records, its cancel). Every call says who asks (`Principal`, roscoe.access): over HTTP the
-holder of a scoped token sees and runs only its cases and tools, as through the REST API;
-the local user of stdio, and the admin token, may do everything.
+Both hand the tools the execution service's machinery (its limiter, its records, its cancel;
+`mcp.service_backend`): the runner's `/mcp` endpoint the runner's own, `roscoe mcp` (stdio) one
+it holds in its own process (`mcp.local`). Every call says who asks (`Principal`,
+roscoe.access): over HTTP the holder of a scoped token sees and runs only its cases and tools,
+as through the REST API; the local user of stdio, and the admin token, may do everything.
 
 Backends are called from worker threads, never on the event loop, and may block. They raise
 RoscoeError (UsageError for a caller's mistake) with the message and hint the CLI would print.
@@ -17,11 +17,7 @@ from typing import Any, Protocol
 
 from roscoe.access.principal import Principal
 
-# stdio: the local user who started `roscoe mcp`, with every right (runs are theirs anyway).
-LOCAL_USER = Principal("local", admin=True, can_apply=True)
-
-
-__all__ = ["LOCAL_USER", "Backend", "Principal", "RunAsk", "RunView"]
+__all__ = ["Backend", "Principal", "RunAsk", "RunView"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +60,6 @@ class RunView:
 
 class Backend(Protocol):
     """The run machinery behind the MCP tools (see the module's docstring)."""
-
-    def default_timeout(self) -> float:
-        """Seconds a run may take when the caller names no timeout."""
 
     def max_timeout(self) -> float:
         """The longest timeout a caller may ask for."""

@@ -1,4 +1,5 @@
-"""The backend of the runner's `/mcp` endpoint: the execution service's own run machinery.
+"""The MCP tools' backend over the execution service's own run machinery: the runner's `/mcp`
+endpoint's, and (`mcp.local`, the service held in its own process) `roscoe mcp`'s.
 
 MCP runs go through the same scheduler as `POST /runs` (the same concurrency cap and
 waiting line, the same records, the same cancel), so they show up in `GET /runs` and obey
@@ -21,15 +22,12 @@ if TYPE_CHECKING:
 CANCEL_WAIT_S = 30.0
 # While a run is under way, its last line is read from this much of output.log's end.
 LAST_LINE_BYTES = 4096
+NO_RUN_HINT = "a run's id comes from run_script or start_run"
 
 
 class ServiceBackend:
     def __init__(self, service: ExecutionService):
         self.service = service
-
-    def default_timeout(self) -> float:
-        defaults = getattr(self.service.backend, "defaults", None)
-        return float(getattr(defaults, "timeout", self.service.max_timeout))
 
     def max_timeout(self) -> float:
         return float(self.service.max_timeout)
@@ -67,7 +65,7 @@ class ServiceBackend:
         return RunView(dict(self.service.current_record(live)))
 
     def wait(self, run_id: str, seconds: float) -> RunView:
-        live = self.service.scheduler.get(run_id)
+        live = self.service.scheduler.get(_checked(run_id))
         if live is None:
             return RunView(dict(self._api(self.service.get_run, run_id)))
         live.done.wait(seconds)
@@ -77,7 +75,7 @@ class ServiceBackend:
         return view
 
     def view(self, run_id: str, who: Principal, tail_bytes: int) -> RunView:
-        view = RunView(dict(self._api(self.service.get_run, run_id, who)))
+        view = RunView(dict(self._api(self.service.get_run, _checked(run_id), who)))
         if tail_bytes > 0:
             found = self.service.backend.read_output(run_id, tail_bytes)
             output, cut = found or (b"", False)
@@ -86,7 +84,8 @@ class ServiceBackend:
         return view
 
     def cancel(self, run_id: str, who: Principal) -> RunView:
-        live = self._api(self.service.cancel, run_id, who)
+        why = "cancelled on request (cancel_run)"
+        live = self._api(self.service.cancel, _checked(run_id), who, why)
         self.service.log("mcp_run_cancel_requested", run_id=run_id, principal=who.name)
         live.done.wait(CANCEL_WAIT_S)
         return RunView(dict(self.service.current_record(live)))
@@ -106,7 +105,20 @@ class ServiceBackend:
             return call(*args)
         except ApiError as exc:
             if exc.status == 429:
-                raise UsageError(exc.reason, hint="wait for a run to end, then again") from None
+                raise UsageError(
+                    exc.reason,
+                    hint="wait for one to end (get_run), or stop one (cancel_run), then again",
+                ) from None
             if exc.status >= 500:
                 raise RoscoeError(exc.reason) from None
+            if exc.status == 404:
+                raise UsageError(exc.reason, hint=NO_RUN_HINT) from None
             raise UsageError(exc.reason) from None
+
+
+def _checked(run_id: str) -> str:
+    """The run id, when it is one; UsageError with the CLI's hint when it is not (its form
+    alone: the service answers any id it does not show the caller with the same 404)."""
+    from roscoe.runs.records import check_run_id
+
+    return check_run_id(run_id)

@@ -1,4 +1,4 @@
-"""`roscoe mcp`: the MCP server on stdin/stdout, with runs in this process (LocalBackend).
+"""`roscoe mcp`: the MCP server on stdin/stdout, with runs in this process (mcp.local).
 
 stdout carries the protocol and nothing else: logs and warnings go to stderr. SIGTERM or
 SIGINT (or the client closing stdin) ends the server; runs still queued are cancelled and
@@ -11,14 +11,14 @@ import signal
 
 import anyio
 
-from roscoe.mcp.backend import LOCAL_USER
-from roscoe.mcp.local import LocalBackend
+from roscoe.mcp.local import LocalBackend, local_user
 from roscoe.mcp.server import build_server
 
 
 def serve(backend: LocalBackend) -> None:
     """Serve the tools over stdio until the client goes away or a signal arrives."""
-    server = build_server(backend, lambda ctx: LOCAL_USER)
+    caller = local_user()
+    server = build_server(backend, lambda ctx: caller)
 
     async def main() -> None:
         async with anyio.create_task_group() as group:

@@ -248,12 +248,17 @@ class ExecutionService:
             raise ApiError(404, f"no run {run_id}")
         return found
 
-    def cancel(self, run_id: str, who: Principal = ADMIN_PRINCIPAL) -> LiveRun:
-        """Cancel a queued or running run; 409 when it is over, 404 when there is none (or it
-        is not the caller's to see)."""
+    def cancel(
+        self,
+        run_id: str,
+        who: Principal = ADMIN_PRINCIPAL,
+        why: str = "cancelled on request (DELETE /runs/{id})",
+    ) -> LiveRun:
+        """Cancel a queued or running run (its record's message says `why`); 409 when it is
+        over, 404 when there is none (or it is not the caller's to see)."""
         run_id = self.run_id(run_id)
         self.require_visible(run_id, who)
-        live = self.scheduler.cancel(run_id, "cancelled on request (DELETE /runs/{id})")
+        live = self.scheduler.cancel(run_id, why)
         if live is not None:
             self.log("run_cancel_requested", run_id=run_id, caller=who.name)
             return live

@@ -18,6 +18,7 @@ from roscoe.service.validate import RunRequest
 
 if TYPE_CHECKING:
     from roscoe.engine.protocols import RunEngine
+    from roscoe.images.choice import ImageChoice
     from roscoe.runs.isolation import Connect
 
 ADMIN_NAME = "admin"  # the name runs made with the service's own token are recorded under
@@ -43,9 +44,11 @@ class CoreBackend:
         *,
         owner: Mapping[str, str] | None = None,
         connect_url: Connect | None = None,
+        choice: ImageChoice | None = None,
     ):
         self._connect = connect
         self._connect_url = connect_url
+        self.choice = choice  # where defaults.image came from (runs.start: the pull policy)
         self.workspace = workspace
         self.defaults = defaults
         self.engine_kind = engine_kind
@@ -105,6 +108,7 @@ class CoreBackend:
                 engine,
                 self.workspace,
                 spec,
+                choice=self.choice,
                 on_output=live.publish_output,
                 cancel=live.cancel,
                 run_id=live.id,
