@@ -1,6 +1,6 @@
 """A live execution service in the runner image, started the way `roscoe server start` does.
 
-The container is created from roscoe.runner.layout.RunnerConfig.create_arguments() through the
+The container is created from roscoe.runner.layout.RunnerConfig.container_spec() through the
 Engine seam, with a unique name and a free port; readiness is /health answering, within a
 deadline; its logs are printed at teardown (pytest shows them when a test fails); it is always
 removed, with any run container it left behind in this test's workspace.
@@ -15,7 +15,7 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -217,10 +217,10 @@ def start_service(  # noqa: PLR0917 - pytest hands fixtures over by name
                 else {}
             ),
         )
-        container, host = config.create_arguments()
+        spec = config.container_spec()
         if rootless is not None:
-            container["user"] = f"{rootless.uid}:{rootless.gid}"
-        created = engine.create_container(container, host)
+            spec = replace(spec, user=f"{rootless.uid}:{rootless.gid}")
+        created = engine.create_container(spec)
         live = LiveService(
             engine=engine,
             engine_name=engine_kind(engine_name),

@@ -22,7 +22,7 @@ import pytest
 
 from helpers import BASE_IMAGE, REGISTRY
 from roscoe.engine.fake import FakeEngine, Program
-from roscoe.engine.protocols import ContainerEngine, EngineFacts, RunState
+from roscoe.engine.protocols import ContainerEngine, ContainerSpec, EngineFacts, RunState
 from roscoe.errors import EngineError, ImageError, IsolationError, OperationFailed
 
 pytestmark = pytest.mark.engine
@@ -111,8 +111,7 @@ def plain_container(
 ) -> str:
     """A container made the way the runner's is (create_container), not started."""
     return engine.create_container(
-        {"image": BASE_IMAGE, "name": name, "command": command, "labels": labels},
-        {"network_mode": "none"},
+        ContainerSpec(image=BASE_IMAGE, name=name, command=command, labels=labels)
     )
 
 

@@ -21,6 +21,7 @@ from service_fixtures import make_workspace
 from helpers import ROOTLESS, cli_command, engine_kind, hand_to_cli_user, roscoe, roscoe_containers
 from roscoe import __version__
 from roscoe.config import paths
+from roscoe.engine.protocols import ContainerSpec
 
 pytestmark = pytest.mark.engine
 
@@ -90,8 +91,7 @@ def test_stale_stored_id_is_recovered(engine, runner_env, unique_name) -> None:
 
 def test_foreign_container_needs_replace(engine, runner_env, unique_name, base_image) -> None:
     foreign = engine.create_container(  # no roscoe labels: someone else's container
-        {"image": base_image, "command": ["sleep", "300"], "name": unique_name},
-        {"network_mode": "none"},
+        ContainerSpec(image=base_image, command=["sleep", "300"], name=unique_name)
     )
     refused = start(runner_env)
     assert refused.returncode == 1

@@ -301,8 +301,8 @@ def test_the_token_file_mount_is_a_folder_handed_to_the_service(tmp_path: Path) 
         engine_kind="docker",
         access_dir=tmp_path / "access",
     )
-    _container, host = config.create_arguments()
-    assert host["binds"][str(tmp_path / "access")] == {"bind": CONTAINER_ACCESS_DIR, "mode": "ro"}
+    spec = config.container_spec()
+    assert spec.binds[str(tmp_path / "access")] == (CONTAINER_ACCESS_DIR, "ro")
     env = ServiceEnv.from_environ(config.environment())
     assert env.tokens_file == Path(CONTAINER_ACCESS_DIR) / "tokens.json"
     assert os.environ.get("ROSCOE_TOKENS_FILE") is None

@@ -10,6 +10,7 @@ import pytest
 
 from roscoe.config.settings import LOGS_READ_TIMEOUT_S
 from roscoe.engine.fake import FakeEngine, Program
+from roscoe.engine.protocols import ContainerSpec
 from roscoe.engine.streams import LogFrames
 from roscoe.errors import UsageError
 from roscoe.runner import logs
@@ -94,12 +95,11 @@ def test_tail_and_timeout_are_asked_of_the_engine(monkeypatch: pytest.MonkeyPatc
         output=[("stdout", b"old\n"), ("stdout", b"hello\n")], until_stopped=True
     )
     ours = engine.create_container(
-        {
-            "image": "roscoe-runner:dev",
-            "name": "roscoe-runner",
-            "labels": {LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"},
-        },
-        {},
+        ContainerSpec(
+            image="roscoe-runner:dev",
+            name="roscoe-runner",
+            labels={LABEL_MANAGED_BY: "roscoe", LABEL_KIND: "server"},
+        )
     )
     engine.start_container(ours)
     # Followed, the stream goes on while the runner runs: take what is there.

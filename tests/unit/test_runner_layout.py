@@ -29,23 +29,23 @@ def config(tmp_path: Path, **overrides: Any) -> RunnerConfig:
 
 
 def test_least_privilege_and_loopback(tmp_path: Path) -> None:
-    container, host = config(tmp_path).create_arguments()
-    assert host["cap_drop"] == ["ALL"] and host["read_only"] is True
-    assert host["security_opt"] == ["no-new-privileges"]
-    assert host["network_mode"] == "host"
-    assert container["user"] != "0:0" and not container["user"].startswith("0:")
-    assert host["binds"][str(tmp_path / "token")] == {"bind": CONTAINER_TOKEN_FILE, "mode": "ro"}
-    assert host["binds"][str(tmp_path / "ws")]["mode"] == "ro"
-    assert "ROSCOE_TOKEN" not in container["environment"]  # the token is a file, not a variable
+    spec = config(tmp_path).container_spec()
+    assert spec.cap_drop == ["ALL"] and spec.read_only is True
+    assert spec.security_opt == ["no-new-privileges"]
+    assert spec.network == "host"
+    assert spec.user != "0:0" and not spec.user.startswith("0:")
+    assert spec.binds[str(tmp_path / "token")] == (CONTAINER_TOKEN_FILE, "ro")
+    assert spec.binds[str(tmp_path / "ws")][1] == "ro"
+    assert "ROSCOE_TOKEN" not in spec.environment  # the token is a file, not a variable
 
 
 @pytest.mark.parametrize("selinux", [True, False])
 def test_selinux_hosts_relabel_mounts_and_unconfine_the_socket_holder(
     tmp_path: Path, selinux: bool
 ) -> None:
-    _, host = config(tmp_path, selinux=selinux).create_arguments()
-    assert ("label=disable" in host["security_opt"]) is selinux
-    assert host["binds"][str(tmp_path / "ws")]["mode"] == ("ro,z" if selinux else "ro")
+    spec = config(tmp_path, selinux=selinux).container_spec()
+    assert ("label=disable" in spec.security_opt) is selinux
+    assert spec.binds[str(tmp_path / "ws")][1] == ("ro,z" if selinux else "ro")
 
 
 def test_the_service_reads_back_what_the_starter_wrote(tmp_path: Path) -> None:
@@ -85,10 +85,10 @@ def test_the_service_reads_back_what_the_starter_wrote(tmp_path: Path) -> None:
 def test_the_engine_socket_is_mounted_by_its_folder_when_it_has_one(
     tmp_path: Path, socket: str, bound: str, target: str, docker_host: str
 ) -> None:
-    container, host = config(tmp_path, engine_socket=socket).create_arguments()
-    assert host["binds"][bound] == {"bind": target, "mode": "rw"}
-    assert socket not in host["binds"] or socket == bound
-    assert container["environment"]["DOCKER_HOST"] == docker_host
+    spec = config(tmp_path, engine_socket=socket).container_spec()
+    assert spec.binds[bound] == (target, "rw")
+    assert socket not in spec.binds or socket == bound
+    assert spec.environment["DOCKER_HOST"] == docker_host
 
 
 @pytest.mark.parametrize(
@@ -125,10 +125,10 @@ def test_the_gvisor_socket_is_mounted_like_the_engines(
     gvisor_host: str,
 ) -> None:
     wanted = config(tmp_path, engine_socket=engine_socket, gvisor_socket=gvisor_socket)
-    container, host = wanted.create_arguments()
-    assert container["environment"]["ROSCOE_GVISOR_HOST"] == gvisor_host
+    spec = wanted.container_spec()
+    assert spec.environment["ROSCOE_GVISOR_HOST"] == gvisor_host
     engine_source = engine_socket_mount(engine_socket)[0]
-    extra = {k: v["bind"] for k, v in host["binds"].items() if k != engine_source}
+    extra = {k: inside for k, (inside, _) in spec.binds.items() if k != engine_source}
     if bound is None:
         assert not any(v.startswith("/run/roscoe/gvisor") for v in extra.values())
     else:
@@ -138,22 +138,18 @@ def test_the_gvisor_socket_is_mounted_like_the_engines(
 @pytest.mark.parametrize(
     ("kind", "policy", "log_config"),
     [
-        (
-            "docker",
-            "unless-stopped",
-            {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
-        ),
+        ("docker", "unless-stopped", ("json-file", {"max-size": "10m", "max-file": "3"})),
         # podman-restart.service starts `always` containers only; Podman 4.3's compatible API
         # takes max-size for k8s-file and ignores max-file.
-        ("podman", "always", {"Type": "k8s-file", "Config": {"max-size": "10m"}}),
+        ("podman", "always", ("k8s-file", {"max-size": "10m"})),
     ],
 )
 def test_back_after_an_engine_restart_with_a_capped_log(
-    tmp_path: Path, kind: str, policy: str, log_config: dict[str, object]
+    tmp_path: Path, kind: str, policy: str, log_config: tuple[str, dict[str, str]]
 ) -> None:
-    _, host = config(tmp_path, engine_kind=kind).create_arguments()
-    assert host["restart_policy"] == {"Name": policy}
-    assert host["log_config"] == log_config
+    spec = config(tmp_path, engine_kind=kind).container_spec()
+    assert spec.restart_policy == policy
+    assert (spec.log_driver, spec.log_options) == log_config
 
 
 def test_service_settings_reach_the_environment(tmp_path: Path) -> None:
@@ -171,28 +167,33 @@ def test_a_rootless_podman_runner_gets_the_keep_id_user_namespace(
 ) -> None:
     """Its service then runs as the user who started it, on the host as inside: it reads the
     token and the workspace, and writes the run records, as that user."""
-    _, host = config(tmp_path, engine_kind="podman", keep_id=keep_id).create_arguments()
-    assert host.get("userns_mode") == ("keep-id" if keep_id else None)
+    spec = config(tmp_path, engine_kind="podman", keep_id=keep_id).container_spec()
+    assert spec.userns == ("keep-id" if keep_id else "")
 
 
-def test_the_engine_seam_sets_the_user_namespace_the_sdk_refuses() -> None:
+def test_the_engine_seam_sends_the_spec_in_the_engines_own_terms(tmp_path: Path) -> None:
+    """Over the engine's API itself: Podman's keep-id included (the docker SDK refuses any
+    user namespace but "host"), the log cap and the restart policy."""
     from roscoe.engine.engine import Engine
 
-    made: dict[str, Any] = {}
+    sent: list[tuple[str, str, dict[str, Any], Any]] = []
 
-    class Sdk:
-        def create_host_config(self, **host: Any) -> dict[str, Any]:
-            assert "userns_mode" not in host  # the SDK accepts only "host"
-            return {"NetworkMode": host["network_mode"]}
-
-        def create_container(self, host_config: dict[str, Any], **container: Any) -> Any:
-            made.update(host_config)
+    class Wire:
+        def call(self, method: str, path: str, **kw: Any) -> Any:
+            sent.append((method, path, kw.get("params") or {}, kw.get("body")))
             return {"Id": "c1"}
 
     engine = Engine.__new__(Engine)
-    engine._sdk_client = Sdk()  # type: ignore[assignment]
-    created = engine.create_container(
-        {"image": "i", "name": "n"}, {"network_mode": "host", "userns_mode": "keep-id"}
-    )
-    assert created == "c1"
-    assert made == {"NetworkMode": "host", "UsernsMode": "keep-id"}
+    engine._wire = Wire()  # type: ignore[assignment]
+    spec = config(tmp_path, engine_kind="podman", keep_id=True).container_spec()
+    assert engine.create_container(spec) == "c1"
+    ((method, path, params, body),) = sent
+    assert (method, path, params) == ("POST", "/containers/create", {"name": "roscoe-runner"})
+    host = body["HostConfig"]
+    assert host["UsernsMode"] == "keep-id" and host["NetworkMode"] == "host"
+    assert host["RestartPolicy"] == {"Name": "always"}
+    assert host["LogConfig"] == {"Type": "k8s-file", "Config": {"max-size": "10m"}}
+    assert host["CapDrop"] == ["ALL"] and host["ReadonlyRootfs"] is True
+    assert f"{tmp_path / 'token'}:{CONTAINER_TOKEN_FILE}:ro" in host["Binds"]
+    assert body["User"] == spec.user and body["Labels"] == spec.labels
+    assert "DOCKER_HOST=unix:///run/roscoe/engine.sock" in body["Env"]

@@ -22,8 +22,8 @@ Container and image data are the engine API's inspect and list shapes (`Id`, `Na
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from roscoe.engine.detect import Endpoint
@@ -74,6 +74,31 @@ class RunState:
     oom_killed: bool  # as the engine says; Podman says False even for an OOM kill
     image_id: str | None
     error: str | None = None  # the engine's own error for the container, if any
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """A long-lived container (the runner's), as `RunnerEngine.create_container` takes it: in
+    the engine's own terms, not a client library's. Left at their defaults, the fields leave
+    the engine's defaults (a plain container, as the tests make them)."""
+
+    image: str
+    name: str = ""
+    command: Sequence[str] = ()  # empty: the image's
+    user: str = ""  # "uid:gid"; empty: the image's
+    environment: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    binds: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # host: (inside, mode)
+    network: str = "none"
+    restart_policy: str = "no"
+    log_driver: str = ""  # empty: the engine's
+    log_options: Mapping[str, str] = field(default_factory=dict)
+    group_add: Sequence[str] = ()
+    cap_drop: Sequence[str] = ()
+    security_opt: Sequence[str] = ()
+    read_only: bool = False
+    tmpfs: Mapping[str, str] = field(default_factory=dict)  # path: mount options
+    userns: str = ""  # e.g. Podman's "keep-id"; empty: the engine's
 
 
 class RunOutput(Protocol):
@@ -192,8 +217,8 @@ class RunnerEngine(ImageEngine, Protocol):
 
     def inspect_container(self, ref: str) -> dict[str, Any] | None: ...
 
-    def create_container(self, container: Mapping[str, Any], host: Mapping[str, Any]) -> str:
-        """From (container, host config) arguments in the docker SDK's low-level form."""
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create (not start) the container; its id."""
         ...
 
     def start_container(self, ref: str) -> None: ...

@@ -1,7 +1,8 @@
 """The engine calls for the long-lived runner container (`protocols.RunnerEngine`), as a part
 of `Engine`.
 
-Create, start, stop, and read its logs. These go through the docker SDK (`self._sdk`).
+Create it (over the engine's API itself), start, stop, and read its logs (through the docker
+SDK, `self._sdk`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from roscoe.engine.base import EngineBase
 from roscoe.engine.errors import call_failed, image_missing, missing
+from roscoe.engine.protocols import ContainerSpec
 from roscoe.engine.streams import LogFrames, pump, shutdown
 from roscoe.engine.wire import WireError, quoted
 
@@ -18,24 +20,47 @@ from roscoe.engine.wire import WireError, quoted
 class RunnerCalls(EngineBase):
     """Mixed into Engine."""
 
-    def create_container(self, container: Mapping[str, Any], host: Mapping[str, Any]) -> str:
-        """Create a container from (create_container kwargs, create_host_config kwargs).
-
-        `userns_mode` is passed to the engine as it is (Podman's "keep-id"; the SDK itself
-        accepts only "host")."""
-        host = dict(host)
-        userns = host.pop("userns_mode", None)
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create a container from its spec, over the engine's API itself."""
+        host_config: dict[str, Any] = {
+            "Binds": [f"{source}:{inside}:{mode}" for source, (inside, mode) in spec.binds.items()],
+            "NetworkMode": spec.network,
+            "RestartPolicy": {"Name": spec.restart_policy},
+            "GroupAdd": list(spec.group_add),
+            "CapDrop": list(spec.cap_drop),
+            "SecurityOpt": list(spec.security_opt),
+            "ReadonlyRootfs": spec.read_only,
+            "Tmpfs": dict(spec.tmpfs),
+            "Init": False,
+        }
+        if spec.log_driver:
+            host_config["LogConfig"] = {"Type": spec.log_driver, "Config": dict(spec.log_options)}
+        if spec.userns:
+            host_config["UsernsMode"] = spec.userns
+        body: dict[str, Any] = {
+            "Image": spec.image,
+            "Env": [f"{k}={v}" for k, v in spec.environment.items()],
+            "Labels": dict(spec.labels),
+            "HostConfig": host_config,
+            "AttachStdin": False,
+            "AttachStdout": False,
+            "AttachStderr": False,
+            "OpenStdin": False,
+            "Tty": False,
+        }
+        if spec.command:
+            body["Cmd"] = list(spec.command)
+        if spec.user:
+            body["User"] = spec.user
         try:
-            host_config = self._sdk.create_host_config(**host)
-            if userns:
-                host_config["UsernsMode"] = userns
-            created = self._sdk.create_container(host_config=host_config, **container)
-        except OSError as exc:  # the SDK's errors, refusals included, are OSErrors
-            if missing(exc):
-                raise image_missing(str(container.get("image")), self.kind) from exc
-            raise call_failed(
-                self.kind, f"could not create container {container.get('name')}", exc
-            ) from exc
+            created = self._wire.call(
+                "POST", "/containers/create", params={"name": spec.name or None}, body=body
+            )
+        except (WireError, OSError) as exc:
+            if missing(exc):  # the container does not exist yet: only the image can be missing
+                raise image_missing(spec.image, self.kind) from exc
+            what = f"container {spec.name}" if spec.name else "a container"
+            raise call_failed(self.kind, f"could not create {what}", exc) from exc
         return str(created["Id"])
 
     def start_container(self, ref: str) -> None:

@@ -49,8 +49,7 @@ def ensure_runner_image(
 
 
 def create_runner(engine: RunnerEngine, config: RunnerConfig) -> str:
-    container, host = config.create_arguments()
-    container_id = engine.create_container(container, host)
+    container_id = engine.create_container(config.container_spec())
     state.write_container_id(container_id)
     try:
         engine.start_container(container_id)

@@ -27,7 +27,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from roscoe import __version__
 from roscoe.config.settings import (
@@ -43,6 +42,7 @@ from roscoe.config.settings import (
     env_name,
     from_environment,
 )
+from roscoe.engine.protocols import ContainerSpec
 from roscoe.labels import (
     LABEL_CONFIG_HASH,
     LABEL_IMAGE_VERSION,
@@ -187,23 +187,24 @@ class RunnerConfig:
             return engine[0], engine[1], f"{engine[1]}/{PurePosixPath(inside).name}"
         return source, target, inside
 
-    def binds(self) -> dict[str, dict[str, str]]:
+    def binds(self) -> dict[str, tuple[str, str]]:
+        """host path: (path in the runner, mode)."""
         relabel = ",z" if self.selinux else ""
         source, target, _ = engine_socket_mount(self.engine_socket)
         binds = {
-            source: {"bind": target, "mode": "rw"},
-            str(self.workspace): {"bind": CONTAINER_WORKSPACE, "mode": "ro" + relabel},
-            str(self.runs_dir): {"bind": f"{CONTAINER_DATA_DIR}/runs", "mode": "rw" + relabel},
-            str(self.token_file): {"bind": CONTAINER_TOKEN_FILE, "mode": "ro" + relabel},
+            source: (target, "rw"),
+            str(self.workspace): (CONTAINER_WORKSPACE, "ro" + relabel),
+            str(self.runs_dir): (f"{CONTAINER_DATA_DIR}/runs", "rw" + relabel),
+            str(self.token_file): (CONTAINER_TOKEN_FILE, "ro" + relabel),
             **(
-                {str(self.access_dir): {"bind": CONTAINER_ACCESS_DIR, "mode": "ro" + relabel}}
+                {str(self.access_dir): (CONTAINER_ACCESS_DIR, "ro" + relabel)}
                 if self.access_dir is not None
                 else {}
             ),
         }
         gvisor = self._gvisor_mount()
         if gvisor is not None and gvisor[0] != source:
-            binds[gvisor[0]] = {"bind": gvisor[1], "mode": "rw"}
+            binds[gvisor[0]] = (gvisor[1], "rw")
         return binds
 
     def group_add(self) -> list[str]:
@@ -227,51 +228,44 @@ class RunnerConfig:
         """
         return "always" if self.engine_kind == "podman" else "unless-stopped"
 
-    def log_config(self) -> dict[str, Any]:
-        """The engine caps the runner's log (the service may run for months).
+    def log_config(self) -> tuple[str, dict[str, str]]:
+        """The engine caps the runner's log (the service may run for months): its log driver
+        and the driver's options.
 
         Docker rotates json-file logs (LOG_MAX_FILES files of LOG_MAX_SIZE); Podman 4.3's
         compatible API takes max-size for its k8s-file log (when the cap is reached, the file
         starts over) and ignores max-file.
         """
         if self.engine_kind == "podman":
-            return {"Type": "k8s-file", "Config": {"max-size": LOG_MAX_SIZE}}
-        return {
-            "Type": "json-file",
-            "Config": {"max-size": LOG_MAX_SIZE, "max-file": str(LOG_MAX_FILES)},
-        }
+            return "k8s-file", {"max-size": LOG_MAX_SIZE}
+        return "json-file", {"max-size": LOG_MAX_SIZE, "max-file": str(LOG_MAX_FILES)}
 
-    def create_arguments(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(create_container kwargs, create_host_config kwargs) for the low-level API."""
+    def container_spec(self) -> ContainerSpec:
+        """The runner container, as the engine seam takes it."""
         uid, gid = container_user()
-        container = {
-            "image": self.image,
-            "name": self.name,
-            "user": f"{uid}:{gid}",
-            "environment": self.environment(),
-            "labels": self.labels(),
-            "detach": True,
-        }
-        host = {
-            "binds": self.binds(),
-            "network_mode": "host",
-            "restart_policy": {"Name": self.restart_policy()},
-            "log_config": self.log_config(),
-            "group_add": self.group_add(),
-            "cap_drop": ["ALL"],
+        log_driver, log_options = self.log_config()
+        return ContainerSpec(
+            image=self.image,
+            name=self.name,
+            user=f"{uid}:{gid}",
+            environment=self.environment(),
+            labels=self.labels(),
+            binds=self.binds(),
+            network="host",
+            restart_policy=self.restart_policy(),
+            log_driver=log_driver,
+            log_options=log_options,
+            group_add=self.group_add(),
+            cap_drop=["ALL"],
             # On SELinux hosts the container policy forbids connecting to the engine socket
             # (a socket cannot be relabelled with :z); a container that holds the engine
             # socket is root-equivalent anyway, so its label confinement is turned off.
-            "security_opt": ["no-new-privileges", *(["label=disable"] if self.selinux else [])],
-            "read_only": True,
-            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m"},  # noqa: S108 - the container's own /tmp
-            "init": False,
-        }
-        if self.keep_id:
-            # not a docker SDK argument (it refuses any userns mode but "host"): the engine
-            # seam sets HostConfig.UsernsMode itself (engine.runner.create_container)
-            host["userns_mode"] = "keep-id"
-        return container, host
+            security_opt=["no-new-privileges", *(["label=disable"] if self.selinux else [])],
+            read_only=True,
+            tmpfs={"/tmp": "rw,nosuid,nodev,size=256m"},  # noqa: S108 - the container's own /tmp
+            # Rootless Podman: the service runs as the user who started it, inside as outside.
+            userns="keep-id" if self.keep_id else "",
+        )
 
 
 def engine_socket_mount(

@@ -24,7 +24,7 @@ from roscoe.engine.errors import (
     unknown_runtime_error,
 )
 from roscoe.engine.fake.world import FakeOutput, FakeState
-from roscoe.engine.protocols import EngineFacts, RunState
+from roscoe.engine.protocols import ContainerSpec, EngineFacts, RunState
 from roscoe.engine.wire import WireError
 
 if TYPE_CHECKING:
@@ -130,21 +130,19 @@ class FakeEngine(FakeState):
         return True
 
     # -- the runner container -------------------------------------------------------------
-    def create_container(self, container: Mapping[str, Any], host: Mapping[str, Any]) -> str:
-        name = str(container.get("name") or "")
-        self._call("create_container", name)
-        image = str(container["image"])
-        if self._image(image) is None:
-            raise image_missing(image, self.kind)
-        if name and self._find(name) is not None:
-            error = WireError(409, f'the container name "/{name}" is already in use')
-            raise call_failed(self.kind, f"could not create container {name}", error)
-        environment = container.get("environment") or {}
-        if isinstance(environment, Mapping):
-            environment = [f"{k}={v}" for k, v in environment.items()]
-        return self._new_container(
-            name, image, container.get("labels") or {}, list(environment), dict(host)
-        )
+    def create_container(self, spec: ContainerSpec) -> str:
+        self._call("create_container", spec.name)
+        if self._image(spec.image) is None:
+            raise image_missing(spec.image, self.kind)
+        if spec.name and self._find(spec.name) is not None:
+            error = WireError(409, f'the container name "/{spec.name}" is already in use')
+            raise call_failed(self.kind, f"could not create container {spec.name}", error)
+        host: dict[str, Any] = {"NetworkMode": spec.network, "UsernsMode": spec.userns}
+        host["Binds"] = [
+            f"{source}:{inside}:{mode}" for source, (inside, mode) in spec.binds.items()
+        ]
+        env = [f"{k}={v}" for k, v in spec.environment.items()]
+        return self._new_container(spec.name, spec.image, spec.labels, env, host)
 
     def start_container(self, ref: str) -> None:
         self._call("start_container", ref)
