@@ -68,8 +68,9 @@ def create_runner(scratch: Path, image: str, inflight: int) -> tuple[Any, str, i
 
     from roscoe.config import paths
     from roscoe.engine import connect
-    from roscoe.runner.layout import UNPRIVILEGED_UID, RunnerConfig
+    from roscoe.runner.layout import RunnerConfig
     from roscoe.runner.token import ensure_token
+    from roscoe.runs.host import UNPRIVILEGED_UID
 
     engine = connect()
     owner = (UNPRIVILEGED_UID, UNPRIVILEGED_UID) if os.getuid() == 0 else None
@@ -98,8 +99,7 @@ def create_runner(scratch: Path, image: str, inflight: int) -> tuple[Any, str, i
         queue=inflight,
         shutdown_grace=1,
     )
-    container, host = config.create_arguments()
-    container_id = engine.create_container(container, host)
+    container_id = engine.create_container(config.container_spec())
     return engine, container_id, port, token
 
 

@@ -75,7 +75,10 @@ def compare(engine: str, reps: int, ws: Path, env: dict[str, str]) -> tuple[floa
     for _ in range(2):  # warm the page cache and the engine
         timed(theirs, env)
         timed(ours, env)
-    docker_times, roscoe_times, docker_cpu, roscoe_cpu = [], [], [], []
+    docker_times: list[float] = []
+    roscoe_times: list[float] = []
+    docker_cpu: list[float] = []
+    roscoe_cpu: list[float] = []
     for _ in range(reps):
         for times, cpus, command in ((docker_times, docker_cpu, theirs),
                                      (roscoe_times, roscoe_cpu, ours)):  # fmt: skip
@@ -124,29 +127,37 @@ def engine_side(host: str, ws: Path, reps: int) -> None:
 
     wire = Wire(host.removeprefix("unix://"), "1.41")
     uid = "1000:1000" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
+    binds = [f"{ws / 'projects' / 'bench-case'}:/data:rw", f"{ws / 'Tools'}:/tools:ro"]
     body = {
-        "Image": IMAGE, "User": uid, "Entrypoint": ["python3"], "Cmd": ["/tools/noop.py"],
+        "Image": IMAGE,
+        "User": uid,
+        "Entrypoint": ["python3"],
+        "Cmd": ["/tools/noop.py"],
         "HostConfig": {
-            "NetworkMode": "none", "ReadonlyRootfs": True, "CapDrop": ["ALL"],
-            "Binds": [f"{ws / 'projects' / 'bench-case'}:/data:rw", f"{ws / 'Tools'}:/tools:ro"],
+            "NetworkMode": "none",
+            "ReadonlyRootfs": True,
+            "CapDrop": ["ALL"],
+            "Binds": binds,
         },
         "Labels": {"io.roscoe.bench": "1"},
-    }  # fmt: skip
+    }
     times: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(reps):
         for disabled in (False, True):
             started = time.perf_counter()
             shape = {**body, "NetworkDisabled": disabled}
             made = wire.call("POST", "/containers/create", body=shape)
-            wire.call("POST", f"/containers/{made['Id']}/start")
-            wire.call("POST", f"/containers/{made['Id']}/wait", forever=True)
-            wire.call("DELETE", f"/containers/{made['Id']}")
+            try:
+                wire.call("POST", f"/containers/{made['Id']}/start")
+                wire.call("POST", f"/containers/{made['Id']}/wait", timeout=TIMEOUT)
+            finally:
+                wire.call("DELETE", f"/containers/{made['Id']}", params={"force": True})
             times[disabled].append(time.perf_counter() - started)
-    plain, disabled = (statistics.median(times[k]) * 1000 for k in (False, True))
+    plain, without = (statistics.median(times[k]) * 1000 for k in (False, True))
     print(
         f"docker: the engine alone (create, start, wait, remove; median of {reps}): "
-        f"{plain:.0f} ms as the docker CLI asks, {disabled:.0f} ms with NetworkDisabled "
-        f"({disabled - plain:+.0f} ms)"
+        f"{plain:.0f} ms as the docker CLI asks, {without:.0f} ms with NetworkDisabled "
+        f"({without - plain:+.0f} ms)"
     )
 
 

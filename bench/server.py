@@ -77,13 +77,13 @@ def docker_run_args(env: dict[str, str], name: str, port: int, engine: str) -> l
         engine_socket=HOSTS[engine].removeprefix("unix://"),
         engine_kind=engine,
     )
-    container, host = config.create_arguments()
-    args = ["run", "-d", "--name", name, "--user", container["user"], "--network", "host"]
-    for key, value in container["environment"].items():
+    spec = config.container_spec()
+    args = ["run", "-d", "--name", name, "--user", spec.user, "--network", "host"]
+    for key, value in spec.environment.items():
         args += ["-e", f"{key}={value}"]
-    for source, bind in host["binds"].items():
-        args += ["-v", f"{source}:{bind['bind']}:{bind['mode']}"]
-    for gid in host["group_add"]:
+    for source, (inside, mode) in spec.binds.items():
+        args += ["-v", f"{source}:{inside}:{mode}"]
+    for gid in spec.group_add:
         args += ["--group-add", gid]
     args += ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"]
     args += ["--security-opt", "no-new-privileges", "--restart", "unless-stopped", RUNNER_IMAGE]

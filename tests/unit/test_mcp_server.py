@@ -19,8 +19,8 @@ pytest.importorskip("mcp")
 from mcp import Client
 
 from roscoe.errors import UsageError
-from roscoe.mcp.backend import Principal, RunAsk, RunView
-from roscoe.mcp.server import build_server
+from roscoe.mcp.backend import CANCELLED_ON_REQUEST, Principal, RunAsk, RunView
+from roscoe.mcp.server import WAIT_ABANDONED, build_server
 
 LOCAL_USER = Principal("local", admin=True, can_apply=True)  # as `roscoe mcp`'s caller
 TOOLS = {"list_cases", "list_tools", "run_script", "start_run", "get_run", "cancel_run"}
@@ -35,6 +35,7 @@ class FakeBackend:
         self.release = threading.Event()
         self.asked: list[tuple[RunAsk, Principal]] = []
         self.cancelled: list[str] = []
+        self.why: list[str] = []  # what each cancel said
 
     def max_timeout(self) -> float:
         return 3600
@@ -73,7 +74,8 @@ class FakeBackend:
             raise UsageError(f"no run with id '{run_id}'", hint="`roscoe runs list`")
         return RunView(dict(self.runs[run_id]), output="words: 42\n")
 
-    def cancel(self, run_id: str, who: Principal) -> RunView:
+    def cancel(self, run_id: str, who: Principal, why: str = CANCELLED_ON_REQUEST) -> RunView:
+        self.why.append(why)
         record = self.view(run_id, who, 0).record
         if record["status"] != "running":
             raise UsageError(f"run {run_id} is already over ({record['status']})")
@@ -226,6 +228,7 @@ def test_start_get_and_cancel() -> None:
     assert text_of(running).startswith("Running:")
     assert cancelled.structured_content["status"] == "cancelled"
     assert cancelled.structured_content["exit_code"] == 130
+    assert backend.why[0] == CANCELLED_ON_REQUEST
     assert again.is_error
     assert "already over" in text_of(again)
     assert unknown.is_error
@@ -243,3 +246,4 @@ def test_a_cancelled_call_cancels_its_run() -> None:
 
     anyio.run(main)
     assert backend.cancelled == ["run-1"]
+    assert backend.why == [WAIT_ABANDONED]  # the record says why it was stopped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -132,10 +133,16 @@ def test_the_hosts_file_is_written_for_the_container_and_only_without_a_network(
     def look(name: str, data: bytes) -> None:  # while the container runs
         hosts = Path(engine.run_requests[-1]["binds"][-1].split(":")[0])
         seen["hosts"] = hosts.read_text()
+        seen["mode"] = oct(hosts.stat().st_mode & 0o777)
 
     engine.default_program = Program(output=[("stdout", b"x")])
-    execute(engine, ws, _spec(), on_output=look)
+    umask = os.umask(0o077)  # a strict umask must not keep the container's user from it
+    try:
+        execute(engine, ws, _spec(), on_output=look)
+    finally:
+        os.umask(umask)
     assert seen["hosts"] == run_plan.LOCAL_HOSTS
+    assert seen["mode"] == "0o644"
     assert seen["hosts"].startswith("127.0.0.1\tlocalhost\n")
     execute(engine, ws, _spec(network="host"))  # the host's own /etc/hosts, from the engine
     assert not any(":/etc/hosts" in bind for bind in engine.run_requests[-1]["binds"])

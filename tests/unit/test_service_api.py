@@ -21,7 +21,7 @@ from roscoe.runs.workspace import Workspace
 from roscoe.service.api import DEFAULT_OUTPUT_TAIL, MAX_OUTPUT_TAIL, ExecutionService
 from roscoe.service.app import create_app
 from roscoe.service.streams import Utf8Chunks
-from roscoe.service.validate import MAX_BODY_BYTES
+from roscoe.service.validate import MAX_BODY_BYTES, RunRequest
 
 __all__ = ["backend", "log_stream"]  # fixtures, imported so pytest finds them here
 
@@ -391,6 +391,28 @@ def test_a_failure_in_the_run_core_is_an_answer(client: TestClient, backend: Fak
     # Without waiting, the caller holds an id: a record says what happened.
     accepted = post_run(client, {**RUN, "wait": False}).json()
     until(lambda: client.get(f"/runs/{accepted['id']}", headers=AUTH).json()["status"] == "error")
+    assert client.get(f"/runs/{accepted['id']}", headers=AUTH).json()["exit_code"] == 125
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        ("ImageError", 4),  # as `roscoe run` exits: the image cannot be had
+        ("IsolationError", 5),
+        ("EngineError", 3),  # no engine to be had
+    ],
+)
+def test_a_run_that_fails_before_it_starts_keeps_its_own_exit_code(
+    client: TestClient, backend: FakeBackend, error: str, code: int
+) -> None:
+    from roscoe import errors
+
+    backend.fail_with = getattr(errors, error)("it failed", hint="a hint")
+    accepted = post_run(client, {**RUN, "wait": False}).json()
+    until(lambda: client.get(f"/runs/{accepted['id']}", headers=AUTH).json()["status"] == "error")
+    record = client.get(f"/runs/{accepted['id']}", headers=AUTH).json()
+    assert record["exit_code"] == code
+    assert "it failed" in record["message"]
 
 
 def test_openapi_lists_every_endpoint_the_docs_describe(client: TestClient) -> None:
@@ -421,3 +443,30 @@ def test_mounted_apps_pass_through_the_frame_and_the_token_guard(
         answer = client.get("/extra/x", headers=AUTH)
         assert (answer.status_code, answer.text) == (200, "hello")
         assert answer.headers["Connection"] == "close"
+
+
+def test_a_shutdown_stops_a_run_taken_from_the_line_before_it_says_running(
+    backend: FakeBackend, log_stream: io.StringIO
+) -> None:
+    # Between leaving the line and its thread marking it running, a run is in flight: a
+    # shutdown that missed it would leave its container behind.
+    drafting, go_on = threading.Event(), threading.Event()
+    plain = backend.draft_record
+
+    def slow_draft(request: RunRequest, run_id: str, status: str) -> dict[str, Any]:
+        if status == "running":
+            drafting.set()
+            go_on.wait(10)
+        return plain(request, run_id, status)
+
+    backend.draft_record = slow_draft  # type: ignore[method-assign]
+    backend.gate.clear()  # the run goes on until it is stopped
+    service = make_service(backend, log_stream)
+    live = service.submit(RunRequest(case="a", script="s.py", wait=False))
+    assert drafting.wait(10) and live.status == "queued"
+    assert service.close() == []  # not in the line any more: nothing to cancel there
+    assert service.interrupt_running() == [live.id]
+    go_on.set()
+    assert live.done.wait(10)
+    assert live.record is not None and live.record["status"] == "interrupted"
+    assert backend.cancelled == [live.id]

@@ -6,6 +6,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,3 +154,39 @@ def test_api_versions_are_compared_as_numbers() -> None:
     assert _negotiate("") == ""
     assert _older("4.3.1", "4.4") and not _older("20.10.24+dfsg1", "20.10")
     assert not _older("not a version", "1.0")
+
+
+@pytest.mark.parametrize("network", ["none", "host"])
+def test_a_run_without_a_network_asks_docker_for_no_network_sandbox(network: str) -> None:
+    """NetworkDisabled: Docker then gives the container a namespace of its own without its
+    network controller's sandbox (engine/runs.py); a run on the host's network never."""
+    from roscoe.engine.engine import Engine
+
+    sent: list[dict[str, Any]] = []
+
+    class Recorder:
+        def call(self, method: str, path: str, **kw: Any) -> Any:
+            sent.append(kw["body"])
+            return {"Id": "c1"}
+
+    engine = Engine.__new__(Engine)
+    engine._wire = Recorder()  # type: ignore[assignment]
+    made = engine.run_create(
+        name="n",
+        image="i",
+        entrypoint=["sh"],
+        command=[],
+        user="1000:1000",
+        workdir="/data",
+        env={},
+        labels={},
+        binds=[],
+        network=network,
+        memory_bytes=1 << 30,
+        cpus=None,
+        pids_limit=512,
+        tmpfs={},
+    )
+    assert made == "c1"
+    assert sent[0]["HostConfig"]["NetworkMode"] == network
+    assert sent[0].get("NetworkDisabled", False) is (network == "none")

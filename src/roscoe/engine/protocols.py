@@ -79,8 +79,8 @@ class RunState:
 @dataclass(frozen=True)
 class ContainerSpec:
     """A long-lived container (the runner's), as `RunnerEngine.create_container` takes it: in
-    the engine's own terms, not a client library's. Left at their defaults, the fields leave
-    the engine's defaults (a plain container, as the tests make them)."""
+    the engine's own terms, not a client library's. The defaults make a plain container with
+    no network, no restart policy and the image's command and user (as the tests make them)."""
 
     image: str
     name: str = ""

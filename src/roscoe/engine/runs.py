@@ -93,8 +93,8 @@ class RunCalls(EngineBase):
             # Docker then gives the container a network namespace of its own (only a loopback
             # device, as with NetworkMode none) without asking its network controller for a
             # sandbox: the same isolation, and the start takes half as long (~110 ms less).
-            # It also writes no /etc/hosts: the run core mounts one (runs/plan.py,
-            # LOCAL_HOSTS). Podman ignores the field.
+            # It also writes no /etc/hosts: a script's run gets roscoe's (runs/plan.py,
+            # LOCAL_HOSTS), on either engine. Podman ignores the field.
             body["NetworkDisabled"] = True
         try:
             created = self._wire.call(

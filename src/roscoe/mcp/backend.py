@@ -17,7 +17,10 @@ from typing import Any, Protocol
 
 from roscoe.access.principal import Principal
 
-__all__ = ["Backend", "Principal", "RunAsk", "RunView"]
+__all__ = ["CANCELLED_ON_REQUEST", "Backend", "Principal", "RunAsk", "RunView"]
+
+# What a run's record says when cancel_run stopped it.
+CANCELLED_ON_REQUEST = "cancelled on request (cancel_run)"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,6 @@ class Backend(Protocol):
     def view(self, run_id: str, who: Principal, tail_bytes: int) -> RunView:
         """The run's record and the last `tail_bytes` of its output; UsageError for no run."""
 
-    def cancel(self, run_id: str, who: Principal) -> RunView:
-        """Stop a queued or running run and return its final record; UsageError when there
-        is no such run or it is already over."""
+    def cancel(self, run_id: str, who: Principal, why: str = CANCELLED_ON_REQUEST) -> RunView:
+        """Stop a queued or running run (its record's message says `why`) and return its final
+        record; UsageError when there is no such run or it is already over."""

@@ -36,6 +36,9 @@ Timeout = Annotated[float | None, Field(description=tools.TIMEOUT_HELP)]
 Preview = Annotated[bool, Field(description=tools.PREVIEW_HELP)]
 RunId = Annotated[str, Field(description=tools.RUN_ID_HELP)]
 
+# What a run's record says when run_script's caller stopped waiting (it cancelled the call, or
+# went away): the run is stopped with it.
+WAIT_ABANDONED = "cancelled: the caller stopped waiting for run_script"
 _READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 _RUNS = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
 
@@ -146,7 +149,7 @@ async def _run_and_wait(
 
 def _cancel_quietly(backend: Backend, run_id: str, who: Principal) -> None:
     with contextlib.suppress(RoscoeError):  # already over: nothing to stop
-        backend.cancel(run_id, who)
+        backend.cancel(run_id, who, WAIT_ABANDONED)
 
 
 def _guarded(fn: Callable[[Backend, Principal], tools.ToolResult]) -> Callable[..., Any]:

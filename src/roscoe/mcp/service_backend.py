@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from roscoe.errors import RoscoeError, UsageError
-from roscoe.mcp.backend import Principal, RunAsk, RunView
+from roscoe.mcp.backend import CANCELLED_ON_REQUEST, Principal, RunAsk, RunView
 
 if TYPE_CHECKING:
     from roscoe.service.api import ExecutionService
@@ -83,8 +83,7 @@ class ServiceBackend:
             view.output_truncated = cut
         return view
 
-    def cancel(self, run_id: str, who: Principal) -> RunView:
-        why = "cancelled on request (cancel_run)"
+    def cancel(self, run_id: str, who: Principal, why: str = CANCELLED_ON_REQUEST) -> RunView:
         live = self._api(self.service.cancel, _checked(run_id), who, why)
         self.service.log("mcp_run_cancel_requested", run_id=run_id, principal=who.name)
         live.done.wait(CANCEL_WAIT_S)

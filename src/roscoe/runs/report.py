@@ -49,6 +49,7 @@ def make_report_dir(run_dir: Path, hosts: str | None = None) -> Path:
     os.chmod(where, 0o777)  # noqa: S103 - reachable only through the 0700 run folder
     if hosts is not None:
         (where / HOSTS_FILE).write_text(hosts, encoding="utf-8")
+        os.chmod(where / HOSTS_FILE, 0o644)  # whatever the umask: any container user reads it
     return where
 
 

@@ -268,7 +268,11 @@ class ExecutionService:
         if record.get("status") not in (QUEUED, "running"):
             raise ApiError(409, f"run {run_id} is over already ({record.get('status')})")
         # Under way, but not in this service: the CLI's, or another runner's.
-        raise ApiError(409, f"run {run_id} is not one of this service's runs")
+        raise ApiError(
+            409,
+            f"run {run_id} was not started here, so it cannot be stopped from here "
+            f"(`roscoe runs show {run_id}` says where it runs)",
+        )
 
     def cancel_on_disconnect(self, live: LiveRun) -> None:
         if self.scheduler.cancel(live.id, "cancelled: the client went away before the run ended"):

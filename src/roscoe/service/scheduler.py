@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from roscoe.errors import (
     EngineError,
+    ExitCode,
     ImageError,
     Interrupted,
     IsolationError,
@@ -34,6 +35,7 @@ from roscoe.service.metrics import Metrics
 from roscoe.service.validate import RunRequest
 
 INTERRUPTED_EXIT = 130
+FAILED_EXIT = int(ExitCode.ENGINE_DURING_RUN)  # 125: a failure with no code of its own
 
 
 class QueueFull(Exception):
@@ -155,6 +157,7 @@ class Scheduler:
         request = live.request
         record: dict[str, Any] | None = None
         failure: tuple[int, str] | None = None
+        code = FAILED_EXIT  # the record's exit code when the run fails before it starts
         started = time.monotonic()
         try:
             live.set_running(self.backend.draft_record(request, live.id, "running"))
@@ -171,27 +174,14 @@ class Scheduler:
             record = self._finish_cancelled(live, self.backend.run(live))
         except Interrupted as exc:  # stopped before its container existed: nothing ran
             record = self._stopped_before_start(live, exc.message)
-        except UsageError as exc:
-            self.log("run_refused", run_id=live.id, reason=exc.message)
-            failure = (400, reason_of(exc))
-        except EngineError as exc:
-            self.log("run_failed", level="error", run_id=live.id, reason=exc.message)
-            failure = (503, f"the container engine failed: {exc.message}")
-        except IsolationError as exc:  # the host's run.isolation cannot be had: nothing ran
-            self.log("run_failed", level="error", run_id=live.id, reason=exc.message)
-            failure = (503, f"the run cannot be isolated as configured: {reason_of(exc)}")
-        except ImageError as exc:
-            self.log("run_failed", level="error", run_id=live.id, reason=exc.message)
-            failure = (500, reason_of(exc))
-        except RoscoeError as exc:
-            self.log("run_failed", level="error", run_id=live.id, reason=exc.message)
-            failure = (500, exc.message)
+        except RoscoeError as exc:  # its own exit code in the record, as `roscoe run` exits
+            failure, code = self._failure(live, exc), int(exc.exit_code)
         except Exception as exc:  # a bug must cost one run, never the service
             self.log("error", level="error", error=f"{type(exc).__name__}: {exc}", run_id=live.id)
             failure = (500, "internal error; see the service log (roscoe logs)")
         if record is None and failure is not None and not request.wait:
             # The caller already holds the id (202): leave a record that says what happened.
-            record = self._failed_record(live, failure[1])
+            record = self._failed_record(live, failure[1], code)
         if record is not None:  # logged before the answer: a client that reads the log
             self.log(  # after its answer finds the run's end there
                 "run_finished",
@@ -202,6 +192,20 @@ class Scheduler:
                 wall_s=round(time.monotonic() - started, 3),
             )
         self._end(live, record, failure)
+
+    def _failure(self, live: LiveRun, exc: RoscoeError) -> tuple[int, str]:
+        """The status and reason that answer a run that failed before it started (logged)."""
+        if isinstance(exc, UsageError):
+            self.log("run_refused", run_id=live.id, reason=exc.message)
+            return 400, reason_of(exc)
+        self.log("run_failed", level="error", run_id=live.id, reason=exc.message)
+        if isinstance(exc, EngineError):
+            return 503, f"the container engine failed: {exc.message}"
+        if isinstance(exc, IsolationError):  # the host's run.isolation cannot be had
+            return 503, f"the run cannot be isolated as configured: {reason_of(exc)}"
+        if isinstance(exc, ImageError):
+            return 500, reason_of(exc)
+        return 500, exc.message
 
     def _finish_cancelled(self, live: LiveRun, record: dict[str, Any]) -> dict[str, Any]:
         """The run core calls every stop `interrupted`; a cancel asked for is `cancelled`."""
@@ -217,9 +221,9 @@ class Scheduler:
         self.backend.save_record(record)
         return record
 
-    def _failed_record(self, live: LiveRun, reason: str) -> dict[str, Any] | None:
+    def _failed_record(self, live: LiveRun, reason: str, code: int) -> dict[str, Any] | None:
         record = self.backend.draft_record(live.request, live.id, "error")
-        record.update(exit_code=125, message=reason)
+        record.update(exit_code=code, message=reason)
         try:
             self.backend.save_record(record)
         except Exception as exc:  # the record is a courtesy; the failure is logged already
@@ -289,9 +293,10 @@ class Scheduler:
         return [live.id for live in line]
 
     def interrupt_running(self) -> list[str]:
-        """Stop every run in flight (recorded `interrupted`); the ids told."""
+        """Stop every run in flight (recorded `interrupted`); the ids told. A run taken from
+        the line is in flight even before its thread has marked it running."""
         with self._cond:
-            running = [live for live in self._live.values() if live.status != QUEUED]
+            running = [live for live in self._live.values() if live not in self._line]
         for live in running:
             if live.cancel_reason is None:
                 live.cancel_reason = "interrupted"
