@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roscoe.config import paths
-from roscoe.config.settings import ENV_HOST_WORKSPACE, ENV_SHUTDOWN_GRACE, SHUTDOWN_GRACE_S
+from roscoe.config.settings import ENV_SHUTDOWN_GRACE, SHUTDOWN_GRACE_S
 from roscoe.errors import OperationFailed
-from roscoe.labels import LABEL_CONFIG_HASH
 from roscoe.runner import container as runner
 from roscoe.runner import health
 from roscoe.runner import store as state
@@ -32,7 +31,7 @@ from roscoe.runner.launch import (
     likely_cause,
     wait_ready,
 )
-from roscoe.runner.layout import CANCEL_MARGIN_S, ENV_PORT, ENV_RUNNER_IMAGE, RunnerConfig
+from roscoe.runner.layout import CANCEL_MARGIN_S, ENV_PORT
 from roscoe.runner.plan import (
     DEFAULT_STOP_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
@@ -40,10 +39,10 @@ from roscoe.runner.plan import (
     build_config,
     check_stop_timeout,
     check_wait_timeout,
-    config_hash,
     plan_start,
 )
 from roscoe.runner.store import StartSettings
+from roscoe.runner.verdict import other_version, running_version, why_cut_off, why_replace
 from roscoe.strenum import StrEnum
 
 __all__ = [
@@ -64,7 +63,6 @@ if TYPE_CHECKING:
     from roscoe.config.settings import Settings
     from roscoe.engine.protocols import RunnerEngine
     from roscoe.images.pull import OnPull
-    from roscoe.images.version import VersionMatch
     from roscoe.runs.gc import GcItem
 
 
@@ -237,11 +235,11 @@ def _start_locked(
     if found.ours is not None:
         # Another image than this CLI pins: which roscoe it is on, asked once.
         other = (
-            _running_version(engine, found.ours)
+            running_version(engine, found.ours)
             if found.ours.get("Image") != image.get("Id")
             else None
         )
-        held = None if replace else _other_version(found.ours, other, plan, config)
+        held = None if replace else other_version(found.ours, other, plan, config)
         if held is not None:
             # An upgrade is the operator's call: a routine start must not cut runs short.
             state.write_container_id(str(found.ours["Id"]))
@@ -251,7 +249,7 @@ def _start_locked(
             result.port = _port_of(found.ours, plan.port)
             result.swept = _sweep_left_behind(engine, result)
             return result
-        replaced_because = _why_replace(found.ours, other, plan, config) or _why_cut_off(plan.port)
+        replaced_because = why_replace(found.ours, other, plan, config) or why_cut_off(plan.port)
         if replaced_because is None:
             state.write_container_id(str(found.ours["Id"]))
             state.save_settings(plan.settings)  # they describe this very container
@@ -333,77 +331,3 @@ def _result(
 def _port_of(ours: dict[str, Any], default: int) -> int:
     value = runner.env_value(ours, ENV_PORT) or ""
     return int(value) if value.isdigit() else default
-
-
-def _running_version(engine: RunnerEngine, ours: dict[str, Any]) -> VersionMatch:
-    """How the version of the image our runner runs compares with this CLI's."""
-    from roscoe.images.version import version_match
-
-    image = engine.image_inspect(str(ours.get("Image") or "")) if ours.get("Image") else None
-    return version_match(runner.image_version(image))
-
-
-def _other_version(
-    ours: dict[str, Any],
-    verdict: VersionMatch | None,
-    plan: StartPlan,
-    config: RunnerConfig,
-) -> tuple[str, str] | None:
-    """(warning, hint) when our running runner is on another roscoe version and nothing but
-    its image sets it apart from what was asked: it stays until --replace or restart.
-    `verdict`: the running image's version against this CLI's (None: the same image)."""
-    if runner.status_of(ours) != "running" or verdict is None:
-        return None
-    if verdict.status != "differs":
-        return None
-    running_ref = runner.env_value(ours, ENV_RUNNER_IMAGE) or ""
-    labels = (ours.get("Config") or {}).get("Labels") or {}
-    same_otherwise = (
-        runner.env_value(ours, ENV_PORT) == str(plan.port)
-        and runner.env_value(ours, ENV_HOST_WORKSPACE) == str(plan.workspace)
-        and labels.get(LABEL_CONFIG_HASH)
-        == config_hash({**config.environment(), ENV_RUNNER_IMAGE: running_ref})
-    )
-    if not same_otherwise:
-        return None
-    return (
-        f"the runner is on roscoe {verdict.image_version} ({running_ref}); this CLI is "
-        f"{verdict.cli_version} and pins {plan.image.ref}",
-        f"`roscoe server start --replace` or `roscoe server restart` moves it to "
-        f"{verdict.cli_version} (runs in flight get the shutdown grace to finish)",
-    )
-
-
-def _why_replace(
-    ours: dict[str, Any],
-    verdict: VersionMatch | None,
-    plan: StartPlan,
-    config: RunnerConfig,
-) -> str | None:
-    """Why our existing runner cannot stay, or None when it is what was asked for.
-    `verdict` as for _other_version."""
-    status = runner.status_of(ours)
-    if status != "running":
-        return f"it was {status}"
-    if verdict is not None:
-        return (
-            f"it is on roscoe {verdict.image_version}, this CLI is {verdict.cli_version}"
-            if verdict.status == "differs"
-            else f"it runs another image than {plan.image.ref}"
-        )
-    if runner.env_value(ours, ENV_PORT) != str(plan.port):
-        return f"it listens on port {runner.env_value(ours, ENV_PORT)}, not {plan.port}"
-    if runner.env_value(ours, ENV_HOST_WORKSPACE) != str(plan.workspace):
-        return f"it serves another workspace than {plan.workspace}"
-    labels = (ours.get("Config") or {}).get("Labels") or {}
-    if labels.get(LABEL_CONFIG_HASH) != config_hash(config.environment()):
-        return "it was started with other settings (-e, run limits, concurrency, queue or folders)"
-    return None
-
-
-def _why_cut_off(port: int) -> str | None:
-    """Why a runner that is as asked must still be replaced: it cannot reach its engine."""
-    look = health.probe(port, engine=True)
-    if look.answering and look.engine_reachable is False:
-        return f"it cannot reach the engine ({look.engine_error or 'no answer'})"
-    return None
