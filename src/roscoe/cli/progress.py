@@ -2,12 +2,14 @@
 
 Any command that may pull (image pull, server start, run) passes `PullView(...)` as the
 `progress` callback of roscoe.images.ensure.ensure_image / roscoe.images.pull.pull_image,
-inside `with`.
+inside `with`; `server start` shows its steps and its pull on one line (`start_progress`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -134,3 +136,43 @@ class PullView:
                 f"pulled {render.escape(self.ref)}: {size}in {human_seconds(snap.elapsed)}",
                 soft_wrap=True,
             )
+
+
+class StartProgress:
+    """What `server start` shows: a spinner on stderr when it is a terminal, plain lines
+    otherwise; a pull's progress (bytes, speed, layers) goes into the same line."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.err = render.console(stderr=True)
+        self.spinner: Any = None
+        self._last_line = 0.0
+
+    def __call__(self, message: str) -> None:
+        if self.quiet:
+            return
+        if self.spinner is not None:
+            self.spinner.update(render.escape(message))
+        else:
+            self.err.print(render.escape(message), soft_wrap=True)
+
+    def pull(self, snap: PullSnapshot) -> None:
+        if self.quiet:
+            return
+        line = f"pulling {snap.ref}: {describe(snap)}"
+        if self.spinner is not None:
+            self.spinner.update(render.escape(line))
+        elif time.monotonic() - self._last_line >= PLAIN_INTERVAL or snap.phase == "done":
+            self._last_line = time.monotonic()
+            self.err.print(render.escape(line), soft_wrap=True)
+
+
+@contextlib.contextmanager
+def start_progress(quiet: bool) -> Iterator[StartProgress]:
+    shown = StartProgress(quiet)
+    if quiet or not shown.err.is_terminal:
+        yield shown
+        return
+    with shown.err.status("starting the runner") as spinner:
+        shown.spinner = spinner
+        yield shown

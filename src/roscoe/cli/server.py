@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,7 +15,7 @@ from roscoe.config.settings import SHUTDOWN_GRACE_S, env_name
 from roscoe.runner.layout import CANCEL_MARGIN_S
 
 if TYPE_CHECKING:
-    from roscoe.images.pull import PullSnapshot
+    from roscoe.cli.progress import StartProgress
     from roscoe.runner.lifecycle import StartResult
     from roscoe.runner.status import Status
 
@@ -39,48 +37,6 @@ app = typer.Typer(
 )
 
 
-class _Progress:
-    """What `server start` shows: a spinner on stderr when it is a terminal, plain lines
-    otherwise; a pull's progress (bytes, speed, layers) goes into the same line."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.err = render.console(stderr=True)
-        self.spinner: Any = None
-        self._last_line = 0.0
-
-    def __call__(self, message: str) -> None:
-        if self.quiet:
-            return
-        if self.spinner is not None:
-            self.spinner.update(render.escape(message))
-        else:
-            self.err.print(render.escape(message), soft_wrap=True)
-
-    def pull(self, snap: PullSnapshot) -> None:
-        from roscoe.cli.progress import PLAIN_INTERVAL, describe
-
-        if self.quiet:
-            return
-        line = f"pulling {snap.ref}: {describe(snap)}"
-        if self.spinner is not None:
-            self.spinner.update(render.escape(line))
-        elif time.monotonic() - self._last_line >= PLAIN_INTERVAL or snap.phase == "done":
-            self._last_line = time.monotonic()
-            self.err.print(render.escape(line), soft_wrap=True)
-
-
-@contextlib.contextmanager
-def _progress(quiet: bool) -> Iterator[_Progress]:
-    shown = _Progress(quiet)
-    if quiet or not shown.err.is_terminal:
-        yield shown
-        return
-    with shown.err.status("starting the runner") as spinner:
-        shown.spinner = spinner
-        yield shown
-
-
 def _start_failed(exc: Exception) -> None:
     """Show the runner's last log lines before main() prints the error and its hint."""
     lines = getattr(exc, "log_lines", None)
@@ -93,11 +49,12 @@ def _start_failed(exc: Exception) -> None:
         err.print("[dim]the runner wrote no log lines[/]")
 
 
-def _starting(quiet: bool, begin: Callable[[_Progress], StartResult]) -> None:
+def _starting(quiet: bool, begin: Callable[[StartProgress], StartResult]) -> None:
     """Run a start or restart with its progress shown, its failure's log lines, its report."""
+    from roscoe.cli.progress import start_progress
     from roscoe.runner import lifecycle
 
-    with _progress(quiet) as progress:
+    with start_progress(quiet) as progress:
         try:
             result = begin(progress)
         except lifecycle.StartFailed as exc:
