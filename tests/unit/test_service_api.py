@@ -470,3 +470,19 @@ def test_a_shutdown_stops_a_run_taken_from_the_line_before_it_says_running(
     assert live.done.wait(10)
     assert live.record is not None and live.record["status"] == "interrupted"
     assert backend.cancelled == [live.id]
+
+
+def test_a_run_under_way_elsewhere_cannot_be_cancelled_here_and_says_where_to_look(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    # Recorded running by someone else (the CLI, another runner): not in this scheduler.
+    backend.records["20261201-120000-abcdef12"] = {
+        "id": "20261201-120000-abcdef12",
+        "case": "a",
+        "status": "running",
+    }
+    answer = client.delete("/runs/20261201-120000-abcdef12", headers=AUTH)
+    assert answer.status_code == 409
+    said = answer.json()["error"]
+    assert "was not started here" in said
+    assert "`roscoe runs show 20261201-120000-abcdef12`" in said
