@@ -240,3 +240,34 @@ def engines_script(*args: str) -> None:
         ["bash", str(ENGINES_SCRIPT), *args], capture_output=True, timeout=300, check=False
     )
     assert done.returncode == 0, done.stderr.decode()
+
+
+def post_runner_run(port: int, data: dict[str, Any], timeout: float = 120) -> tuple[int, bytes]:
+    """POST /runs to the runner on this machine with its token: (status, raw body)."""
+    import http.client
+    import json
+
+    from roscoe.config import paths
+
+    token = paths.token_file().read_text().strip()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(
+            "POST",
+            "/runs",
+            body=json.dumps(data).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def post_run(port: int, data: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    """POST /runs, which must answer 200: the run's record."""
+    import json
+
+    status, body = post_runner_run(port, data, timeout)
+    assert status == 200, body
+    return dict(json.loads(body))

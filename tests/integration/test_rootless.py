@@ -10,7 +10,6 @@ of the refusal turn it back on.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from service_fixtures import make_workspace as make_service_workspace
 from test_run_support import CASE, leftovers, limits_unenforced, make_workspace, run_cli, run_ids
 
-from helpers import ENGINE_HOSTS, ROOTLESS, free_port, roscoe
+from helpers import ENGINE_HOSTS, ROOTLESS, free_port, post_run, roscoe
 from helpers_engine_api import EngineAPI
 from helpers_infra import RootlessPodman
 from roscoe.config import paths
@@ -173,21 +172,3 @@ def test_the_runner_works_rootless(
         stopped = roscoe("server", "stop", env=env)
         engine.remove_container(unique_name, force=True)
     assert stopped.returncode == 0 and b"stopped" in stopped.stdout, stopped.stderr
-
-
-def post_run(port: int, data: dict[str, Any]) -> dict[str, Any]:
-    token = paths.token_file().read_text().strip()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        connection.request(
-            "POST",
-            "/runs",
-            body=json.dumps(data).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        answer = connection.getresponse()
-        body = answer.read()
-        assert answer.status == 200, body
-        return dict(json.loads(body))
-    finally:
-        connection.close()

@@ -26,7 +26,7 @@ from service_fixtures import make_workspace
 from test_run_support import CASE, spawn_cli, wait_for_output, wait_until
 from test_run_support import make_workspace as make_run_workspace
 
-from helpers import RUNNER_IMAGE, engines_lock, roscoe, roscoe_containers
+from helpers import RUNNER_IMAGE, engines_lock, post_runner_run, roscoe, roscoe_containers
 from roscoe.config import paths
 from roscoe.labels import LABEL_OWNER_CONTAINER, LABEL_OWNER_PID, LABEL_RUN_ID
 
@@ -46,21 +46,11 @@ def status_json(env: dict[str, str]) -> tuple[int, dict[str, Any]]:
 
 def post_run(port: int, data: dict[str, Any], timeout: float = 180) -> tuple[int, Any]:
     """POST /runs; (status, decoded body), or (0, the error) when the connection broke."""
-    token = paths.token_file().read_text().strip()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        connection.request(
-            "POST",
-            "/runs",
-            body=json.dumps(data).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        answer = connection.getresponse()
-        return answer.status, json.loads(answer.read())
+        status, body = post_runner_run(port, data, timeout)
     except (OSError, http.client.HTTPException) as exc:
         return 0, exc
-    finally:
-        connection.close()
+    return status, json.loads(body)
 
 
 def in_background(port: int, data: dict[str, Any]) -> tuple[threading.Thread, list[Any]]:

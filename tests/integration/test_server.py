@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 from service_fixtures import make_workspace
 
-from helpers import ROOTLESS, cli_command, engine_kind, hand_to_cli_user, roscoe, roscoe_containers
+from helpers import (
+    ROOTLESS,
+    cli_command,
+    engine_kind,
+    hand_to_cli_user,
+    post_run,
+    roscoe,
+    roscoe_containers,
+)
 from roscoe import __version__
 from roscoe.config import paths
 from roscoe.engine.protocols import ContainerSpec
@@ -164,24 +172,6 @@ def test_status_absent(runner_env) -> None:
 def test_status_without_engine_is_exit_3() -> None:
     done = roscoe("server", "status", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert done.returncode == 3, done.stderr.decode()
-
-
-def post_run(port: int, data: dict, timeout: float = 120) -> dict:
-    token = paths.token_file().read_text().strip()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request(
-            "POST",
-            "/runs",
-            body=json.dumps(data).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        answer = connection.getresponse()
-        body = answer.read()
-        assert answer.status == 200, body
-        return json.loads(body)  # type: ignore[no-any-return]
-    finally:
-        connection.close()
 
 
 def test_run_limits_reach_the_service(engine, runner_env, unique_name, tmp_path: Path) -> None:
