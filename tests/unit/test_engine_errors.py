@@ -104,3 +104,33 @@ def test_a_failed_first_contact_names_the_cause() -> None:
     assert "not running" in errors.connect_failure(named, wrapped).message
     probed = Endpoint("tcp://127.0.0.1:1", "probed socket", explicit=False)
     assert "does not answer" in errors.connect_failure(probed, ValueError("no")).message
+
+
+def test_a_removal_podman_refuses_mid_state_change_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Podman's forced removal can find the container stopped between its look and its kill
+    (a restart policy at work): "container state improper". A moment later it succeeds."""
+    from roscoe.engine import engine as engine_module
+    from roscoe.engine.engine import Engine
+    from roscoe.engine.protocols import EngineInfo
+
+    monkeypatch.setattr(engine_module, "REMOVE_RETRY_S", 0)
+    refusal = WireError(500, "sending SIGKILL to container c1: container state improper: stopped")
+    answers: list[Exception | None] = [refusal, refusal, None]
+
+    class Wire:
+        def call(self, method: str, path: str, **kw: object) -> None:
+            answer = answers.pop(0)
+            if answer is not None:
+                raise answer
+
+    engine = Engine.__new__(Engine)
+    engine.info = EngineInfo("podman", "4.3.1", "1.41")
+    engine._wire = Wire()  # type: ignore[assignment]
+    assert engine.remove_container("c1") is True
+    assert answers == []  # asked three times
+    answers.extend([refusal] * 10)
+    with pytest.raises(OperationFailed, match="container state improper"):
+        engine.remove_container("c1")  # not for ever
+    assert len(answers) == 10 - 1 - engine_module.REMOVE_RETRIES

@@ -11,13 +11,19 @@ Its calls are grouped by feature: identity, images and containers here; a one-sh
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from roscoe.engine.errors import call_failed, going_anyway, missing, pull_failed
+from roscoe.engine.errors import call_failed, going_anyway, missing, pull_failed, state_changing
 from roscoe.engine.runner import RunnerCalls
 from roscoe.engine.runs import RunCalls
 from roscoe.engine.wire import WireError, quoted
+
+# A forced removal Podman refuses because the container changed state under it (a restart
+# policy at work) is asked again this many times, this far apart.
+REMOVE_RETRIES = 5
+REMOVE_RETRY_S = 0.2
 
 
 class Engine(RunCalls, RunnerCalls):
@@ -84,12 +90,17 @@ class Engine(RunCalls, RunnerCalls):
 
     def remove_container(self, ref: str, force: bool = True) -> bool:
         """Remove a container; False if it was already gone."""
-        try:
-            self._wire.call(
-                "DELETE", f"/containers/{quoted(ref)}", params={"force": force, "v": True}
-            )
-        except (WireError, OSError) as exc:
-            if going_anyway(exc):
-                return False
-            raise call_failed(self.kind, f"could not remove container {ref}", exc) from exc
-        return True
+        retries = REMOVE_RETRIES
+        while True:
+            try:
+                self._wire.call(
+                    "DELETE", f"/containers/{quoted(ref)}", params={"force": force, "v": True}
+                )
+                return True
+            except (WireError, OSError) as exc:
+                if going_anyway(exc):
+                    return False
+                if not (state_changing(exc) and retries):
+                    raise call_failed(self.kind, f"could not remove container {ref}", exc) from exc
+            retries -= 1
+            time.sleep(REMOVE_RETRY_S)  # no event says "settled": ask again shortly

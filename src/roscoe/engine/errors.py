@@ -61,6 +61,13 @@ def going_anyway(exc: BaseException) -> bool:
     return status == 404 or (status == 409 and "in progress" in reason(exc))
 
 
+def state_changing(exc: BaseException) -> bool:
+    """Podman refused a call because the container changed state under it ("container state
+    improper"): a forced removal that found it stopped between its look and its kill, say,
+    while a restart policy was at work. The same call a moment later finds it settled."""
+    return "container state improper" in reason(exc)
+
+
 def not_running(exc: BaseException) -> bool:
     """A kill that found the container already stopped, or gone. Docker answers 409 "is not
     running"; Podman 500 "can only kill running containers ... container state improper"."""
